@@ -1,0 +1,1 @@
+"""The HTTP layer: OpenAI's wire format, error shapes and routes over the service layer."""

@@ -1,0 +1,66 @@
+"""The FastAPI application: routes, error shapes, request ids, and the services' lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gouache import __version__
+from gouache.api.errors import install_error_handlers
+from gouache.api.routers import health, images, models
+from gouache.service.container import build_services
+from gouache.settings import Settings
+
+
+class RequestIdMiddleware:
+    """Adds `x-request-id` to every response, as OpenAI does (the SDK shows it on errors)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = f"req_{secrets.token_hex(12)}"
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        svc = await asyncio.to_thread(build_services, settings)
+        if settings.preload:
+            await asyncio.to_thread(svc.preload)
+        app.state.services = svc
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(svc.close)
+
+    app = FastAPI(
+        title="Gouache",
+        version=__version__,
+        description="Self-hosted image generation that speaks OpenAI's Images API.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(images.router)
+    app.include_router(models.router)
+    app.include_router(health.router)
+    app.add_middleware(RequestIdMiddleware)
+    return app

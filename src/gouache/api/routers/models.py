@@ -1,0 +1,39 @@
+"""`/v1/models`: what the catalog serves, under its names and aliases."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from gouache.api.deps import services
+from gouache.api.schemas import ERROR_RESPONSES, Model, ModelList
+from gouache.service.container import Services
+from gouache.service.errors import ModelNotFound
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+_CREATED = 1_767_225_600  # 2026-01-01: the catalog has no creation dates; a fixed one keeps answers stable
+
+
+def _model(svc: Services, name: str) -> Model | None:
+    spec = svc.catalog.resolve(name)
+    if spec is None:
+        return None
+    return Model(
+        id=name, created=_CREATED, root=spec.name, family=spec.family, qualities=list(spec.qualities)
+    )
+
+
+@router.get("", response_model=ModelList, response_model_exclude_none=True)
+async def list_models(svc: Services = Depends(services)) -> ModelList:
+    models = [_model(svc, name) for name in svc.catalog.names()]
+    return ModelList(data=[m for m in models if m is not None])
+
+
+@router.get(
+    "/{model_id:path}", response_model=Model, response_model_exclude_none=True, responses=ERROR_RESPONSES
+)
+async def get_model(model_id: str, svc: Services = Depends(services)) -> Model:
+    model = _model(svc, model_id)
+    if model is None:
+        raise ModelNotFound(f"The model '{model_id}' does not exist.", param="model")
+    return model

@@ -1,0 +1,126 @@
+"""Wire types mirroring OpenAI's Images API (openai 3.57). Validation is strict, as OpenAI's is: wrong types,
+unknown parameters and out-of-range values are rejected, never coerced or ignored."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Quality = Literal["low", "medium", "high", "auto", "xhigh", "max", "standard", "hd"]
+OutputFormat = Literal["png", "jpeg", "webp", "gif", "svg"]
+Background = Literal["transparent", "opaque", "auto"]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class SvgReasoning(StrictModel):
+    effort: Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None = None
+
+
+class SvgOptions(StrictModel):
+    model: str | None = None
+    reasoning: SvgReasoning | None = None
+
+
+class ImageGenerateRequest(StrictModel):
+    """`POST /v1/images/generations`. Extension fields (`seed`, `negative_prompt`, `steps`, `guidance_scale`)
+    are optional; a plain OpenAI request never needs them."""
+
+    prompt: str = Field(min_length=1, max_length=32000)
+    model: str | None = None
+    n: int | None = Field(default=None, ge=1, le=10)
+    size: str | None = None
+    quality: Quality | None = None
+    output_format: OutputFormat | None = None
+    output_compression: int | None = Field(default=None, ge=0, le=100)
+    background: Background | None = None
+    moderation: Literal["low", "auto"] | None = None
+    response_format: Literal["url", "b64_json"] | None = None
+    style: Literal["vivid", "natural"] | None = None
+    user: str | None = None
+    safety_identifier: str | None = None
+    stream: bool | None = None
+    partial_images: int | None = Field(default=None, ge=0, le=3)
+    complexity: Literal["low", "medium", "high"] | None = None
+    frame_count: int | None = Field(default=None, ge=2, le=16)
+    frame_duration_ms: int | None = Field(default=None, ge=10, le=655_350)
+    svg: SvgOptions | None = None
+    # Gouache extensions
+    seed: int | None = Field(default=None, ge=0, le=2**63 - 1, description="Extension: reproducible seed.")
+    negative_prompt: str | None = Field(default=None, max_length=32000, description="Extension.")
+    steps: int | None = Field(default=None, ge=1, le=150, description="Extension: denoising steps.")
+    guidance_scale: float | None = Field(default=None, ge=0.0, le=30.0, description="Extension: CFG scale.")
+
+
+class ImageData(BaseModel):
+    b64_json: str | None = None
+    url: str | None = None
+    revised_prompt: str | None = None
+    seed: int | None = Field(default=None, description="Extension: the seed that reproduces this image.")
+
+
+class InputTokensDetails(BaseModel):
+    text_tokens: int
+    image_tokens: int
+
+
+class OutputTokensDetails(BaseModel):
+    image_tokens: int
+    text_tokens: int
+
+
+class ImagesUsage(BaseModel):
+    input_tokens: int
+    input_tokens_details: InputTokensDetails
+    output_tokens: int
+    total_tokens: int
+    output_tokens_details: OutputTokensDetails | None = None
+
+
+class ImagesResponse(BaseModel):
+    created: int
+    data: list[ImageData]
+    background: Literal["transparent", "opaque"] | None = None
+    output_format: str | None = None
+    quality: str | None = None
+    size: str | None = None
+    usage: ImagesUsage | None = None
+    safety_identifier: str | None = None
+
+
+class ErrorObject(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorObject
+
+
+class Model(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "gouache"
+    root: str | None = Field(default=None, description="Extension: the catalog model serving this name.")
+    family: str | None = Field(default=None, description="Extension: diffusers model family.")
+    qualities: list[str] | None = Field(default=None, description="Extension: quality tiers it serves.")
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Model]
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "Invalid request"},
+    404: {"model": ErrorResponse, "description": "Unknown model or object"},
+    429: {"model": ErrorResponse, "description": "Rate limited or queue full"},
+    500: {"model": ErrorResponse, "description": "Engine failure"},
+    503: {"model": ErrorResponse, "description": "Overloaded"},
+}

@@ -1,0 +1,139 @@
+"""`gouache` command line: serve the API, generate in-process, list models."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from gouache.settings import Settings
+
+app = typer.Typer(
+    help="Gouache: self-hosted image generation that speaks OpenAI's image APIs.", no_args_is_help=True
+)
+console = Console()
+err = Console(stderr=True)
+
+
+def _settings(model: str | None = None, **overrides: object) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if model is not None:
+        values["default_model"] = model
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Default model: a catalog name or a diffusers dir.")
+    ] = None,
+) -> None:
+    """Start the OpenAI-compatible server."""
+    import uvicorn
+
+    from gouache.api.app import create_app
+
+    settings = _settings(model, host=host, port=port)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    err.print(
+        f"[bold]Gouache[/] on http://{settings.host}:{settings.port}/v1 "
+        f"(default model: {settings.default_model})"
+    )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+
+
+@app.command()
+def generate(
+    prompt: Annotated[str, typer.Argument(help="What to draw.")],
+    size: Annotated[str, typer.Option(help="auto or WIDTHxHEIGHT (multiples of 16).")] = "1024x1024",
+    quality: Annotated[str, typer.Option(help="low, medium, high or auto.")] = "auto",
+    seed: Annotated[int | None, typer.Option(help="Seed for a reproducible image.")] = None,
+    n: Annotated[int, typer.Option("--n", "-n", help="Number of images (1-10).")] = 1,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Output file; -1, -2... added when n > 1.")
+    ] = Path("gouache.png"),
+    model: Annotated[str, typer.Option(help="Model name (catalog name or alias).")] = "gpt-image-2",
+    steps: Annotated[int | None, typer.Option(help="Override the quality tier's steps.")] = None,
+    negative_prompt: Annotated[str | None, typer.Option(help="What to avoid.")] = None,
+) -> None:
+    """Generate images in-process (no server needed), with a progress bar over denoising steps."""
+    from gouache.engine.jobs import Progress as StepProgress
+    from gouache.service.container import build_services
+    from gouache.service.errors import ServiceError
+    from gouache.service.images import GenerateParams
+
+    fmt = {".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}.get(output.suffix.lower(), "png")
+    params = GenerateParams(
+        prompt=prompt,
+        model=model,
+        n=n,
+        size=size,
+        quality=quality,
+        output_format=fmt,
+        seed=seed,
+        steps=steps,
+        negative_prompt=negative_prompt,
+    )
+    with console.status("Loading model..."):
+        svc = build_services(Settings(preload=True))
+    try:
+        job, _ = svc.images.plan(params)
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar:
+            task = bar.add_task("Denoising", total=job.plan.steps * n)
+
+            def on_step(p: StepProgress) -> None:
+                bar.update(task, completed=p.image_index * p.total_steps + p.step)
+
+            result = asyncio.run(svc.images.generate(params, on_step))
+    except ServiceError as exc:
+        err.print(f"[red]Error[/] ({exc.param or 'request'}): {exc.message}")
+        raise typer.Exit(2) from exc
+    finally:
+        svc.close()
+    for i, image in enumerate(result.images):
+        path = output if n == 1 else output.with_name(f"{output.stem}-{i + 1}{output.suffix}")
+        path.write_bytes(image.data)
+        console.print(
+            f"[green]Saved[/] {path}  size={result.size} quality={result.quality} seed={image.seed}"
+        )
+
+
+@app.command()
+def models() -> None:
+    """List the catalog's models and the names they answer to."""
+    from gouache.service.container import build_catalog
+
+    catalog, default = build_catalog(Settings())
+    table = Table("name", "family", "resolution", "qualities", "path", "aliases")
+    for spec in catalog.models():
+        aliases = [n for n in catalog.names() if n != spec.name and catalog.resolve(n) is spec]
+        mark = " (default)" if spec.name == default.name else ""
+        table.add_row(
+            spec.name + mark,
+            spec.family,
+            str(spec.resolution),
+            ", ".join(spec.qualities),
+            str(spec.path),
+            ", ".join(aliases),
+        )
+    console.print(table)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,34 @@
+"""The finish stage: bring a rendered image to the exact requested size and encode it."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+FORMATS = ("png", "jpeg", "webp")
+
+
+def to_exact_size(image: Image.Image, width: int, height: int) -> Image.Image:
+    """Resize to exactly `width x height`. The working size has the same aspect up to rounding, so this is a
+    plain high-quality resample (Lanczos up, box-filtered reduce down) rather than a crop."""
+    if image.size == (width, height):
+        return image
+    if image.width < width or image.height < height:
+        return image.resize((width, height), Image.Resampling.LANCZOS)
+    return image.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def encode(image: Image.Image, fmt: str, compression: int = 100) -> bytes:
+    """Encode to png/jpeg/webp. `compression` is OpenAI's 0-100 `output_compression`, used as the jpeg/webp
+    quality (100, the default, keeps the most detail); png is lossless and ignores it."""
+    buf = io.BytesIO()
+    if fmt == "png":
+        image.save(buf, format="PNG", compress_level=6)
+    elif fmt == "jpeg":
+        image.convert("RGB").save(buf, format="JPEG", quality=max(1, compression))
+    elif fmt == "webp":
+        image.save(buf, format="WEBP", quality=max(1, compression), method=4)
+    else:
+        raise ValueError(f"unsupported output format {fmt!r}")
+    return buf.getvalue()

@@ -1,0 +1,51 @@
+"""What the engine is asked to do and what it gives back: plain data, no HTTP, no OpenAI JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gouache.engine.catalog import ModelSpec, SamplingPlan
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """Text-to-image: `len(seeds)` images of exactly `width x height`, one per seed."""
+
+    model: ModelSpec
+    prompt: str
+    plan: SamplingPlan
+    width: int
+    height: int
+    seeds: tuple[int, ...]
+    output_format: str = "png"
+    output_compression: int = 100
+    negative_prompt: str | None = None
+
+
+@dataclass(frozen=True)
+class RenderedImage:
+    data: bytes
+    format: str
+    width: int
+    height: int
+    seed: int
+
+
+@dataclass
+class RenderResult:
+    images: list[RenderedImage]
+    working_size: tuple[int, int]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One denoising step finished: image `image_index` of the job, step `step` of `total_steps`."""
+
+    image_index: int
+    step: int
+    total_steps: int
+
+
+ProgressCallback = Callable[[Progress], None]

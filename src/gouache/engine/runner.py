@@ -1,0 +1,93 @@
+"""The runner: one job through the named stages of rendering on any diffusers pipeline.
+
+Stages: load (cached) -> plan (scheduler, working size) -> denoise (the pipeline's own encode / latents /
+denoise / decode, with a per-step callback for progress and cancellation) -> finish (exact size, encode)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from gouache.engine.finish import encode, to_exact_size
+from gouache.engine.geometry import working_size
+from gouache.engine.jobs import Progress, ProgressCallback, RenderedImage, RenderJob, RenderResult
+from gouache.engine.pipelines import LoadedModel, ModelCache
+
+
+class Cancelled(Exception):
+    """The job was cancelled (client gone, deadline passed) between two denoising steps."""
+
+
+class Runner:
+    def __init__(self, cache: ModelCache) -> None:
+        self.cache = cache
+
+    def render(
+        self,
+        job: RenderJob,
+        on_progress: ProgressCallback | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> RenderResult:
+        started = time.perf_counter()
+        model = self.cache.get(job.model)
+        loaded = time.perf_counter()
+        model.use_scheduler(job.plan.scheduler)
+        resolution = job.plan.resolution or job.model.resolution
+        size = working_size(job.width, job.height, resolution, job.model.multiple)
+        images: list[RenderedImage] = []
+        denoise_s = finish_s = 0.0
+        for index, seed in enumerate(job.seeds):
+            t0 = time.perf_counter()
+            pil = self._denoise(model, job, size, seed, index, on_progress, should_stop)
+            t1 = time.perf_counter()
+            final = to_exact_size(pil, job.width, job.height)
+            data = encode(final, job.output_format, job.output_compression)
+            images.append(RenderedImage(data, job.output_format, job.width, job.height, seed))
+            denoise_s += t1 - t0
+            finish_s += time.perf_counter() - t1
+        timings = {"load_s": loaded - started, "denoise_s": denoise_s, "finish_s": finish_s}
+        return RenderResult(images=images, working_size=size, timings=timings)
+
+    def _denoise(
+        self,
+        model: LoadedModel,
+        job: RenderJob,
+        size: tuple[int, int],
+        seed: int,
+        index: int,
+        on_progress: ProgressCallback | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> Any:
+        steps = job.plan.steps
+
+        def step_end(pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+            if should_stop is not None and should_stop():
+                raise Cancelled()
+            if on_progress is not None:
+                on_progress(Progress(index, step + 1, steps))
+            return kwargs
+
+        if should_stop is not None and should_stop():
+            raise Cancelled()
+        generator = torch.Generator("cpu").manual_seed(seed)
+        kwargs: dict[str, Any] = {
+            "prompt": job.prompt,
+            "width": size[0],
+            "height": size[1],
+            "num_inference_steps": steps,
+            "guidance_scale": job.plan.guidance,
+            "generator": generator,
+            "callback_on_step_end": step_end,
+            "output_type": "pil",
+        }
+        if job.negative_prompt:
+            kwargs["negative_prompt"] = job.negative_prompt
+            if not model.spec.cfg:
+                # Guidance-distilled models (FLUX) embed guidance; a negative prompt needs true CFG on top.
+                kwargs["true_cfg_scale"] = max(1.5, job.plan.guidance)
+        with torch.inference_mode():
+            output = model.pipeline(**kwargs)
+        return output.images[0]

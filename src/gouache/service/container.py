@@ -1,0 +1,82 @@
+"""Wiring: settings -> catalog, store, engine (cache, runner, scheduler) -> services. Used by the server and
+by in-process CLI commands alike, so both run exactly the same code."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from gouache.engine.catalog import Catalog, CatalogError, ModelSpec, spec_for_directory
+from gouache.engine.pipelines import ModelCache
+from gouache.engine.runner import Runner
+from gouache.engine.scheduler import Scheduler
+from gouache.service.images import ImageService
+from gouache.settings import Settings
+from gouache.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def build_catalog(settings: Settings) -> tuple[Catalog, ModelSpec]:
+    """The catalog with the default model resolved (a catalog name or a diffusers directory) and the GPT image
+    model names aliased to it."""
+    catalog = Catalog.load(settings.catalog_file)
+    default = catalog.resolve(settings.default_model)
+    if default is None:
+        path = Path(settings.default_model).expanduser()
+        if not (path.is_dir() or os.sep in settings.default_model):
+            raise CatalogError(
+                f"Default model {settings.default_model!r} is neither a catalog model "
+                f"({', '.join(catalog.names())}) nor a directory."
+            )
+        default = spec_for_directory(path)
+        catalog.add(default)
+    for alias in settings.model_aliases:
+        catalog.alias(alias, default.name)
+    return catalog, default
+
+
+@dataclass
+class Services:
+    settings: Settings
+    catalog: Catalog
+    default_model: ModelSpec
+    store: Store
+    cache: ModelCache
+    scheduler: Scheduler
+    images: ImageService
+
+    def preload(self) -> None:
+        """Load the default model now, so a broken model directory fails at start-up with its path."""
+        self.cache.get(self.default_model)
+
+    def close(self) -> None:
+        self.scheduler.stop()
+        self.store.close()
+
+
+def build_services(settings: Settings) -> Services:
+    torch.set_num_threads(settings.torch_threads or os.cpu_count() or 1)
+    catalog, default = build_catalog(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.resolved_database_url, settings.blob_dir)
+    store.migrate()
+    interrupted = store.fail_unfinished("The server stopped before this request finished.")
+    if interrupted:
+        log.warning("marked %d interrupted request(s) as failed", interrupted)
+    cache = ModelCache()
+    scheduler = Scheduler(Runner(cache))
+    scheduler.start()
+    return Services(
+        settings=settings,
+        catalog=catalog,
+        default_model=default,
+        store=store,
+        cache=cache,
+        scheduler=scheduler,
+        images=ImageService(catalog, scheduler, store),
+    )

@@ -1,0 +1,227 @@
+"""The image generation use case: validate -> plan -> record -> render on the scheduler -> record ->
+result."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from gouache.engine.catalog import Catalog, ModelSpec, SamplingPlan
+from gouache.engine.jobs import ProgressCallback, RenderedImage, RenderJob, RenderResult
+from gouache.engine.pipelines import ModelLoadError
+from gouache.engine.runner import Cancelled
+from gouache.engine.scheduler import QueueFull, Scheduler
+from gouache.service.errors import EngineFailure, InvalidRequest, ModelNotFound, Overloaded, ServiceError
+from gouache.service.quality import resolve_quality
+from gouache.service.sizes import resolve_size
+from gouache.service.usage import images_usage
+from gouache.store import Store
+
+RETIRED_MODELS = {"dall-e-2": "2026-05-12", "dall-e-3": "2026-05-12"}
+MAX_SEED = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class GenerateParams:
+    """A generation request after wire-level validation (types and enums already checked)."""
+
+    prompt: str
+    model: str = "gpt-image-2"
+    n: int = 1
+    size: str = "auto"
+    quality: str = "auto"
+    output_format: str = "png"
+    output_compression: int | None = None
+    background: str = "auto"
+    moderation: str = "auto"
+    user: str | None = None
+    safety_identifier: str | None = None
+    seed: int | None = None
+    negative_prompt: str | None = None
+    steps: int | None = None
+    guidance_scale: float | None = None
+
+    @property
+    def effective_user(self) -> str | None:
+        """OpenAI's rule: a non-empty `safety_identifier` wins over `user`."""
+        return self.safety_identifier or self.user or None
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    data: bytes
+    seed: int
+    image_id: str
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    request_id: str
+    created: int
+    model: str
+    images: list[GeneratedImage]
+    background: str
+    output_format: str
+    quality: str
+    size: str
+    usage: dict[str, Any]
+    safety_identifier: str | None
+    timings: dict[str, float]
+
+
+class ImageService:
+    def __init__(self, catalog: Catalog, scheduler: Scheduler, store: Store) -> None:
+        self.catalog = catalog
+        self.scheduler = scheduler
+        self.store = store
+
+    def resolve_model(self, name: str) -> ModelSpec:
+        spec = self.catalog.resolve(name)
+        if spec is not None:
+            return spec
+        if name in RETIRED_MODELS:
+            raise ModelNotFound(
+                f"The model '{name}' was retired on {RETIRED_MODELS[name]}. Use 'gpt-image-2' instead.",
+                param="model",
+            )
+        raise ModelNotFound(
+            f"The model '{name}' does not exist. Available models: {', '.join(self.catalog.names())}.",
+            param="model",
+        )
+
+    def plan(self, params: GenerateParams) -> tuple[RenderJob, str]:
+        """Validate a request against the model and build its engine job; returns the job and the resolved
+        quality. Raises `ServiceError` for anything the client must fix."""
+        spec = self.resolve_model(params.model)
+        size = resolve_size(params.size)
+        if params.background == "transparent":
+            if params.output_format not in ("png", "webp"):
+                raise InvalidRequest(
+                    "Transparent backgrounds need output_format 'png' or 'webp'.", param="background"
+                )
+            raise InvalidRequest(
+                f"background='transparent' is not supported by model '{params.model}' yet; "
+                "use 'opaque' or 'auto'.",
+                param="background",
+                code="unsupported_value",
+            )
+        compression = params.output_compression
+        if params.output_format == "png" and compression is not None and compression != 100:
+            raise InvalidRequest(
+                "output_compression applies only to output_format 'jpeg' or 'webp' (png is lossless).",
+                param="output_compression",
+            )
+        quality = resolve_quality(params.quality, params.prompt, size, spec)
+        plan: SamplingPlan = spec.plan(quality)
+        if params.steps is not None:
+            plan = replace(plan, steps=params.steps)
+        if params.guidance_scale is not None:
+            plan = replace(plan, guidance=params.guidance_scale)
+        base_seed = params.seed if params.seed is not None else secrets.randbelow(2**31)
+        seeds = tuple((base_seed + i) % (MAX_SEED + 1) for i in range(params.n))
+        job = RenderJob(
+            model=spec,
+            prompt=params.prompt,
+            plan=plan,
+            width=size.width,
+            height=size.height,
+            seeds=seeds,
+            output_format=params.output_format,
+            output_compression=100 if params.output_compression is None else params.output_compression,
+            negative_prompt=params.negative_prompt,
+        )
+        return job, quality
+
+    async def generate(
+        self, params: GenerateParams, on_progress: ProgressCallback | None = None
+    ) -> GenerateResult:
+        started = time.perf_counter()
+        job, quality = self.plan(params)
+        record = _record_params(params, job, quality)
+        request_id = await asyncio.to_thread(
+            self.store.create_request, "images.generations", params.model, record, params.effective_user
+        )
+        try:
+            result = await self._run(request_id, job, on_progress)
+        except ServiceError as exc:
+            await asyncio.to_thread(
+                self.store.finish_request, request_id, "failed", error=exc.to_error(), seed=job.seeds[0]
+            )
+            raise
+        except (asyncio.CancelledError, Cancelled):
+            await asyncio.to_thread(self.store.finish_request, request_id, "cancelled", seed=job.seeds[0])
+            raise
+        usage = images_usage(params.prompt, quality, job.width, job.height, len(job.seeds))
+        images = await asyncio.to_thread(self._save_images, request_id, result.images)
+        timings = {**result.timings, "total_s": time.perf_counter() - started}
+        await asyncio.to_thread(
+            self.store.finish_request,
+            request_id,
+            "succeeded",
+            timings=timings,
+            usage=usage,
+            seed=job.seeds[0],
+        )
+        return GenerateResult(
+            request_id=request_id,
+            created=int(time.time()),
+            model=params.model,
+            images=images,
+            background="opaque",
+            output_format=job.output_format,
+            quality=quality,
+            size=f"{job.width}x{job.height}",
+            usage=usage,
+            safety_identifier=params.effective_user,
+            timings=timings,
+        )
+
+    async def _run(
+        self, request_id: str, job: RenderJob, on_progress: ProgressCallback | None
+    ) -> RenderResult:
+        try:
+            handle = self.scheduler.submit(job, on_progress)
+        except QueueFull as exc:
+            raise Overloaded(str(exc)) from exc
+        await asyncio.to_thread(
+            self.store.mark_running, request_id, resolved_model=job.model.name, seed=job.seeds[0]
+        )
+        try:
+            return await asyncio.wrap_future(handle.future)
+        except asyncio.CancelledError:
+            handle.cancel()
+            raise
+        except ModelLoadError as exc:
+            raise EngineFailure(str(exc), code="model_unavailable") from exc
+        except (Cancelled, ServiceError):
+            raise
+        except Exception as exc:
+            raise EngineFailure(f"The engine failed while rendering: {exc}") from exc
+
+    def _save_images(self, request_id: str, rendered: list[RenderedImage]) -> list[GeneratedImage]:
+        out = []
+        for index, image in enumerate(rendered):
+            image_id = self.store.add_image(
+                request_id, index, image.data, image.format, image.width, image.height, image.seed
+            )
+            out.append(GeneratedImage(image.data, image.seed, image_id))
+        return out
+
+
+def _record_params(params: GenerateParams, job: RenderJob, quality: str) -> dict[str, Any]:
+    """What the request record keeps: the request as sent plus what it resolved to."""
+    return {
+        **{k: v for k, v in params.__dict__.items() if v is not None},
+        "resolved": {
+            "model": job.model.name,
+            "quality": quality,
+            "size": f"{job.width}x{job.height}",
+            "steps": job.plan.steps,
+            "guidance": job.plan.guidance,
+            "scheduler": job.plan.scheduler,
+            "seeds": list(job.seeds),
+        },
+    }

@@ -1,0 +1,35 @@
+"""Token accounting in OpenAI's `usage` shape.
+
+Image output tokens follow OpenAI's published table for GPT image models at 1024x1024 (low 272, medium 1056,
+high 4160), scaled by area, which reproduces the published 1024x1536 / 1536x1024 figures exactly."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+SQUARE_TOKENS = {"low": 272, "medium": 1056, "high": 4160, "xhigh": 6240, "max": 8320}
+_TOKEN_RE = re.compile(r"\w{1,4}|[^\w\s]", re.UNICODE)
+
+
+def count_text_tokens(text: str) -> int:
+    """An estimate of BPE tokens (chunks of up to four word characters, each punctuation mark one token)."""
+    return len(_TOKEN_RE.findall(text))
+
+
+def image_output_tokens(quality: str, width: int, height: int) -> int:
+    return round(SQUARE_TOKENS[quality] * (width * height) / (1024 * 1024))
+
+
+def images_usage(
+    prompt: str, quality: str, width: int, height: int, n: int, input_image_tokens: int = 0
+) -> dict[str, Any]:
+    text = count_text_tokens(prompt)
+    out = image_output_tokens(quality, width, height) * n
+    return {
+        "input_tokens": text + input_image_tokens,
+        "input_tokens_details": {"text_tokens": text, "image_tokens": input_image_tokens},
+        "output_tokens": out,
+        "total_tokens": text + input_image_tokens + out,
+        "output_tokens_details": {"image_tokens": out, "text_tokens": 0},
+    }

@@ -1,0 +1,60 @@
+"""The one settings object. No other module reads the environment."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Every GPT image model name the official SDK (3.57) knows. Each is served by the default model unless the
+#: catalog maps it elsewhere (see `Settings.model_aliases`).
+GPT_IMAGE_MODEL_NAMES: tuple[str, ...] = (
+    "gpt-image-2",
+    "gpt-image-2-2026-04-21",
+    "gpt-image-1",
+    "gpt-image-1-mini",
+    "gpt-image-1.5",
+    "chatgpt-image-latest",
+    "gpt-image-2.5-sunburst",
+    "gpt-image-2.5-sunburst-2026-09-08",
+    "gpt-image-2.5-flare",
+    "gpt-image-2.5-flare-2026-09-08",
+    "gpt-image-2.6-sunburst",
+    "gpt-image-2.6-flare",
+)
+
+
+class Settings(BaseSettings):
+    """Configuration from `GOUACHE_*` environment variables (or keyword arguments in tests)."""
+
+    model_config = SettingsConfigDict(env_prefix="GOUACHE_", env_file=None, extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Field(default=Path(".gouache"), description="Database, images and caches live here.")
+    catalog_file: Path | None = Field(
+        default=None, description="A user catalog TOML merged over the shipped one."
+    )
+    default_model: str = Field(default="gouache-mini", description="Catalog name or a diffusers directory.")
+    model_aliases: list[str] = Field(
+        default_factory=lambda: list(GPT_IMAGE_MODEL_NAMES),
+        description="API model names served by the default model.",
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; SQLite under data_dir if unset."
+    )
+    torch_threads: int | None = Field(default=None, description="Threads for torch; the core count if unset.")
+    preload: bool = Field(default=True, description="Load the default model at start-up.")
+    log_level: str = "info"
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'gouache.db').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"

@@ -1,0 +1,149 @@
+"""SQLAlchemy models: one row per API request, one row per generated image.
+
+Image bytes never live in the database; `ImageRecord.blob_key` names a file in the `BlobStore`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+#: Explicit constraint names, so that migrations (and SQLite batch mode, which rebuilds tables) can refer
+#: to constraints by a stable name on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Longest accepted blob key: 64 hex digits, a dot and an extension of up to 15 characters.
+BLOB_KEY_LENGTH = 80
+
+
+class RequestStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+UNFINISHED_STATUSES: frozenset[str] = frozenset({RequestStatus.QUEUED, RequestStatus.RUNNING})
+TERMINAL_STATUSES: frozenset[str] = frozenset(
+    {RequestStatus.SUCCEEDED, RequestStatus.FAILED, RequestStatus.CANCELLED}
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend.
+
+    SQLite has no timezone support and hands back naive values; PostgreSQL's `timestamptz` hands them back
+    in the session time zone. Both are normalised to UTC here, and naive input is refused rather than
+    guessed at.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime given; use an aware datetime (e.g. datetime.now(UTC))")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _nullable_json() -> JSON:
+    # none_as_null: Python None becomes SQL NULL rather than the JSON literal 'null'.
+    return JSON(none_as_null=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class RequestRecord(Base):
+    """One API call (e.g. `images.generations`), from queueing to its terminal status."""
+
+    __tablename__ = "requests"
+    __table_args__ = (Index("ix_requests_created_at", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(255))
+    resolved_model: Mapped[str | None] = mapped_column(String(255))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    user: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[dict[str, Any] | None] = mapped_column(_nullable_json())
+    timings: Mapped[dict[str, Any] | None] = mapped_column(_nullable_json())
+    usage: Mapped[dict[str, Any] | None] = mapped_column(_nullable_json())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    images: Mapped[list[ImageRecord]] = relationship(
+        back_populates="request",
+        order_by="ImageRecord.index",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+    def __repr__(self) -> str:
+        return f"RequestRecord(id={self.id!r}, endpoint={self.endpoint!r}, status={self.status!r})"
+
+
+class ImageRecord(Base):
+    """One output image of a request; its bytes are the blob named by `blob_key`."""
+
+    __tablename__ = "images"
+    __table_args__ = (
+        Index("ix_images_request_id", "request_id"),
+        UniqueConstraint("request_id", "index"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"))
+    index: Mapped[int] = mapped_column(Integer)
+    blob_key: Mapped[str] = mapped_column(String(BLOB_KEY_LENGTH))
+    format: Mapped[str] = mapped_column(String(16))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    byte_size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    request: Mapped[RequestRecord] = relationship(back_populates="images")
+
+    def __repr__(self) -> str:
+        return f"ImageRecord(id={self.id!r}, request_id={self.request_id!r}, index={self.index})"

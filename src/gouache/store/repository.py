@@ -1,0 +1,328 @@
+"""`Store`: the one entry point of the persistence layer (database rows plus image blobs).
+
+Every method is synchronous, opens its own short `Session` and returns plain views, so a `Store` can be
+shared by any number of worker threads.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, cast
+
+from sqlalchemy import URL, CursorResult, Engine, create_engine, event, make_url, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from gouache.store.blobs import BlobStore
+from gouache.store.errors import RecordNotFound, StoreError
+from gouache.store.migrate import current_revision, head_revision, upgrade_to_head
+from gouache.store.models import (
+    TERMINAL_STATUSES,
+    UNFINISHED_STATUSES,
+    ImageRecord,
+    RequestRecord,
+    RequestStatus,
+    utcnow,
+)
+from gouache.store.views import ImageView, RequestView
+
+#: How long a SQLite connection waits for another writer before failing with "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+#: Execution option read by the SQLite "begin" hook: the kind of BEGIN to emit.
+_SQLITE_BEGIN_OPTION = "gouache_sqlite_begin"
+
+_SEED_MIN, _SEED_MAX = -(2**63), 2**63 - 1
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+def new_image_id() -> str:
+    return "img_" + secrets.token_hex(12)
+
+
+class Store:
+    """Requests and images in a SQL database (SQLite or PostgreSQL), image bytes in a `BlobStore`.
+
+    Call `migrate()` once before use. `database_url` is a SQLAlchemy URL; a bare ``postgresql://`` URL is
+    taken to mean the psycopg 3 driver.
+    """
+
+    def __init__(self, database_url: str, blob_root: Path) -> None:
+        self.url: URL = _normalize_url(database_url)
+        self.blobs = BlobStore(Path(blob_root))
+        self.engine: Engine = _create_engine(self.url)
+        # On SQLite, sessions that write start with BEGIN IMMEDIATE: they take the write lock up front
+        # (waiting on busy_timeout) instead of failing when a read transaction later tries to write.
+        self._write_engine = (
+            self.engine.execution_options(**{_SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+            if self.is_sqlite
+            else self.engine
+        )
+        self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
+
+    def __repr__(self) -> str:
+        return f"Store({self.url.render_as_string(hide_password=True)!r}, {str(self.blobs.root)!r})"
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.get_backend_name() == "sqlite"
+
+    # --- schema -----------------------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Upgrade the schema to the newest revision. Idempotent; safe if several processes start at once."""
+        upgrade_to_head(self._write_engine)
+
+    def schema_is_current(self) -> bool:
+        return current_revision(self.engine) == head_revision()
+
+    def close(self) -> None:
+        """Close every pooled connection. The store must not be used afterwards."""
+        self.engine.dispose()
+
+    # --- writes -----------------------------------------------------------------------------------------
+
+    def create_request(
+        self, endpoint: str, model: str, params: Mapping[str, Any], user: str | None = None
+    ) -> str:
+        """Record a new request with status "queued" and return its id."""
+        request_id = new_request_id()
+        record = RequestRecord(
+            id=request_id,
+            endpoint=endpoint,
+            model=model,
+            params=_json_copy(params, "params"),
+            user=user,
+            status=RequestStatus.QUEUED.value,
+            created_at=utcnow(),
+        )
+        with self._write() as session:
+            session.add(record)
+        return request_id
+
+    def mark_running(
+        self, request_id: str, resolved_model: str | None = None, seed: int | None = None
+    ) -> None:
+        """Set status "running" and `started_at`; `resolved_model`/`seed` are stored when given."""
+        _check_seed(seed)
+        with self._write() as session:
+            record = _get_request_record(session, request_id)
+            record.status = RequestStatus.RUNNING.value
+            record.started_at = utcnow()
+            if resolved_model is not None:
+                record.resolved_model = resolved_model
+            if seed is not None:
+                record.seed = seed
+
+    def finish_request(
+        self,
+        request_id: str,
+        status: str,
+        *,
+        error: Mapping[str, Any] | None = None,
+        timings: Mapping[str, Any] | None = None,
+        usage: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        """Set a terminal status and `finished_at`. Arguments left as None leave their column unchanged."""
+        if status not in TERMINAL_STATUSES:
+            raise ValueError(
+                f"not a terminal status: {status!r} (expected one of {sorted(TERMINAL_STATUSES)})"
+            )
+        _check_seed(seed)
+        error_json = None if error is None else _json_copy(error, "error")
+        timings_json = None if timings is None else _json_copy(timings, "timings")
+        usage_json = None if usage is None else _json_copy(usage, "usage")
+        with self._write() as session:
+            record = _get_request_record(session, request_id)
+            record.status = str(status)
+            record.finished_at = utcnow()
+            if error_json is not None:
+                record.error = error_json
+            if timings_json is not None:
+                record.timings = timings_json
+            if usage_json is not None:
+                record.usage = usage_json
+            if seed is not None:
+                record.seed = seed
+
+    def add_image(
+        self,
+        request_id: str,
+        index: int,
+        data: bytes,
+        fmt: str,
+        width: int,
+        height: int,
+        seed: int | None,
+    ) -> str:
+        """Store the image bytes as a blob, then its row; returns the image id.
+
+        The blob is written before (and outside) the database transaction so the SQLite write lock is not
+        held during file I/O. If the row cannot be written the blob may stay behind unreferenced, which is
+        harmless: blobs are content-addressed and shared.
+        """
+        _check_seed(seed)
+        fmt = fmt.lower()
+        with self._read_sessions() as session:
+            if session.get(RequestRecord, request_id) is None:
+                raise RecordNotFound(f"no request {request_id!r}")
+        blob_key = self.blobs.put(data, fmt)
+        image_id = new_image_id()
+        try:
+            with self._write() as session:
+                session.add(
+                    ImageRecord(
+                        id=image_id,
+                        request_id=request_id,
+                        index=index,
+                        blob_key=blob_key,
+                        format=fmt,
+                        width=width,
+                        height=height,
+                        seed=seed,
+                        byte_size=len(data),
+                        created_at=utcnow(),
+                    )
+                )
+        except IntegrityError as exc:
+            with self._read_sessions() as session:
+                if session.get(RequestRecord, request_id) is None:
+                    raise RecordNotFound(f"no request {request_id!r}") from exc
+            raise StoreError(f"request {request_id!r} already has an image with index {index}") from exc
+        return image_id
+
+    def fail_unfinished(self, reason: str) -> int:
+        """Mark every "queued" or "running" request as "failed"; returns how many there were.
+
+        Meant for start-up: requests left unfinished by a crashed or killed process will never complete.
+        """
+        error = {"message": reason, "type": "server_error", "param": None, "code": "interrupted"}
+        stmt = (
+            update(RequestRecord)
+            .where(RequestRecord.status.in_(sorted(UNFINISHED_STATUSES)))
+            .values(status=RequestStatus.FAILED.value, error=error, finished_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        with self._write() as session:
+            result = cast(CursorResult[Any], session.execute(stmt))
+            return result.rowcount
+
+    # --- reads ------------------------------------------------------------------------------------------
+
+    def get_request(self, request_id: str) -> RequestView | None:
+        with self._read_sessions() as session:
+            record = session.get(RequestRecord, request_id, options=[selectinload(RequestRecord.images)])
+            return None if record is None else RequestView.from_record(record)
+
+    def list_requests(self, limit: int = 50, offset: int = 0) -> list[RequestView]:
+        """Requests with their images, newest first."""
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must not be negative")
+        stmt = (
+            select(RequestRecord)
+            .options(selectinload(RequestRecord.images))
+            .order_by(RequestRecord.created_at.desc(), RequestRecord.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        with self._read_sessions() as session:
+            return [RequestView.from_record(r) for r in session.scalars(stmt)]
+
+    def get_image(self, image_id: str) -> ImageView | None:
+        with self._read_sessions() as session:
+            record = session.get(ImageRecord, image_id)
+            return None if record is None else ImageView.from_record(record)
+
+    def read_image_bytes(self, image_id: str) -> bytes:
+        """The encoded image; raises `RecordNotFound` (no such image) or `BlobNotFound` (file missing)."""
+        image = self.get_image(image_id)
+        if image is None:
+            raise RecordNotFound(f"no image {image_id!r}")
+        return self.blobs.get(image.blob_key)
+
+    # --- helpers ----------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        """A session in a transaction, committed on success and rolled back on error."""
+        with self._write_sessions() as session, session.begin():
+            yield session
+
+
+def _get_request_record(session: Session, request_id: str) -> RequestRecord:
+    record = session.get(RequestRecord, request_id)
+    if record is None:
+        raise RecordNotFound(f"no request {request_id!r}")
+    return record
+
+
+def _json_copy(value: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """A deep, plain-JSON copy: fails here, with a clear message, rather than at flush time, and detaches
+    the stored value from the caller's (possibly mutated later) object."""
+    try:
+        copied = json.loads(json.dumps(dict(value), allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} is not JSON-serialisable: {exc}") from exc
+    return cast(dict[str, Any], copied)
+
+
+def _check_seed(seed: int | None) -> None:
+    if seed is not None and not _SEED_MIN <= seed <= _SEED_MAX:
+        raise ValueError(f"seed {seed} does not fit in a signed 64-bit integer")
+
+
+def _normalize_url(database_url: str) -> URL:
+    url = make_url(database_url)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def _create_engine(url: URL) -> Engine:
+    if url.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    database = url.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False})
+    _install_sqlite_hooks(engine)
+    return engine
+
+
+def _install_sqlite_hooks(engine: Engine) -> None:
+    """WAL, busy timeout and foreign keys on every connection; SQLAlchemy (not sqlite3) in charge of BEGIN.
+
+    sqlite3's implicit BEGIN is deferred and happens only before DML; taking it over lets writers use
+    BEGIN IMMEDIATE (see `Store.__init__`) and makes DDL transactional for migrations.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        mode = conn.get_execution_options().get(_SQLITE_BEGIN_OPTION, "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")

@@ -1,0 +1,86 @@
+"""Plain, immutable snapshots of database rows, safe to hand to other threads and layers.
+
+They hold no reference to a SQLAlchemy session, so reading them never triggers a query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gouache.store.models import TERMINAL_STATUSES, ImageRecord, RequestRecord
+
+
+@dataclass(frozen=True, slots=True)
+class ImageView:
+    id: str
+    request_id: str
+    index: int
+    blob_key: str
+    format: str
+    width: int
+    height: int
+    seed: int | None
+    byte_size: int
+    created_at: datetime
+
+    @classmethod
+    def from_record(cls, rec: ImageRecord) -> ImageView:
+        return cls(
+            id=rec.id,
+            request_id=rec.request_id,
+            index=rec.index,
+            blob_key=rec.blob_key,
+            format=rec.format,
+            width=rec.width,
+            height=rec.height,
+            seed=rec.seed,
+            byte_size=rec.byte_size,
+            created_at=rec.created_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RequestView:
+    id: str
+    endpoint: str
+    model: str
+    resolved_model: str | None
+    params: dict[str, Any]
+    user: str | None
+    status: str
+    seed: int | None
+    error: dict[str, Any] | None
+    timings: dict[str, Any] | None
+    usage: dict[str, Any] | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    images: tuple[ImageView, ...] = ()
+
+    @classmethod
+    def from_record(cls, rec: RequestRecord) -> RequestView:
+        """Snapshot `rec`; its `images` relationship must already be loaded (or loadable)."""
+        return cls(
+            id=rec.id,
+            endpoint=rec.endpoint,
+            model=rec.model,
+            resolved_model=rec.resolved_model,
+            params=rec.params,
+            user=rec.user,
+            status=rec.status,
+            seed=rec.seed,
+            error=rec.error,
+            timings=rec.timings,
+            usage=rec.usage,
+            created_at=rec.created_at,
+            started_at=rec.started_at,
+            finished_at=rec.finished_at,
+            images=tuple(ImageView.from_record(img) for img in rec.images),
+        )
+
+    @property
+    def finished(self) -> bool:
+        """Whether the request reached a terminal status (succeeded, failed or cancelled)."""
+        return self.status in TERMINAL_STATUSES

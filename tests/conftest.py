@@ -1,0 +1,48 @@
+"""Shared fixtures: tiny pipelines of every family, and a real server process driven over loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from openai import OpenAI
+
+from gouache.engine.tiny import FAMILIES, build_tiny_pipeline
+from tests.live import LiveServer, start_server
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("tiny-models")
+    return {family: build_tiny_pipeline(family, root / family) for family in FAMILIES}
+
+
+@pytest.fixture(scope="session")
+def catalog_file(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A user catalog with one tiny model per family, rendering at 64 px with two steps per tier."""
+    lines = []
+    for family, path in tiny_models.items():
+        lines += [
+            f"[models.tiny-{family}]",
+            f'path = "{path}"',
+            "resolution = 64",
+            "",
+        ]
+        for quality in ("low", "medium", "high"):
+            lines += [f"[models.tiny-{family}.plans.{quality}]", "steps = 2", "guidance = 2.0", ""]
+    path = tmp_path_factory.mktemp("catalog") / "catalog.toml"
+    path.write_text("\n".join(lines))
+    return path
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, catalog_file: Path) -> Iterator[LiveServer]:
+    live = start_server(tmp_path_factory.mktemp("server"), {"GOUACHE_CATALOG_FILE": str(catalog_file)})
+    yield live
+    live.stop()
+
+
+@pytest.fixture()
+def client(server: LiveServer) -> OpenAI:
+    return OpenAI(base_url=server.base_url, api_key="test-key", max_retries=0, timeout=120)
