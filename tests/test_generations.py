@@ -89,7 +89,9 @@ def test_auto_size_and_quality_resolve(client: OpenAI) -> None:
 
 
 def test_model_defaults_to_gpt_image_2(server: LiveServer) -> None:
-    response = httpx.post(f"{server.base_url}/images/generations", json={"prompt": "x", "quality": "low"}, timeout=60)
+    response = httpx.post(
+        f"{server.base_url}/images/generations", json={"prompt": "x", "quality": "low"}, timeout=60
+    )
     assert response.status_code == 200, response.text
     assert decode(response.json()["data"][0]["b64_json"]).size == (1024, 1024)
     assert response.headers["x-request-id"].startswith("req_")
@@ -156,7 +158,9 @@ def test_safety_identifier_wins_over_user(client: OpenAI) -> None:
         model="gpt-image-2", prompt="x", quality="low", user="u1", safety_identifier="s1", moderation="low"
     )
     assert result.safety_identifier == "s1"
-    result = client.images.generate(model="gpt-image-2", prompt="x", quality="low", user="u1", safety_identifier="")
+    result = client.images.generate(
+        model="gpt-image-2", prompt="x", quality="low", user="u1", safety_identifier=""
+    )
     assert result.safety_identifier == "u1"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,11 +14,14 @@ from rich.table import Table
 
 from gouache.settings import Settings
 
+if TYPE_CHECKING:
+    from gouache.service.container import Services
+
 app = typer.Typer(
     help="Gouache: self-hosted image generation that speaks OpenAI's image APIs.", no_args_is_help=True
 )
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _settings(model: str | None = None, **overrides: object) -> Settings:
@@ -45,11 +48,30 @@ def serve(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    services = _start_services(settings)
     err.print(
         f"[bold]Gouache[/] on http://{settings.host}:{settings.port}/v1 "
         f"(default model: {settings.default_model})"
     )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    uvicorn.run(
+        create_app(settings, services), host=settings.host, port=settings.port, log_level=settings.log_level
+    )
+
+
+def _start_services(settings: Settings) -> Services:
+    """Build the services and load the default model, or exit with a plain message naming what is wrong."""
+    from gouache.engine.catalog import CatalogError
+    from gouache.engine.pipelines import ModelLoadError
+    from gouache.service.container import build_services
+
+    try:
+        with console.status(f"Loading {settings.default_model}..."):
+            services = build_services(settings)
+            services.preload()
+    except (CatalogError, ModelLoadError) as exc:
+        err.print(f"[red]Cannot start:[/] {exc}")
+        raise typer.Exit(1) from None
+    return services
 
 
 @app.command()
@@ -68,7 +90,6 @@ def generate(
 ) -> None:
     """Generate images in-process (no server needed), with a progress bar over denoising steps."""
     from gouache.engine.jobs import Progress as StepProgress
-    from gouache.service.container import build_services
     from gouache.service.errors import ServiceError
     from gouache.service.images import GenerateParams
 
@@ -84,8 +105,7 @@ def generate(
         steps=steps,
         negative_prompt=negative_prompt,
     )
-    with console.status("Loading model..."):
-        svc = build_services(Settings(preload=True))
+    svc = _start_services(Settings())
     try:
         job, _ = svc.images.plan(params)
         with Progress(
@@ -120,19 +140,17 @@ def models() -> None:
     from gouache.service.container import build_catalog
 
     catalog, default = build_catalog(Settings())
-    table = Table("name", "family", "resolution", "qualities", "path", "aliases")
+    table = Table("name", "family", "resolution", "qualities", "path")
     for spec in catalog.models():
-        aliases = [n for n in catalog.names() if n != spec.name and catalog.resolve(n) is spec]
         mark = " (default)" if spec.name == default.name else ""
         table.add_row(
-            spec.name + mark,
-            spec.family,
-            str(spec.resolution),
-            ", ".join(spec.qualities),
-            str(spec.path),
-            ", ".join(aliases),
+            spec.name + mark, spec.family, str(spec.resolution), ", ".join(spec.qualities), str(spec.path)
         )
     console.print(table)
+    for spec in catalog.models():
+        aliases = [n for n in catalog.names() if n != spec.name and catalog.resolve(n) is spec]
+        if aliases:
+            console.print(f"[bold]{spec.name}[/] also answers to: {', '.join(aliases)}")
 
 
 if __name__ == "__main__":

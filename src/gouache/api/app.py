@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gouache import __version__
 from gouache.api.errors import install_error_handlers
 from gouache.api.routers import health, images, models
-from gouache.service.container import build_services
+from gouache.service.container import Services, build_services
 from gouache.settings import Settings
 
 
@@ -38,14 +38,18 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """The app. Pass `services` already built (the CLI does, to report start-up errors plainly); otherwise
+    they are built when the app starts."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        svc = await asyncio.to_thread(build_services, settings)
-        if settings.preload:
-            await asyncio.to_thread(svc.preload)
+        svc = services
+        if svc is None:
+            svc = await asyncio.to_thread(build_services, settings)
+            if settings.preload:
+                await asyncio.to_thread(svc.preload)
         app.state.services = svc
         try:
             yield
