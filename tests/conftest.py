@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,25 @@ from openai import OpenAI
 
 from gouache.engine.tiny import FAMILIES, build_tiny_pipeline
 from tests.live import LiveServer, start_server
+from tests.postgres import start_postgres
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL: GOUACHE_TEST_POSTGRES_URL if set, else a server started here. Skipped only outside CI
+    when the binaries are missing (`make test` installs them)."""
+    url = os.environ.get("GOUACHE_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    try:
+        server = start_postgres()
+    except FileNotFoundError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture(scope="session")

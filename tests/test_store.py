@@ -3,7 +3,6 @@ GOUACHE_TEST_POSTGRES_URL is set (e.g. postgresql+psycopg://user:pw@localhost:54
 
 from __future__ import annotations
 
-import os
 import secrets
 import sqlite3
 import threading
@@ -329,11 +328,9 @@ def test_blob_store(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def pg_store(tmp_path: Path) -> Iterator[Store]:
+def pg_store(tmp_path: Path, postgres_url: str) -> Iterator[Store]:
     """A Store on a fresh, private schema of the test server, dropped afterwards."""
-    url = os.environ.get("GOUACHE_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("GOUACHE_TEST_POSTGRES_URL is not set")
+    url = postgres_url
     schema = f"gouache_test_{secrets.token_hex(6)}"
     admin = create_engine(url)
     with admin.begin() as conn:
