@@ -215,3 +215,18 @@ def test_requests_and_images_are_recorded(client: OpenAI, server: LiveServer) ->
             assert (img.width, img.height, img.format) == (1024, 640, "png")
     finally:
         store.close()
+
+
+def test_rejected_requests_are_recorded_with_their_error(server: LiveServer) -> None:
+    response = httpx.post(
+        f"{server.base_url}/images/generations", json={"prompt": "rejected-one", "size": "1000x1000"}
+    )
+    assert response.status_code == 400
+    store = Store(f"sqlite:///{server.data_dir / 'gouache.db'}", server.data_dir / "blobs")
+    try:
+        records = [r for r in store.list_requests(limit=500) if r.params.get("prompt") == "rejected-one"]
+        assert len(records) == 1
+        assert records[0].status == "failed"
+        assert records[0].error is not None and records[0].error["param"] == "size"
+    finally:
+        store.close()

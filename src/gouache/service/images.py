@@ -139,7 +139,11 @@ class ImageService:
         self, params: GenerateParams, on_progress: ProgressCallback | None = None
     ) -> GenerateResult:
         started = time.perf_counter()
-        job, quality = self.plan(params)
+        try:
+            job, quality = self.plan(params)
+        except ServiceError as exc:
+            await asyncio.to_thread(self._record_rejected, "images.generations", params, exc)
+            raise
         record = _record_params(params, job, quality)
         request_id = await asyncio.to_thread(
             self.store.create_request, "images.generations", params.model, record, params.effective_user
@@ -200,6 +204,12 @@ class ImageService:
             raise
         except Exception as exc:
             raise EngineFailure(f"The engine failed while rendering: {exc}") from exc
+
+    def _record_rejected(self, endpoint: str, params: GenerateParams, exc: ServiceError) -> None:
+        """A request refused before any compute is still recorded, with its error."""
+        fields = {k: v for k, v in params.__dict__.items() if v is not None}
+        request_id = self.store.create_request(endpoint, params.model, fields, params.effective_user)
+        self.store.finish_request(request_id, "failed", error=exc.to_error())
 
     def _save_images(self, request_id: str, rendered: list[RenderedImage]) -> list[GeneratedImage]:
         out = []
