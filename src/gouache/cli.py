@@ -15,6 +15,7 @@ from rich.table import Table
 from gouache.settings import Settings
 
 if TYPE_CHECKING:
+    from gouache.engine.jobs import Progress as StepProgress
     from gouache.service.container import Services
 
 app = typer.Typer(
@@ -89,7 +90,6 @@ def generate(
     negative_prompt: Annotated[str | None, typer.Option(help="What to avoid.")] = None,
 ) -> None:
     """Generate images in-process (no server needed), with a progress bar over denoising steps."""
-    from gouache.engine.jobs import Progress as StepProgress
     from gouache.service.errors import ServiceError
     from gouache.service.images import GenerateParams
 
@@ -132,6 +132,60 @@ def generate(
         console.print(
             f"[green]Saved[/] {path}  size={result.size} quality={result.quality} seed={image.seed}"
         )
+
+
+@app.command()
+def edit(
+    images: Annotated[
+        list[Path], typer.Argument(help="Image file(s) then the prompt; the first image is edited.")
+    ],
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="What to change.")],
+    mask: Annotated[
+        Path | None, typer.Option(help="PNG whose transparent pixels mark the area to repaint.")
+    ] = None,
+    size: Annotated[str, typer.Option(help="auto (keep the input's aspect) or WIDTHxHEIGHT.")] = "auto",
+    quality: Annotated[str, typer.Option(help="low, medium, high or auto.")] = "auto",
+    strength: Annotated[float | None, typer.Option(help="Image-to-image strength (0-1].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for a reproducible image.")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output file.")] = Path("gouache-edit.png"),
+    model: Annotated[str, typer.Option(help="Model name (catalog name or alias).")] = "gpt-image-2",
+) -> None:
+    """Edit images in-process: inpaint with --mask, outpaint transparent areas, or image-to-image."""
+    from gouache.service.errors import ServiceError
+    from gouache.service.images import EditParams
+
+    for path in [*images, *([mask] if mask else [])]:
+        if not path.is_file():
+            err.print(f"[red]Error:[/] {path} does not exist.")
+            raise typer.Exit(2)
+    fmt = {".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}.get(output.suffix.lower(), "png")
+    params = EditParams(
+        prompt=prompt, model=model, size=size, quality=quality, output_format=fmt, seed=seed,
+        strength=strength, images=tuple(p.read_bytes() for p in images),
+        mask=mask.read_bytes() if mask else None,
+    )  # fmt: skip
+    svc = _start_services(Settings())
+    try:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar:
+            task = bar.add_task("Editing", total=None)
+
+            def on_step(p: StepProgress) -> None:
+                bar.update(task, total=p.total_steps, completed=p.step)
+
+            result = asyncio.run(svc.images.edit(params, on_step))
+    except ServiceError as exc:
+        err.print(f"[red]Error[/] ({exc.param or 'request'}): {exc.message}")
+        raise typer.Exit(2) from exc
+    finally:
+        svc.close()
+    output.write_bytes(result.images[0].data)
+    console.print(f"[green]Saved[/] {output}  size={result.size} seed={result.images[0].seed}")
 
 
 @app.command()

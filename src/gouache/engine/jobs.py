@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gouache.engine.catalog import ModelSpec, SamplingPlan
+from gouache.engine.edits import EditInputs
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class RenderJob:
     output_format: str = "png"
     output_compression: int = 100
     negative_prompt: str | None = None
+    #: Image-to-image, inpainting, outpainting or several references; None for text-to-image.
+    edit: EditInputs | None = None
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from gouache.engine.edits import run_edit
 from gouache.engine.finish import encode, to_exact_size
 from gouache.engine.geometry import working_size
 from gouache.engine.jobs import Progress, ProgressCallback, RenderedImage, RenderJob, RenderResult
@@ -41,7 +42,10 @@ class Runner:
         denoise_s = finish_s = 0.0
         for index, seed in enumerate(job.seeds):
             t0 = time.perf_counter()
-            pil = self._denoise(model, job, size, seed, index, on_progress, should_stop)
+            if job.edit is None:
+                pil = self._denoise(model, job, size, seed, index, on_progress, should_stop)
+            else:
+                pil = self._edit(model, job, seed, index, on_progress, should_stop)
             t1 = time.perf_counter()
             final = to_exact_size(pil, job.width, job.height)
             data = encode(final, job.output_format, job.output_compression)
@@ -50,6 +54,29 @@ class Runner:
             finish_s += time.perf_counter() - t1
         timings = {"load_s": loaded - started, "denoise_s": denoise_s, "finish_s": finish_s}
         return RenderResult(images=images, working_size=size, timings=timings)
+
+    def _edit(
+        self,
+        model: LoadedModel,
+        job: RenderJob,
+        seed: int,
+        index: int,
+        on_progress: ProgressCallback | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> Any:
+        assert job.edit is not None
+
+        def step(done: int, total: int) -> None:
+            if should_stop is not None and should_stop():
+                raise Cancelled()
+            if on_progress is not None:
+                on_progress(Progress(index, done, total))
+
+        if should_stop is not None and should_stop():
+            raise Cancelled()
+        return run_edit(
+            model, job.prompt, job.negative_prompt, job.plan, job.width, job.height, seed, job.edit, step
+        )
 
     def _denoise(
         self,

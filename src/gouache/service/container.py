@@ -15,6 +15,7 @@ from gouache.engine.pipelines import ModelCache
 from gouache.engine.runner import Runner
 from gouache.engine.scheduler import Scheduler
 from gouache.service.images import ImageService
+from gouache.service.links import LinkSigner, load_secret
 from gouache.settings import Settings
 from gouache.store import Store
 
@@ -49,6 +50,7 @@ class Services:
     cache: ModelCache
     scheduler: Scheduler
     images: ImageService
+    links: LinkSigner
 
     def preload(self) -> None:
         """Load the default model now, so a broken model directory fails at start-up with its path."""
@@ -79,4 +81,5 @@ def build_services(settings: Settings) -> Services:
         cache=cache,
         scheduler=scheduler,
         images=ImageService(catalog, scheduler, store),
+        links=LinkSigner(load_secret(settings.data_dir / "url-secret")),
     )

@@ -10,18 +10,21 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gouache.engine.catalog import Catalog, ModelSpec, SamplingPlan
+from gouache.engine.edits import EditInputs
 from gouache.engine.jobs import ProgressCallback, RenderedImage, RenderJob, RenderResult
 from gouache.engine.pipelines import ModelLoadError
 from gouache.engine.runner import Cancelled
 from gouache.engine.scheduler import QueueFull, Scheduler
 from gouache.service.errors import EngineFailure, InvalidRequest, ModelNotFound, Overloaded, ServiceError
 from gouache.service.quality import resolve_quality
-from gouache.service.sizes import resolve_size
-from gouache.service.usage import images_usage
+from gouache.service.sizes import Size, resolve_size
+from gouache.service.uploads import decode_image, decode_mask
+from gouache.service.usage import images_usage, input_image_tokens
 from gouache.store import Store
 
 RETIRED_MODELS = {"dall-e-2": "2026-05-12", "dall-e-3": "2026-05-12"}
 MAX_SEED = 2**63 - 1
+MAX_INPUT_IMAGES = 16
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,25 @@ class GenerateParams:
     def effective_user(self) -> str | None:
         """OpenAI's rule: a non-empty `safety_identifier` wins over `user`."""
         return self.safety_identifier or self.user or None
+
+
+@dataclass(frozen=True)
+class EditParams(GenerateParams):
+    """An edit (or, with `variation=True`, a variation): the uploads plus the generation fields."""
+
+    images: tuple[bytes, ...] = ()
+    mask: bytes | None = None
+    strength: float | None = None
+    input_fidelity: str | None = None
+    variation: bool = False
+
+
+DEFAULT_STRENGTH = 0.6
+VARIATION_SIZES = ("256x256", "512x512", "1024x1024")
+#: OpenAI's input_fidelity rules by API model name: gpt-image-2 is always high and refuses the parameter,
+#: gpt-image-1-mini only takes "low"; names not listed (ours, 1, 1.5, 2.5...) take both, default "low".
+FIDELITY_FIXED_HIGH = ("gpt-image-2", "gpt-image-2-2026-04-21")
+FIDELITY_LOW_ONLY = ("gpt-image-1-mini",)
 
 
 @dataclass(frozen=True)
@@ -96,7 +118,11 @@ class ImageService:
         """Validate a request against the model and build its engine job; returns the job and the resolved
         quality. Raises `ServiceError` for anything the client must fix."""
         spec = self.resolve_model(params.model)
-        size = resolve_size(params.size)
+        edit: EditInputs | None = None
+        if isinstance(params, EditParams):
+            edit, size = self._plan_edit(params)
+        else:
+            size = resolve_size(params.size)
         if params.background == "transparent":
             if params.output_format not in ("png", "webp"):
                 raise InvalidRequest(
@@ -132,21 +158,83 @@ class ImageService:
             output_format=params.output_format,
             output_compression=100 if params.output_compression is None else params.output_compression,
             negative_prompt=params.negative_prompt,
+            edit=edit,
         )
         return job, quality
+
+    def _plan_edit(self, params: EditParams) -> tuple[EditInputs, Size]:
+        """Decode and check the uploads, then the edit's size and fidelity."""
+        if not params.images:
+            raise InvalidRequest(
+                "Missing required parameter: 'image'.", param="image", code="missing_required_parameter"
+            )
+        if len(params.images) > MAX_INPUT_IMAGES:
+            raise InvalidRequest(
+                f"At most {MAX_INPUT_IMAGES} images can be edited together; got {len(params.images)}.",
+                param="image",
+                code="too_many_images",
+            )
+        name = "image" if len(params.images) == 1 else "image[]"
+        images = tuple(
+            decode_image(data, name if len(params.images) == 1 else f"image[{i}]")
+            for i, data in enumerate(params.images)
+        )
+        mask = None
+        if params.mask is not None:
+            mask = decode_mask(params.mask, images[0].size)
+        if params.variation:
+            if params.size not in VARIATION_SIZES and params.size != "auto":
+                raise InvalidRequest(
+                    f"Invalid value: '{params.size}'. Supported values are: {', '.join(VARIATION_SIZES)}.",
+                    param="size",
+                )
+            side = 1024 if params.size == "auto" else int(params.size.split("x")[0])
+            size = Size(side, side)
+        else:
+            size = resolve_size(params.size, like=images[0].size)
+        fidelity = self._fidelity(params)
+        strength = DEFAULT_STRENGTH if params.strength is None else params.strength
+        return EditInputs(images=images, mask=mask, strength=strength, input_fidelity=fidelity), size
+
+    @staticmethod
+    def _fidelity(params: EditParams) -> str:
+        if params.model in FIDELITY_FIXED_HIGH:
+            if params.input_fidelity is not None:
+                raise InvalidRequest(
+                    f"input_fidelity is not supported by '{params.model}': it always processes inputs at "
+                    "high fidelity. Omit the parameter.",
+                    param="input_fidelity",
+                    code="unsupported_parameter",
+                )
+            return "high"
+        if params.model in FIDELITY_LOW_ONLY and params.input_fidelity == "high":
+            raise InvalidRequest(
+                f"Invalid value: 'high'. '{params.model}' supports input_fidelity 'low' only.",
+                param="input_fidelity",
+            )
+        return params.input_fidelity or "low"
 
     async def generate(
         self, params: GenerateParams, on_progress: ProgressCallback | None = None
     ) -> GenerateResult:
+        return await self._execute("images.generations", params, on_progress)
+
+    async def edit(self, params: EditParams, on_progress: ProgressCallback | None = None) -> GenerateResult:
+        endpoint = "images.variations" if params.variation else "images.edits"
+        return await self._execute(endpoint, params, on_progress)
+
+    async def _execute(
+        self, endpoint: str, params: GenerateParams, on_progress: ProgressCallback | None
+    ) -> GenerateResult:
         started = time.perf_counter()
         try:
-            job, quality = self.plan(params)
+            job, quality = await asyncio.to_thread(self.plan, params)
         except ServiceError as exc:
-            await asyncio.to_thread(self._record_rejected, "images.generations", params, exc)
+            await asyncio.to_thread(self._record_rejected, endpoint, params, exc)
             raise
-        record = _record_params(params, job, quality)
+        record = await asyncio.to_thread(self._record_params, params, job, quality)
         request_id = await asyncio.to_thread(
-            self.store.create_request, "images.generations", params.model, record, params.effective_user
+            self.store.create_request, endpoint, params.model, record, params.effective_user
         )
         try:
             result = await self._run(request_id, job, on_progress)
@@ -158,7 +246,8 @@ class ImageService:
         except (asyncio.CancelledError, Cancelled):
             await asyncio.to_thread(self.store.finish_request, request_id, "cancelled", seed=job.seeds[0])
             raise
-        usage = images_usage(params.prompt, quality, job.width, job.height, len(job.seeds))
+        image_tokens = sum(input_image_tokens(*im.size) for im in job.edit.images) if job.edit else 0
+        usage = images_usage(params.prompt, quality, job.width, job.height, len(job.seeds), image_tokens)
         images = await asyncio.to_thread(self._save_images, request_id, result.images)
         timings = {**result.timings, "total_s": time.perf_counter() - started}
         await asyncio.to_thread(
@@ -207,9 +296,32 @@ class ImageService:
 
     def _record_rejected(self, endpoint: str, params: GenerateParams, exc: ServiceError) -> None:
         """A request refused before any compute is still recorded, with its error."""
-        fields = {k: v for k, v in params.__dict__.items() if v is not None}
-        request_id = self.store.create_request(endpoint, params.model, fields, params.effective_user)
+        request_id = self.store.create_request(
+            endpoint, params.model, _plain_fields(params), params.effective_user
+        )
         self.store.finish_request(request_id, "failed", error=exc.to_error())
+
+    def _record_params(self, params: GenerateParams, job: RenderJob, quality: str) -> dict[str, Any]:
+        """What the request record keeps: the request as sent (uploads as blob keys) and what it
+        resolved to."""
+        record = _plain_fields(params)
+        if isinstance(params, EditParams):
+            record["input_images"] = [self.store.blobs.put(data, "bin") for data in params.images]
+            if params.mask is not None:
+                record["mask"] = self.store.blobs.put(params.mask, "bin")
+        record["resolved"] = {
+            "model": job.model.name,
+            "quality": quality,
+            "size": f"{job.width}x{job.height}",
+            "steps": job.plan.steps,
+            "guidance": job.plan.guidance,
+            "scheduler": job.plan.scheduler,
+            "seeds": list(job.seeds),
+        }
+        if job.edit is not None:
+            record["resolved"]["strength"] = job.edit.strength
+            record["resolved"]["input_fidelity"] = job.edit.input_fidelity
+        return record
 
     def _save_images(self, request_id: str, rendered: list[RenderedImage]) -> list[GeneratedImage]:
         out = []
@@ -221,17 +333,10 @@ class ImageService:
         return out
 
 
-def _record_params(params: GenerateParams, job: RenderJob, quality: str) -> dict[str, Any]:
-    """What the request record keeps: the request as sent plus what it resolved to."""
+def _plain_fields(params: GenerateParams) -> dict[str, Any]:
+    """The request's JSON-able fields (uploads are recorded separately, as blobs)."""
     return {
-        **{k: v for k, v in params.__dict__.items() if v is not None},
-        "resolved": {
-            "model": job.model.name,
-            "quality": quality,
-            "size": f"{job.width}x{job.height}",
-            "steps": job.plan.steps,
-            "guidance": job.plan.guidance,
-            "scheduler": job.plan.scheduler,
-            "seeds": list(job.seeds),
-        },
+        k: v
+        for k, v in params.__dict__.items()
+        if v is not None and k not in ("images", "mask") and v is not False
     }

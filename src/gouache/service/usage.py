@@ -5,6 +5,7 @@ high 4160), scaled by area, which reproduces the published 1024x1536 / 1536x1024
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -19,6 +20,17 @@ def count_text_tokens(text: str) -> int:
 
 def image_output_tokens(quality: str, width: int, height: int) -> int:
     return round(SQUARE_TOKENS[quality] * (width * height) / (1024 * 1024))
+
+
+def input_image_tokens(width: int, height: int) -> int:
+    """Tokens for one input image, by OpenAI's vision rule at high detail: fit in 2048x2048, shortest side
+    to 768, then 85 + 170 per 512-pixel tile."""
+    scale = min(1.0, 2048 / max(width, height))
+    w, h = width * scale, height * scale
+    scale = min(1.0, 768 / min(w, h))
+    w, h = w * scale, h * scale
+    tiles = math.ceil(w / 512) * math.ceil(h / 512)
+    return 85 + 170 * tiles
 
 
 def images_usage(

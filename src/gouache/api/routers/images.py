@@ -3,23 +3,41 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ValidationError
 
 from gouache.api.deps import services
-from gouache.api.schemas import ERROR_RESPONSES, ImageData, ImageGenerateRequest, ImagesResponse
+from gouache.api.errors import validation_error
+from gouache.api.forms import read_form
+from gouache.api.schemas import (
+    ERROR_RESPONSES,
+    ImageData,
+    ImageEditForm,
+    ImageGenerateRequest,
+    ImagesResponse,
+    ImageVariationForm,
+)
 from gouache.service.container import Services
-from gouache.service.errors import InvalidRequest, UnsupportedParameter
-from gouache.service.images import GenerateParams, GenerateResult
+from gouache.service.errors import InvalidRequest, NotFound, UnsupportedParameter
+from gouache.service.images import EditParams, GenerateParams, GenerateResult
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
+
+_MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+_GENERATION_FIELDS = {
+    "prompt", "model", "n", "size", "quality", "output_format", "output_compression", "background",
+    "moderation", "user", "safety_identifier", "seed", "negative_prompt", "steps", "guidance_scale",
+}  # fmt: skip
+_EDIT_FIELDS = (_GENERATION_FIELDS - {"moderation"}) | {"strength", "input_fidelity"}
 
 
 def _not_yet(param: str, what: str) -> UnsupportedParameter:
     return UnsupportedParameter(f"{what} is not supported by Gouache yet.", param=param)
 
 
-def reject_unsupported(body: ImageGenerateRequest) -> None:
+def reject_unsupported(body: ImageGenerateRequest | ImageEditForm) -> None:
     """Parameters the current SDK can send that we do not serve yet: a clear 400 each, never silence."""
     if body.stream:
         raise _not_yet("stream", "Streaming (stream=true)")
@@ -33,9 +51,7 @@ def reject_unsupported(body: ImageGenerateRequest) -> None:
         raise _not_yet("svg", "svg (SVG output)")
     if body.complexity is not None:
         raise _not_yet("complexity", "complexity (planning compute)")
-    if body.response_format == "url":
-        raise _not_yet("response_format", "response_format='url'")
-    if body.style is not None:
+    if getattr(body, "style", None) is not None:
         raise InvalidRequest(
             "style is a dall-e-3 parameter; GPT image models take the style in the prompt.",
             param="style",
@@ -49,38 +65,29 @@ def reject_unsupported(body: ImageGenerateRequest) -> None:
         )
 
 
-def to_params(body: ImageGenerateRequest) -> GenerateParams:
-    fields = body.model_dump(
-        exclude_none=True,
-        include={
-            "prompt",
-            "model",
-            "n",
-            "size",
-            "quality",
-            "output_format",
-            "output_compression",
-            "background",
-            "moderation",
-            "user",
-            "safety_identifier",
-            "seed",
-            "negative_prompt",
-            "steps",
-            "guidance_scale",
-        },
-    )
-    return GenerateParams(**fields)
+def _validate_form(schema: type[BaseModel], fields: dict[str, Any]) -> Any:
+    try:
+        return schema.model_validate(fields)
+    except ValidationError as exc:
+        message, param, code = validation_error(dict(exc.errors()[0]))
+        raise InvalidRequest(message, param=param, code=code) from exc
 
 
-def to_response(result: GenerateResult) -> ImagesResponse:
+def to_response(
+    result: GenerateResult, response_format: str | None, request: Request, svc: Services
+) -> ImagesResponse:
+    data = []
+    for img in result.images:
+        if response_format == "url":
+            expires, signature = svc.links.sign(img.image_id)
+            url = str(request.url_for("get_image_file", image_id=img.image_id))
+            data.append(ImageData(url=f"{url}?expires={expires}&signature={signature}", seed=img.seed))
+        else:
+            data.append(ImageData(b64_json=base64.b64encode(img.data).decode("ascii"), seed=img.seed))
     return ImagesResponse.model_validate(
         {
             "created": result.created,
-            "data": [
-                ImageData(b64_json=base64.b64encode(img.data).decode("ascii"), seed=img.seed)
-                for img in result.images
-            ],
+            "data": data,
             "background": result.background,
             "output_format": result.output_format,
             "quality": result.quality,
@@ -91,17 +98,114 @@ def to_response(result: GenerateResult) -> ImagesResponse:
     )
 
 
+def _headers(response: Response, result: GenerateResult) -> None:
+    response.headers["x-gouache-request-id"] = result.request_id
+    response.headers["x-gouache-seed"] = ",".join(str(img.seed) for img in result.images)
+
+
 @router.post(
-    "/generations",
+    "/generations", response_model=ImagesResponse, response_model_exclude_none=True, responses=ERROR_RESPONSES
+)
+async def create_image(
+    body: ImageGenerateRequest, request: Request, response: Response, svc: Services = Depends(services)
+) -> ImagesResponse:
+    """Text to image. `response_format=url` is an extension for code written for dall-e."""
+    reject_unsupported(body)
+    result = await svc.images.generate(
+        GenerateParams(**body.model_dump(exclude_none=True, include=_GENERATION_FIELDS))
+    )
+    _headers(response, result)
+    return to_response(result, body.response_format, request, svc)
+
+
+@router.post(
+    "/edits",
     response_model=ImagesResponse,
     response_model_exclude_none=True,
     responses=ERROR_RESPONSES,
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {"type": "object"}}}}
+    },
 )
-async def create_image(
-    body: ImageGenerateRequest, response: Response, svc: Services = Depends(services)
+async def edit_image(
+    request: Request, response: Response, svc: Services = Depends(services)
 ) -> ImagesResponse:
+    """Inpainting (mask), outpainting (transparent areas), image-to-image and several reference images."""
+    form = await read_form(request)
+    for name in ("image", "mask"):
+        if name in form.fields:
+            raise InvalidRequest(f"'{name}' must be sent as a file.", param=name, code="invalid_type")
+    if "markup" in form.files:
+        raise _not_yet("markup", "markup (GPT Image 2.5 overlays)")
+    unknown = set(form.files) - {"image", "mask"}
+    if unknown:
+        name = sorted(unknown)[0]
+        raise InvalidRequest(f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
+    body: ImageEditForm = _validate_form(ImageEditForm, form.fields)
     reject_unsupported(body)
-    result = await svc.images.generate(to_params(body))
-    response.headers["x-gouache-request-id"] = result.request_id
-    response.headers["x-gouache-seed"] = ",".join(str(img.seed) for img in result.images)
-    return to_response(result)
+    masks = form.files.get("mask", [])
+    if len(masks) > 1:
+        raise InvalidRequest("Only one mask can be given.", param="mask")
+    params = EditParams(
+        **body.model_dump(exclude_none=True, include=_EDIT_FIELDS),
+        images=tuple(form.files.get("image", [])),
+        mask=masks[0] if masks else None,
+    )
+    result = await svc.images.edit(params)
+    _headers(response, result)
+    return to_response(result, body.response_format, request, svc)
+
+
+@router.post(
+    "/variations",
+    response_model=ImagesResponse,
+    response_model_exclude_none=True,
+    responses=ERROR_RESPONSES,
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {"type": "object"}}}}
+    },
+)
+async def create_variation(
+    request: Request, response: Response, svc: Services = Depends(services)
+) -> ImagesResponse:
+    """Variations of one image (OpenAI retired this dall-e-2 endpoint; Gouache serves it on any model)."""
+    form = await read_form(request)
+    unknown = set(form.files) - {"image"}
+    if unknown:
+        name = sorted(unknown)[0]
+        raise InvalidRequest(f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
+    body: ImageVariationForm = _validate_form(ImageVariationForm, form.fields)
+    images = form.files.get("image", [])
+    if len(images) > 1:
+        raise InvalidRequest("Variations take exactly one image.", param="image")
+    # Code written for dall-e-2 names it; it is served by the default model like the GPT image names.
+    model = body.model if body.model not in (None, "dall-e-2") else "gpt-image-2"
+    params = EditParams(
+        prompt="",
+        model=model or "gpt-image-2",
+        n=body.n or 1,
+        size=body.size or "1024x1024",
+        user=body.user,
+        seed=body.seed,
+        steps=body.steps,
+        strength=body.strength,
+        images=tuple(images),
+        variation=True,
+    )
+    result = await svc.images.edit(params)
+    _headers(response, result)
+    return to_response(result, body.response_format or "url", request, svc)
+
+
+@router.get("/files/{image_id}", name="get_image_file", responses=ERROR_RESPONSES)
+async def get_image_file(
+    image_id: str, expires: int = 0, signature: str = "", svc: Services = Depends(services)
+) -> Response:
+    """An image behind a `response_format=url` link; unknown, forged or expired links are 404."""
+    if not signature or not svc.links.verify(image_id, expires, signature):
+        raise NotFound(f"No image at this URL (unknown or expired link to '{image_id}').", param=None)
+    image = svc.store.get_image(image_id)
+    if image is None:
+        raise NotFound(f"No image '{image_id}'.")
+    data = svc.store.read_image_bytes(image_id)
+    return Response(data, media_type=_MEDIA_TYPES.get(image.format, "application/octet-stream"))
