@@ -91,3 +91,21 @@ def test_serve_directory_as_default_model(tmp_path: Path, tiny_models: dict[str,
         assert response.status_code == 200, response.text
     finally:
         server.stop()
+
+
+def test_edit_command_inpaints_with_mask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOUACHE_DATA_DIR", str(tmp_path / "data"))
+    source = Image.new("RGB", (1024, 640), (20, 120, 200))
+    source.save(tmp_path / "in.png")
+    mask = Image.new("RGBA", (1024, 640), (0, 0, 0, 255))
+    mask.paste((0, 0, 0, 0), (400, 200, 600, 400))
+    mask.save(tmp_path / "mask.png")
+    out = tmp_path / "out.png"
+    result = CliRunner().invoke(
+        app, ["edit", str(tmp_path / "in.png"), "--mask", str(tmp_path / "mask.png"), "-p", "a star",
+              "--quality", "low", "--seed", "3", "-o", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    edited = Image.open(out).convert("RGB")
+    assert edited.size == (1536, 1024)  # size auto keeps the input's aspect
+    assert edited.getpixel((10, 10)) == (20, 120, 200)
