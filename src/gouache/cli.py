@@ -59,6 +59,17 @@ def serve(
     )
 
 
+def _step_progress() -> Progress:
+    """A progress bar over denoising steps."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
 def _start_services(settings: Settings) -> Services:
     """Build the services and load the default model, or exit with a plain message naming what is wrong."""
     from gouache.engine.catalog import CatalogError
@@ -108,13 +119,7 @@ def generate(
     svc = _start_services(Settings())
     try:
         job, _ = svc.images.plan(params)
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        ) as bar:
+        with _step_progress() as bar:
             task = bar.add_task("Denoising", total=job.plan.steps * n)
 
             def on_step(p: StepProgress) -> None:
@@ -166,13 +171,7 @@ def edit(
     )  # fmt: skip
     svc = _start_services(Settings())
     try:
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        ) as bar:
+        with _step_progress() as bar:
             task = bar.add_task("Editing", total=None)
 
             def on_step(p: StepProgress) -> None:

@@ -25,9 +25,11 @@ class SvgOptions(StrictModel):
     reasoning: SvgReasoning | None = None
 
 
-class ImageGenerateRequest(StrictModel):
-    """`POST /v1/images/generations`. Extension fields (`seed`, `negative_prompt`, `steps`, `guidance_scale`)
-    are optional; a plain OpenAI request never needs them."""
+class ImageFields(BaseModel):
+    """Fields shared by generations and edits. Extension fields (`seed`, `negative_prompt`, `steps`,
+    `guidance_scale`) are optional; a plain OpenAI request never needs them."""
+
+    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(min_length=1, max_length=32000)
     model: str | None = None
@@ -37,9 +39,7 @@ class ImageGenerateRequest(StrictModel):
     output_format: OutputFormat | None = None
     output_compression: int | None = Field(default=None, ge=0, le=100)
     background: Background | None = None
-    moderation: Literal["low", "auto"] | None = None
     response_format: Literal["url", "b64_json"] | None = None
-    style: Literal["vivid", "natural"] | None = None
     user: str | None = None
     safety_identifier: str | None = None
     stream: bool | None = None
@@ -55,34 +55,20 @@ class ImageGenerateRequest(StrictModel):
     guidance_scale: float | None = Field(default=None, ge=0.0, le=30.0, description="Extension: CFG scale.")
 
 
-class ImageEditForm(BaseModel):
+class ImageGenerateRequest(ImageFields):
+    """`POST /v1/images/generations` (JSON, validated strictly: no type coercion)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    moderation: Literal["low", "auto"] | None = None
+    style: Literal["vivid", "natural"] | None = None
+
+
+class ImageEditForm(ImageFields):
     """The text fields of `POST /v1/images/edits` (multipart: values arrive as strings and are parsed, as
     OpenAI does; the files are read separately)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    prompt: str = Field(min_length=1, max_length=32000)
-    model: str | None = None
-    n: int | None = Field(default=None, ge=1, le=10)
-    size: str | None = None
-    quality: Quality | None = None
-    output_format: OutputFormat | None = None
-    output_compression: int | None = Field(default=None, ge=0, le=100)
-    background: Background | None = None
     input_fidelity: Literal["high", "low"] | None = None
-    response_format: Literal["url", "b64_json"] | None = None
-    user: str | None = None
-    safety_identifier: str | None = None
-    stream: bool | None = None
-    partial_images: int | None = Field(default=None, ge=0, le=3)
-    complexity: Literal["low", "medium", "high"] | None = None
-    frame_count: int | None = Field(default=None, ge=2, le=16)
-    frame_duration_ms: int | None = Field(default=None, ge=10, le=655_350)
-    svg: SvgOptions | None = None
-    seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
-    negative_prompt: str | None = Field(default=None, max_length=32000)
-    steps: int | None = Field(default=None, ge=1, le=150)
-    guidance_scale: float | None = Field(default=None, ge=0.0, le=30.0)
     strength: float | None = Field(default=None, gt=0.0, le=1.0, description="Extension: how far to move.")
 
 

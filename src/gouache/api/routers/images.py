@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from gouache.api.deps import services
 from gouache.api.errors import validation_error
-from gouache.api.forms import read_form
+from gouache.api.forms import ParsedForm, read_form
 from gouache.api.schemas import (
     ERROR_RESPONSES,
     ImageData,
@@ -62,6 +62,14 @@ def reject_unsupported(body: ImageGenerateRequest | ImageEditForm) -> None:
             f"Invalid value: '{body.quality}'. quality '{body.quality}' is for retired DALL-E models; "
             "supported values are: low, medium, high, auto.",
             param="quality",
+        )
+
+
+def _reject_unknown_files(form: ParsedForm, allowed: set[str]) -> None:
+    unknown = sorted(set(form.files) - allowed)
+    if unknown:
+        raise InvalidRequest(
+            f"Unknown parameter: '{unknown[0]}'.", param=unknown[0], code="unknown_parameter"
         )
 
 
@@ -137,10 +145,7 @@ async def edit_image(
             raise InvalidRequest(f"'{name}' must be sent as a file.", param=name, code="invalid_type")
     if "markup" in form.files:
         raise _not_yet("markup", "markup (GPT Image 2.5 overlays)")
-    unknown = set(form.files) - {"image", "mask"}
-    if unknown:
-        name = sorted(unknown)[0]
-        raise InvalidRequest(f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
+    _reject_unknown_files(form, {"image", "mask"})
     body: ImageEditForm = _validate_form(ImageEditForm, form.fields)
     reject_unsupported(body)
     masks = form.files.get("mask", [])
@@ -170,10 +175,7 @@ async def create_variation(
 ) -> ImagesResponse:
     """Variations of one image (OpenAI retired this dall-e-2 endpoint; Gouache serves it on any model)."""
     form = await read_form(request)
-    unknown = set(form.files) - {"image"}
-    if unknown:
-        name = sorted(unknown)[0]
-        raise InvalidRequest(f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
+    _reject_unknown_files(form, {"image"})
     body: ImageVariationForm = _validate_form(ImageVariationForm, form.fields)
     images = form.files.get("image", [])
     if len(images) > 1:
