@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from gouache.service.errors import ServiceError
 from gouache.settings import Settings
 
 if TYPE_CHECKING:
     from gouache.engine.jobs import Progress as StepProgress
     from gouache.service.container import Services
+    from gouache.service.images import GenerateResult
 
 app = typer.Typer(
     help="Gouache: self-hosted image generation that speaks OpenAI's image APIs.", no_args_is_help=True
@@ -59,15 +62,30 @@ def serve(
     )
 
 
-def _step_progress() -> Progress:
-    """A progress bar over denoising steps."""
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
+def _render(
+    svc: Services,
+    description: str,
+    count: int,
+    start: Callable[[Callable[[StepProgress], None]], Coroutine[Any, Any, GenerateResult]],
+) -> GenerateResult:
+    """Run one in-process request with a progress bar over the denoising steps of its `count` images; a
+    refused request exits with its message. Closes the services either way."""
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task(description, total=None)
+
+            def on_step(p: StepProgress) -> None:
+                bar.update(
+                    task, total=p.total_steps * count, completed=p.image_index * p.total_steps + p.step
+                )
+
+            return asyncio.run(start(on_step))
+    except ServiceError as exc:
+        err.print(f"[red]Error[/] ({exc.param or 'request'}): {exc.message}")
+        raise typer.Exit(2) from exc
+    finally:
+        svc.close()
 
 
 def _start_services(settings: Settings) -> Services:
@@ -101,7 +119,6 @@ def generate(
     negative_prompt: Annotated[str | None, typer.Option(help="What to avoid.")] = None,
 ) -> None:
     """Generate images in-process (no server needed), with a progress bar over denoising steps."""
-    from gouache.service.errors import ServiceError
     from gouache.service.images import GenerateParams
 
     fmt = {".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}.get(output.suffix.lower(), "png")
@@ -117,20 +134,7 @@ def generate(
         negative_prompt=negative_prompt,
     )
     svc = _start_services(Settings())
-    try:
-        job, _ = svc.images.plan(params)
-        with _step_progress() as bar:
-            task = bar.add_task("Denoising", total=job.plan.steps * n)
-
-            def on_step(p: StepProgress) -> None:
-                bar.update(task, completed=p.image_index * p.total_steps + p.step)
-
-            result = asyncio.run(svc.images.generate(params, on_step))
-    except ServiceError as exc:
-        err.print(f"[red]Error[/] ({exc.param or 'request'}): {exc.message}")
-        raise typer.Exit(2) from exc
-    finally:
-        svc.close()
+    result = _render(svc, "Denoising", n, lambda on_step: svc.images.generate(params, on_step))
     for i, image in enumerate(result.images):
         path = output if n == 1 else output.with_name(f"{output.stem}-{i + 1}{output.suffix}")
         path.write_bytes(image.data)
@@ -156,7 +160,6 @@ def edit(
     model: Annotated[str, typer.Option(help="Model name (catalog name or alias).")] = "gpt-image-2",
 ) -> None:
     """Edit images in-process: inpaint with --mask, outpaint transparent areas, or image-to-image."""
-    from gouache.service.errors import ServiceError
     from gouache.service.images import EditParams
 
     for path in [*images, *([mask] if mask else [])]:
@@ -170,19 +173,7 @@ def edit(
         mask=mask.read_bytes() if mask else None,
     )  # fmt: skip
     svc = _start_services(Settings())
-    try:
-        with _step_progress() as bar:
-            task = bar.add_task("Editing", total=None)
-
-            def on_step(p: StepProgress) -> None:
-                bar.update(task, total=p.total_steps, completed=p.step)
-
-            result = asyncio.run(svc.images.edit(params, on_step))
-    except ServiceError as exc:
-        err.print(f"[red]Error[/] ({exc.param or 'request'}): {exc.message}")
-        raise typer.Exit(2) from exc
-    finally:
-        svc.close()
+    result = _render(svc, "Editing", 1, lambda on_step: svc.images.edit(params, on_step))
     output.write_bytes(result.images[0].data)
     console.print(f"[green]Saved[/] {output}  size={result.size} seed={result.images[0].seed}")
 

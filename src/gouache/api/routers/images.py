@@ -33,6 +33,17 @@ _GENERATION_FIELDS = {
 _EDIT_FIELDS = (_GENERATION_FIELDS - {"moderation"}) | {"strength", "input_fidelity"}
 
 
+#: Route options of the multipart endpoints: OpenAI's response and error shapes, a form body in the schema.
+_MULTIPART_ROUTE: dict[str, Any] = {
+    "response_model": ImagesResponse,
+    "response_model_exclude_none": True,
+    "responses": ERROR_RESPONSES,
+    "openapi_extra": {
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {"type": "object"}}}}
+    },
+}
+
+
 def _not_yet(param: str, what: str) -> UnsupportedParameter:
     return UnsupportedParameter(f"{what} is not supported by Gouache yet.", param=param)
 
@@ -126,15 +137,7 @@ async def create_image(
     return to_response(result, body.response_format, request, svc)
 
 
-@router.post(
-    "/edits",
-    response_model=ImagesResponse,
-    response_model_exclude_none=True,
-    responses=ERROR_RESPONSES,
-    openapi_extra={
-        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {"type": "object"}}}}
-    },
-)
+@router.post("/edits", **_MULTIPART_ROUTE)
 async def edit_image(
     request: Request, response: Response, svc: Services = Depends(services)
 ) -> ImagesResponse:
@@ -161,15 +164,7 @@ async def edit_image(
     return to_response(result, body.response_format, request, svc)
 
 
-@router.post(
-    "/variations",
-    response_model=ImagesResponse,
-    response_model_exclude_none=True,
-    responses=ERROR_RESPONSES,
-    openapi_extra={
-        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {"type": "object"}}}}
-    },
-)
+@router.post("/variations", **_MULTIPART_ROUTE)
 async def create_variation(
     request: Request, response: Response, svc: Services = Depends(services)
 ) -> ImagesResponse:
