@@ -197,7 +197,7 @@ BAD_EDITS: list[tuple[str, dict[str, Any], str, str]] = [
     ("empty prompt", {"prompt": ""}, "prompt", "empty_string"),
     ("bad n", {"n": "zero"}, "n", "invalid_type"),
     ("bad size", {"size": "1000x1000"}, "size", "invalid_value"),
-    ("stream", {"stream": "true"}, "stream", "unsupported_parameter"),
+    ("stream type", {"stream": "maybe"}, "stream", "invalid_type"),
     ("moderation not an edit field", {"moderation": "low"}, "moderation", "unknown_parameter"),
     ("strength", {"strength": "2"}, "strength", "integer_above_max_value"),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import diffusers
 import numpy as np
@@ -80,7 +81,7 @@ def edit(
     height: int = 64,
     seed: int = 7,
     negative: str | None = None,
-    step_callback: Callable[[int, int], None] | None = None,
+    step_callback: Callable[[int, int, Any], None] | None = None,
 ) -> Image.Image:
     return run_edit(model, PROMPT, negative, PLAN, width, height, seed, inputs, step_callback)
 
@@ -99,7 +100,7 @@ def test_inpaint_keeps_outside_and_repaints_inside(edit_models: dict[str, Loaded
         model,
         EditInputs((image,), mask, 0.6),
         negative="blurry",
-        step_callback=lambda s, t: steps.append((s, t)),
+        step_callback=lambda s, t, _latents: steps.append((s, t)),
     )
 
     assert out.mode == "RGB" and out.size == (64, 64)
@@ -137,7 +138,11 @@ def test_image_to_image_size_and_strength(edit_models: dict[str, LoadedModel], f
     assert edit_mode(EditInputs((image,), None, 0.3)) == "image-to-image"
     steps: list[tuple[int, int]] = []
     weak = edit(
-        model, EditInputs((image,), None, 0.3), 96, 64, step_callback=lambda s, t: steps.append((s, t))
+        model,
+        EditInputs((image,), None, 0.3),
+        96,
+        64,
+        step_callback=lambda s, t, _latents: steps.append((s, t)),
     )
     strong = edit(model, EditInputs((image,), None, 0.9), 96, 64)
 
@@ -225,7 +230,7 @@ def test_step_callback_can_cancel(edit_models: dict[str, LoadedModel]) -> None:
     class Stop(Exception):
         pass
 
-    def cancel(step: int, total: int) -> None:
+    def cancel(step: int, total: int, latents: Any) -> None:
         raise Stop
 
     with pytest.raises(Stop):

@@ -105,7 +105,8 @@ CASES: list[tuple[str, dict[str, Any], int, str, str | None, str | None]] = [
     ),
     ("style", {"prompt": "x", "style": "vivid"}, 400, INVALID, "style", "unknown_parameter"),
     ("user type", {"prompt": "x", "user": 3}, 400, INVALID, "user", "invalid_type"),
-    ("stream", {"prompt": "x", "stream": True}, 400, INVALID, "stream", "unsupported_parameter"),
+    ("stream gif", {"prompt": "x", "stream": True, "output_format": "gif"}, 400, INVALID, "output_format", "unsupported_parameter"),
+    ("stream bad size", {"prompt": "x", "stream": True, "size": "10x10"}, 400, SIZE_ERR, "size", "invalid_value"),
     ("stream type", {"prompt": "x", "stream": "yes"}, 400, INVALID, "stream", "invalid_type"),
     (
         "partial_images",
@@ -225,8 +226,8 @@ def test_sdk_raises_typed_errors_with_fields(client: OpenAI) -> None:
     assert "divisible by 16" in str(info.value)
     assert info.value.request_id and info.value.request_id.startswith("req_")
     with pytest.raises(openai.BadRequestError) as info:
-        client.images.generate(model="gpt-image-2", prompt="x", stream=True)
-    assert info.value.param == "stream"
+        client.images.generate(model="gpt-image-2", prompt="x", stream=True, size="1x1")
+    assert info.value.param == "size"
     with pytest.raises(openai.NotFoundError) as nf:
         client.images.generate(model="dall-e-2", prompt="x")
     assert "retired" in str(nf.value)

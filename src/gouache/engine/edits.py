@@ -76,7 +76,7 @@ image's size, which is the working size), ``guidance_scale=plan.guidance``, the 
 (for guidance-distilled FLUX only with ``true_cfg_scale = max(1.5, guidance)``, as in the runner), inside
 ``torch.inference_mode()``. Image-to-image pipelines run only about ``steps * strength`` of the
 ``num_inference_steps`` they are given; ``num_inference_steps`` starts at ``plan.steps`` and is raised until
-at least one step runs, and ``step_callback(step, total)`` reports the real count (the pipeline's own
+at least one step runs, and ``step_callback(step, total, latents)`` reports the real count (the pipeline's own
 ``num_timesteps``; PNDM adds one). Same inputs and seed give identical pixels.
 """
 
@@ -180,6 +180,10 @@ class SeamStats:
 # --------------------------------------------------------------------------------------------------
 # Masks and canvases
 # --------------------------------------------------------------------------------------------------
+
+
+#: Called after each denoising step with (step, total, latents); may raise to cancel.
+StepCallback = Callable[[int, int, Any], None]
 
 
 def _has_alpha(image: Image.Image) -> bool:
@@ -448,7 +452,7 @@ def _render(
     image: Image.Image,
     mask: Image.Image | None,
     strength: float,
-    step_callback: Callable[[int, int], None] | None,
+    step_callback: StepCallback | None,
     blend: _LatentBlend | None = None,
 ) -> Image.Image:
     steps = effective_steps(plan.steps, strength)
@@ -459,7 +463,7 @@ def _render(
             kwargs["latents"] = blend(p, step, kwargs["latents"])
         if step_callback is not None:
             total = int(getattr(p, "num_timesteps", 0) or estimate)
-            step_callback(step + 1, total)
+            step_callback(step + 1, total, kwargs.get("latents"))
         return kwargs
 
     pipe.scheduler = model.pipeline.scheduler
@@ -508,11 +512,11 @@ def run_edit(
     height: int,
     seed: int,
     inputs: EditInputs,
-    step_callback: Callable[[int, int], None] | None = None,
+    step_callback: StepCallback | None = None,
 ) -> Image.Image:
     """Edit ``inputs.images[0]`` (see the module docstring for the modes) and return an RGB image of exactly
-    ``width x height``. ``step_callback(step, total)`` is called after each denoising step and may raise
-    (e.g. to cancel)."""
+    ``width x height``. ``step_callback(step, total, latents)`` is called after each denoising step and may
+    raise (e.g. to cancel)."""
     if width < 1 or height < 1:
         raise ValueError("width and height must be positive")
     spec = model.spec

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from PIL import Image
+
 from gouache.engine.catalog import ModelSpec, SamplingPlan
 from gouache.engine.edits import EditInputs
 
@@ -24,6 +26,8 @@ class RenderJob:
     negative_prompt: str | None = None
     #: Image-to-image, inpainting, outpainting or several references; None for text-to-image.
     edit: EditInputs | None = None
+    #: Previews of the first image to send while it denoises (streamed partial images), 0-3.
+    previews: int = 0
 
 
 @dataclass(frozen=True)
@@ -44,11 +48,13 @@ class RenderResult:
 
 @dataclass(frozen=True)
 class Progress:
-    """One denoising step finished: image `image_index` of the job, step `step` of `total_steps`."""
+    """One denoising step finished: image `image_index` of the job, step `step` of `total_steps`; at the
+    steps chosen for previews, `preview` is the image so far, at the output size."""
 
     image_index: int
     step: int
     total_steps: int
+    preview: Image.Image | None = None
 
 
 ProgressCallback = Callable[[Progress], None]

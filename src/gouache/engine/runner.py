@@ -10,12 +10,14 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from PIL import Image
 
 from gouache.engine.edits import run_edit
 from gouache.engine.finish import encode, to_exact_size
 from gouache.engine.geometry import working_size
 from gouache.engine.jobs import Progress, ProgressCallback, RenderedImage, RenderJob, RenderResult
 from gouache.engine.pipelines import LoadedModel, ModelCache
+from gouache.engine.previews import decode_preview, preview_steps
 
 
 class Cancelled(Exception):
@@ -55,6 +57,21 @@ class Runner:
         timings = {"load_s": loaded - started, "denoise_s": denoise_s, "finish_s": finish_s}
         return RenderResult(images=images, working_size=size, timings=timings)
 
+    @staticmethod
+    def _preview(
+        model: LoadedModel,
+        job: RenderJob,
+        index: int,
+        step: int,
+        total: int,
+        latents: Any,
+        size: tuple[int, int],
+    ) -> Image.Image | None:
+        """A preview of the first image at the output size, at the steps chosen for `job.previews`."""
+        if index != 0 or latents is None or step not in preview_steps(total, job.previews):
+            return None
+        return to_exact_size(decode_preview(model, latents, size), job.width, job.height)
+
     def _edit(
         self,
         model: LoadedModel,
@@ -66,11 +83,16 @@ class Runner:
     ) -> Any:
         assert job.edit is not None
 
-        def step(done: int, total: int) -> None:
+        size = working_size(
+            job.width, job.height, job.plan.resolution or job.model.resolution, job.model.multiple
+        )
+
+        def step(done: int, total: int, latents: Any) -> None:
             if should_stop is not None and should_stop():
                 raise Cancelled()
             if on_progress is not None:
-                on_progress(Progress(index, done, total))
+                preview = self._preview(model, job, index, done, total, latents, size)
+                on_progress(Progress(index, done, total, preview))
 
         if should_stop is not None and should_stop():
             raise Cancelled()
@@ -88,13 +110,13 @@ class Runner:
         on_progress: ProgressCallback | None,
         should_stop: Callable[[], bool] | None,
     ) -> Any:
-        steps = job.plan.steps
-
         def step_end(pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
             if should_stop is not None and should_stop():
                 raise Cancelled()
             if on_progress is not None:
-                on_progress(Progress(index, step + 1, steps))
+                total = int(getattr(pipe, "num_timesteps", 0) or job.plan.steps)
+                preview = self._preview(model, job, index, step + 1, total, kwargs.get("latents"), size)
+                on_progress(Progress(index, step + 1, total, preview))
             return kwargs
 
         if should_stop is not None and should_stop():
@@ -104,7 +126,7 @@ class Runner:
             "prompt": job.prompt,
             "width": size[0],
             "height": size[1],
-            "num_inference_steps": steps,
+            "num_inference_steps": job.plan.steps,
             "guidance_scale": job.plan.guidance,
             "generator": generator,
             "callback_on_step_end": step_end,

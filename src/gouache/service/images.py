@@ -4,14 +4,17 @@ result."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 from gouache.engine.catalog import Catalog, ModelSpec, SamplingPlan
 from gouache.engine.edits import EditInputs
-from gouache.engine.jobs import ProgressCallback, RenderedImage, RenderJob, RenderResult
+from gouache.engine.finish import encode
+from gouache.engine.jobs import Progress, ProgressCallback, RenderedImage, RenderJob, RenderResult
 from gouache.engine.pipelines import ModelLoadError
 from gouache.engine.runner import Cancelled
 from gouache.engine.scheduler import QueueFull, Scheduler
@@ -77,6 +80,25 @@ class GeneratedImage:
     data: bytes
     seed: int
     image_id: str
+
+
+@dataclass
+class Planned:
+    """A validated request and its engine job, ready to run (or to stream)."""
+
+    endpoint: str
+    params: GenerateParams
+    job: RenderJob
+    quality: str
+    partials_sent: int = 0
+
+
+@dataclass(frozen=True)
+class PartialImage:
+    """A streamed preview: `index` counts from 0 over the whole request."""
+
+    index: int
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -217,21 +239,62 @@ class ImageService:
     async def generate(
         self, params: GenerateParams, on_progress: ProgressCallback | None = None
     ) -> GenerateResult:
-        return await self._execute("images.generations", params, on_progress)
+        return await self.run(await self.prepare("images.generations", params), on_progress)
 
     async def edit(self, params: EditParams, on_progress: ProgressCallback | None = None) -> GenerateResult:
-        endpoint = "images.variations" if params.variation else "images.edits"
-        return await self._execute(endpoint, params, on_progress)
+        return await self.run(await self.prepare(self.endpoint_of(params), params), on_progress)
 
-    async def _execute(
-        self, endpoint: str, params: GenerateParams, on_progress: ProgressCallback | None
-    ) -> GenerateResult:
-        started = time.perf_counter()
+    @staticmethod
+    def endpoint_of(params: GenerateParams) -> str:
+        if isinstance(params, EditParams):
+            return "images.variations" if params.variation else "images.edits"
+        return "images.generations"
+
+    async def prepare(self, endpoint: str, params: GenerateParams, previews: int = 0) -> Planned:
+        """Validate and plan a request before any compute; a refusal is recorded, then raised."""
         try:
             job, quality = await asyncio.to_thread(self.plan, params)
         except ServiceError as exc:
             await asyncio.to_thread(self._record_rejected, endpoint, params, exc)
             raise
+        return Planned(endpoint, params, replace(job, previews=previews), quality)
+
+    async def stream(self, planned: Planned) -> AsyncIterator[PartialImage | GenerateResult]:
+        """Run a planned request, yielding its partial images as the engine previews them, then the result.
+        Closing the iterator early (the client went away) cancels the job."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[PartialImage] = asyncio.Queue()
+        job = planned.job
+
+        def on_progress(progress: Progress) -> None:
+            if progress.preview is None:
+                return
+            data = encode(progress.preview, job.output_format, job.output_compression)
+            partial = PartialImage(planned.partials_sent, data)
+            planned.partials_sent += 1
+            loop.call_soon_threadsafe(queue.put_nowait, partial)
+
+        task = asyncio.ensure_future(self.run(planned, on_progress))
+        try:
+            while not task.done():
+                getter = asyncio.ensure_future(queue.get())
+                await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    yield getter.result()
+                else:
+                    getter.cancel()
+            while not queue.empty():
+                yield queue.get_nowait()
+            yield task.result()
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Cancelled):
+                    await task
+
+    async def run(self, planned: Planned, on_progress: ProgressCallback | None = None) -> GenerateResult:
+        started = time.perf_counter()
+        endpoint, params, job, quality = planned.endpoint, planned.params, planned.job, planned.quality
         record = await asyncio.to_thread(self._record_params, params, job, quality)
         request_id = await asyncio.to_thread(
             self.store.create_request, endpoint, params.model, record, params.effective_user
@@ -247,7 +310,9 @@ class ImageService:
             await asyncio.to_thread(self.store.finish_request, request_id, "cancelled", seed=job.seeds[0])
             raise
         image_tokens = sum(input_image_tokens(*im.size) for im in job.edit.images) if job.edit else 0
-        usage = images_usage(params.prompt, quality, job.width, job.height, len(job.seeds), image_tokens)
+        usage = images_usage(
+            params.prompt, quality, job.width, job.height, len(job.seeds), image_tokens, planned.partials_sent
+        )
         images = await asyncio.to_thread(self._save_images, request_id, result.images)
         timings = {**result.timings, "total_s": time.perf_counter() - started}
         await asyncio.to_thread(

@@ -33,11 +33,15 @@ def input_image_tokens(width: int, height: int) -> int:
     return 85 + 170 * tiles
 
 
+#: OpenAI bills each streamed partial image as 100 extra image output tokens.
+PARTIAL_IMAGE_TOKENS = 100
+
+
 def images_usage(
-    prompt: str, quality: str, width: int, height: int, n: int, input_image_tokens: int = 0
+    prompt: str, quality: str, width: int, height: int, n: int, input_image_tokens: int = 0, partials: int = 0
 ) -> dict[str, Any]:
     text = count_text_tokens(prompt)
-    out = image_output_tokens(quality, width, height) * n
+    out = image_output_tokens(quality, width, height) * n + PARTIAL_IMAGE_TOKENS * partials
     return {
         "input_tokens": text + input_image_tokens,
         "input_tokens_details": {"text_tokens": text, "image_tokens": input_image_tokens},

@@ -19,6 +19,7 @@ from gouache.api.schemas import (
     ImagesResponse,
     ImageVariationForm,
 )
+from gouache.api.sse import event_stream, image_events
 from gouache.service.container import Services
 from gouache.service.errors import InvalidRequest, NotFound, UnsupportedParameter
 from gouache.service.images import EditParams, GenerateParams, GenerateResult
@@ -50,8 +51,6 @@ def _not_yet(param: str, what: str) -> UnsupportedParameter:
 
 def reject_unsupported(body: ImageGenerateRequest | ImageEditForm) -> None:
     """Parameters the current SDK can send that we do not serve yet: a clear 400 each, never silence."""
-    if body.stream:
-        raise _not_yet("stream", "Streaming (stream=true)")
     if body.output_format in ("gif", "svg"):
         raise _not_yet("output_format", f"output_format='{body.output_format}'")
     if body.frame_count is not None:
@@ -122,6 +121,24 @@ def _headers(response: Response, result: GenerateResult) -> None:
     response.headers["x-gouache-seed"] = ",".join(str(img.seed) for img in result.images)
 
 
+async def _respond(
+    prefix: str,
+    params: GenerateParams,
+    body: ImageGenerateRequest | ImageEditForm,
+    request: Request,
+    response: Response,
+    svc: Services,
+) -> Any:
+    """Run a request: as server-sent events when `stream` is set, else as one `ImagesResponse`."""
+    endpoint = svc.images.endpoint_of(params)
+    if body.stream:
+        planned = await svc.images.prepare(endpoint, params, previews=body.partial_images or 0)
+        return event_stream(image_events(prefix, planned, svc.images.stream(planned)))
+    result = await svc.images.run(await svc.images.prepare(endpoint, params))
+    _headers(response, result)
+    return to_response(result, body.response_format, request, svc)
+
+
 @router.post(
     "/generations", response_model=ImagesResponse, response_model_exclude_none=True, responses=ERROR_RESPONSES
 )
@@ -130,11 +147,8 @@ async def create_image(
 ) -> ImagesResponse:
     """Text to image. `response_format=url` is an extension for code written for dall-e."""
     reject_unsupported(body)
-    result = await svc.images.generate(
-        GenerateParams(**body.model_dump(exclude_none=True, include=_GENERATION_FIELDS))
-    )
-    _headers(response, result)
-    return to_response(result, body.response_format, request, svc)
+    params = GenerateParams(**body.model_dump(exclude_none=True, include=_GENERATION_FIELDS))
+    return await _respond("image_generation", params, body, request, response, svc)
 
 
 @router.post("/edits", **_MULTIPART_ROUTE)
@@ -159,9 +173,7 @@ async def edit_image(
         images=tuple(form.files.get("image", [])),
         mask=masks[0] if masks else None,
     )
-    result = await svc.images.edit(params)
-    _headers(response, result)
-    return to_response(result, body.response_format, request, svc)
+    return await _respond("image_edit", params, body, request, response, svc)
 
 
 @router.post("/variations", **_MULTIPART_ROUTE)

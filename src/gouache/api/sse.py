@@ -1,0 +1,99 @@
+"""Server-sent events for streamed image requests, as OpenAI sends them: `event: <type>` lines matching the
+JSON `type`, one `data:` line of JSON, a blank line. A failure after the stream started becomes an `error`
+event (the SDK raises it as `APIError`)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi.responses import StreamingResponse
+
+from gouache.service.errors import ServiceError
+from gouache.service.images import GenerateResult, PartialImage, Planned
+
+log = logging.getLogger(__name__)
+
+
+def sse_frame(event: dict[str, Any]) -> bytes:
+    return f"event: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _split_usage(usage: dict[str, Any], n: int, index: int) -> dict[str, Any]:
+    """The request's usage shared over its `n` completed events, so that they add up to the whole: input
+    tokens and partial-image tokens on the first, image output tokens divided evenly."""
+    per_image = usage["output_tokens_details"]["image_tokens"]
+    partials = per_image - (per_image // n) * n if n > 1 else 0
+    out = per_image // n + (partials if index == 0 else 0) if n > 1 else per_image
+    inp = usage["input_tokens"] if index == 0 else 0
+    details = usage["input_tokens_details"] if index == 0 else {"text_tokens": 0, "image_tokens": 0}
+    return {
+        "input_tokens": inp,
+        "input_tokens_details": details,
+        "output_tokens": out,
+        "total_tokens": inp + out,
+        "output_tokens_details": {"image_tokens": out, "text_tokens": 0},
+    }
+
+
+async def image_events(
+    prefix: str, planned: Planned, events: AsyncIterator[PartialImage | GenerateResult]
+) -> AsyncIterator[bytes]:
+    """`<prefix>.partial_image` events, then one `<prefix>.completed` event per image."""
+    params = planned.params
+    requested = {
+        "size": params.size,
+        "quality": params.quality,
+        "background": params.background,
+        "output_format": params.output_format,
+    }
+    try:
+        async for event in events:
+            if isinstance(event, PartialImage):
+                yield sse_frame(
+                    {
+                        "type": f"{prefix}.partial_image",
+                        "b64_json": _b64(event.data),
+                        "partial_image_index": event.index,
+                        "created_at": int(time.time()),
+                        **requested,
+                    }
+                )
+                continue
+            n = len(event.images)
+            for index, image in enumerate(event.images):
+                completed: dict[str, Any] = {
+                    "type": f"{prefix}.completed",
+                    "b64_json": _b64(image.data),
+                    "created_at": event.created,
+                    "size": event.size,
+                    "quality": event.quality,
+                    "background": event.background,
+                    "output_format": event.output_format,
+                    "usage": _split_usage(event.usage, n, index),
+                    "seed": image.seed,
+                }
+                if event.safety_identifier:
+                    completed["safety_identifier"] = event.safety_identifier
+                yield sse_frame(completed)
+    except ServiceError as exc:
+        yield sse_frame({"type": "error", "error": exc.to_error()})
+    except Exception:
+        log.exception("stream failed")
+        error = {"message": "The server had an error while streaming.", "type": "server_error", "param": None,
+                 "code": "server_error"}  # fmt: skip
+        yield sse_frame({"type": "error", "error": error})
+
+
+def event_stream(body: AsyncIterator[bytes]) -> StreamingResponse:
+    return StreamingResponse(
+        body, media_type="text/event-stream", headers={"cache-control": "no-cache", "x-accel-buffering": "no"}
+    )
