@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gouache import __version__
 from gouache.api.errors import install_error_handlers
-from gouache.api.routers import health, images, models
+from gouache.api.routers import health, images, models, responses
 from gouache.service.container import Services, build_services
 from gouache.settings import Settings
 
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     install_error_handlers(app)
     app.include_router(images.router)
     app.include_router(models.router)
+    app.include_router(responses.router)
     app.include_router(health.router)
     app.add_middleware(RequestIdMiddleware)
     return app

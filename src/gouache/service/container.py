@@ -16,6 +16,7 @@ from gouache.engine.runner import Runner
 from gouache.engine.scheduler import Scheduler
 from gouache.service.images import ImageService
 from gouache.service.links import LinkSigner, load_secret
+from gouache.service.responses import ResponsesService
 from gouache.settings import Settings
 from gouache.store import Store
 
@@ -50,6 +51,7 @@ class Services:
     cache: ModelCache
     scheduler: Scheduler
     images: ImageService
+    responses: ResponsesService
     links: LinkSigner
 
     def preload(self) -> None:
@@ -68,11 +70,13 @@ def build_services(settings: Settings) -> Services:
     store = Store(settings.resolved_database_url, settings.blob_dir)
     store.migrate()
     interrupted = store.fail_unfinished("The server stopped before this request finished.")
+    interrupted += store.fail_unfinished_responses("The server stopped before this response finished.")
     if interrupted:
         log.warning("marked %d interrupted request(s) as failed", interrupted)
     cache = ModelCache()
     scheduler = Scheduler(Runner(cache))
     scheduler.start()
+    images = ImageService(catalog, scheduler, store)
     return Services(
         settings=settings,
         catalog=catalog,
@@ -80,6 +84,7 @@ def build_services(settings: Settings) -> Services:
         store=store,
         cache=cache,
         scheduler=scheduler,
-        images=ImageService(catalog, scheduler, store),
+        images=images,
+        responses=ResponsesService(images, store),
         links=LinkSigner(load_secret(settings.data_dir / "url-secret")),
     )

@@ -13,9 +13,10 @@ from gouache.store.models import (
     ImageRecord,
     RequestRecord,
     RequestStatus,
+    ResponseRecord,
 )
 from gouache.store.repository import Store
-from gouache.store.views import ImageView, RequestView
+from gouache.store.views import ImageView, RequestView, ResponseView
 
 __all__ = [
     "TERMINAL_STATUSES",
@@ -30,6 +31,8 @@ __all__ = [
     "RequestRecord",
     "RequestStatus",
     "RequestView",
+    "ResponseRecord",
+    "ResponseView",
     "Store",
     "StoreError",
     "alembic_config",

@@ -147,3 +147,27 @@ class ImageRecord(Base):
 
     def __repr__(self) -> str:
         return f"ImageRecord(id={self.id!r}, request_id={self.request_id!r}, index={self.index})"
+
+
+class ResponseRecord(Base):
+    """One Responses API turn. Chains link through `previous_response_id`; generated images are referenced by
+    image id inside `output` items (their bytes live in the blob store, once)."""
+
+    __tablename__ = "responses"
+    __table_args__ = (
+        Index("ix_responses_previous_response_id", "previous_response_id"),
+        Index("ix_responses_created_at", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    previous_response_id: Mapped[str | None] = mapped_column(String(64))
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    input_items: Mapped[list[Any]] = mapped_column(JSON)
+    output: Mapped[list[Any]] = mapped_column(JSON)
+    usage: Mapped[dict[str, Any] | None] = mapped_column(_nullable_json())
+    error: Mapped[dict[str, Any] | None] = mapped_column(_nullable_json())
+    user: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

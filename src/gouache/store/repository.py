@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import URL, CursorResult, Engine, create_engine, event, make_url, select, update
+from sqlalchemy import URL, CursorResult, Engine, String, create_engine, event, make_url, select, update
+from sqlalchemy import cast as cast_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -26,9 +27,10 @@ from gouache.store.models import (
     ImageRecord,
     RequestRecord,
     RequestStatus,
+    ResponseRecord,
     utcnow,
 )
-from gouache.store.views import ImageView, RequestView
+from gouache.store.views import ImageView, RequestView, ResponseView
 
 #: How long a SQLite connection waits for another writer before failing with "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -222,7 +224,89 @@ class Store:
             result = cast(CursorResult[Any], session.execute(stmt))
             return result.rowcount
 
+    def save_response(
+        self,
+        response_id: str,
+        *,
+        model: str,
+        status: str,
+        previous_response_id: str | None,
+        request: Mapping[str, Any],
+        input_items: list[Any],
+        output: list[Any],
+        usage: Mapping[str, Any] | None = None,
+        error: Mapping[str, Any] | None = None,
+        user: str | None = None,
+    ) -> None:
+        """Insert or replace a Responses turn (a streamed turn is saved when it starts and when it ends)."""
+        values = {
+            "model": model,
+            "status": status,
+            "previous_response_id": previous_response_id,
+            "request": _json_copy(request, "request"),
+            "input_items": json.loads(json.dumps(list(input_items))),
+            "output": json.loads(json.dumps(list(output))),
+            "usage": None if usage is None else _json_copy(usage, "usage"),
+            "error": None if error is None else _json_copy(error, "error"),
+            "user": user,
+            "finished_at": utcnow() if status != "in_progress" else None,
+        }
+        with self._write() as session:
+            record = session.get(ResponseRecord, response_id)
+            if record is None:
+                session.add(ResponseRecord(id=response_id, created_at=utcnow(), **values))
+            else:
+                for key, value in values.items():
+                    setattr(record, key, value)
+
+    def delete_response(self, response_id: str) -> bool:
+        with self._write() as session:
+            record = session.get(ResponseRecord, response_id)
+            if record is None:
+                return False
+            session.delete(record)
+            return True
+
+    def fail_unfinished_responses(self, reason: str) -> int:
+        """Like `fail_unfinished`, for Responses turns left "in_progress" by a stopped process."""
+        error = {"message": reason, "type": "server_error", "param": None, "code": "interrupted"}
+        stmt = (
+            update(ResponseRecord)
+            .where(ResponseRecord.status == "in_progress")
+            .values(status="failed", error=error, finished_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        with self._write() as session:
+            return cast(CursorResult[Any], session.execute(stmt)).rowcount
+
     # --- reads ------------------------------------------------------------------------------------------
+
+    def get_response(self, response_id: str) -> ResponseView | None:
+        with self._read_sessions() as session:
+            record = session.get(ResponseRecord, response_id)
+            return None if record is None else ResponseView.from_record(record)
+
+    def find_call_image(self, call_id: str) -> str | None:
+        """The image id of a stored `image_generation_call` item, by the call's id."""
+        stmt = select(ResponseRecord).where(cast_(ResponseRecord.output, String).contains(call_id))
+        with self._read_sessions() as session:
+            for record in session.scalars(stmt):
+                for item in record.output:
+                    if item.get("id") == call_id and item.get("image_id"):
+                        return str(item["image_id"])
+        return None
+
+    def response_chain(self, response_id: str, limit: int = 100) -> list[ResponseView]:
+        """The turns that lead to `response_id`, oldest first (at most `limit`; a deleted turn ends it)."""
+        chain: list[ResponseView] = []
+        current: str | None = response_id
+        while current is not None and len(chain) < limit:
+            view = self.get_response(current)
+            if view is None:
+                break
+            chain.append(view)
+            current = view.previous_response_id
+        return chain[::-1]
 
     def get_request(self, request_id: str) -> RequestView | None:
         with self._read_sessions() as session:

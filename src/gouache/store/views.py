@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gouache.store.models import TERMINAL_STATUSES, ImageRecord, RequestRecord
+from gouache.store.models import TERMINAL_STATUSES, ImageRecord, RequestRecord, ResponseRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,3 +84,36 @@ class RequestView:
     def finished(self) -> bool:
         """Whether the request reached a terminal status (succeeded, failed or cancelled)."""
         return self.status in TERMINAL_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseView:
+    id: str
+    model: str
+    status: str
+    previous_response_id: str | None
+    request: dict[str, Any]
+    input_items: list[Any]
+    output: list[Any]
+    usage: dict[str, Any] | None
+    error: dict[str, Any] | None
+    user: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def from_record(cls, rec: ResponseRecord) -> ResponseView:
+        return cls(
+            id=rec.id,
+            model=rec.model,
+            status=rec.status,
+            previous_response_id=rec.previous_response_id,
+            request=rec.request,
+            input_items=rec.input_items,
+            output=rec.output,
+            usage=rec.usage,
+            error=rec.error,
+            user=rec.user,
+            created_at=rec.created_at,
+            finished_at=rec.finished_at,
+        )

@@ -1,0 +1,106 @@
+"""`/v1/responses`: the Responses API with the `image_generation` tool."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import ValidationError
+
+from gouache.api.deps import services
+from gouache.api.errors import validation_error
+from gouache.api.schemas import ERROR_RESPONSES, ImageGenerationTool, ResponseCreateRequest
+from gouache.api.sse import event_stream, sse_frame
+from gouache.service.container import Services
+from gouache.service.errors import InvalidRequest, UnsupportedParameter
+
+router = APIRouter(prefix="/v1/responses", tags=["responses"])
+
+_UNSUPPORTED_TOOL_OPTIONS = {
+    "complexity": "complexity (planning compute)",
+    "frame_count": "frame_count (animated GIF output)",
+    "frame_duration_ms": "frame_duration_ms (animated GIF output)",
+    "svg": "svg (SVG output)",
+}
+
+
+def image_tool(body: ResponseCreateRequest) -> dict[str, Any]:
+    """The request's image_generation tool, validated; other tool types are refused, not ignored."""
+    tools = body.tools or []
+    if not tools:
+        raise InvalidRequest(
+            "Gouache answers with images: add the tool {'type': 'image_generation'} to 'tools'.",
+            param="tools",
+        )
+    found: dict[str, Any] | None = None
+    for i, raw in enumerate(tools):
+        kind = raw.get("type")
+        if kind != "image_generation":
+            raise InvalidRequest(
+                f"Tool type '{kind}' is not supported by Gouache; only 'image_generation' is served.",
+                param=f"tools[{i}].type",
+                code="unsupported_tool",
+            )
+        try:
+            tool = ImageGenerationTool.model_validate(raw)
+        except ValidationError as exc:
+            message, param, code = validation_error(dict(exc.errors()[0]))
+            where = f"tools[{i}].{param}" if param else f"tools[{i}]"
+            raise InvalidRequest(message.replace(f"'{param}'", f"'{where}'"), param=where, code=code) from exc
+        for option, what in _UNSUPPORTED_TOOL_OPTIONS.items():
+            if getattr(tool, option) is not None:
+                raise UnsupportedParameter(
+                    f"{what} is not supported by Gouache yet.", param=f"tools[{i}].{option}"
+                )
+        if tool.output_format in ("gif", "svg"):
+            raise UnsupportedParameter(
+                f"output_format='{tool.output_format}' is not supported by Gouache yet.",
+                param=f"tools[{i}].output_format",
+            )
+        if found is not None:
+            raise InvalidRequest("Only one image_generation tool can be given.", param=f"tools[{i}]")
+        found = tool.model_dump(exclude_none=True)
+    choice = body.tool_choice
+    if isinstance(choice, dict) and choice.get("type") not in ("image_generation", None):
+        raise InvalidRequest(
+            f"Tool choice '{choice.get('type')}' not found in 'tools' parameter.", param="tool_choice"
+        )
+    if isinstance(choice, str) and choice not in ("auto", "none", "required"):
+        raise InvalidRequest(
+            f"Invalid value: '{choice}'. Supported values are: 'auto', 'none', 'required'.",
+            param="tool_choice",
+        )
+    assert found is not None
+    return found
+
+
+@router.post("", responses=ERROR_RESPONSES)
+async def create_response(body: ResponseCreateRequest, svc: Services = Depends(services)) -> Any:
+    tool = image_tool(body)
+    turn = await svc.responses.start(body.model_dump(exclude_none=True), tool)
+    if body.stream:
+        return event_stream(_frames(svc.responses.stream(turn)))
+    return await svc.responses.run(turn)
+
+
+async def _frames(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    async for event in events:
+        yield sse_frame(event)
+
+
+@router.get("/{response_id}", responses=ERROR_RESPONSES)
+async def get_response(response_id: str, svc: Services = Depends(services)) -> Any:
+    return svc.responses.get(response_id)
+
+
+@router.delete("/{response_id}", responses=ERROR_RESPONSES)
+async def delete_response(response_id: str, svc: Services = Depends(services)) -> Any:
+    return svc.responses.delete(response_id)
+
+
+@router.get("/{response_id}/input_items", responses=ERROR_RESPONSES)
+async def list_input_items(response_id: str, order: str = "desc", svc: Services = Depends(services)) -> Any:
+    if order not in ("asc", "desc"):
+        raise InvalidRequest(f"Invalid value: '{order}'. Supported values are: 'asc', 'desc'.", param="order")
+    return svc.responses.input_items(response_id, order)
