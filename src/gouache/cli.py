@@ -178,6 +178,19 @@ def edit(
     console.print(f"[green]Saved[/] {output}  size={result.size} seed={result.images[0].seed}")
 
 
+@app.command("eval")
+def eval_model(
+    model: Annotated[str, typer.Option(help="Model to score (catalog name or alias).")] = "gouache-mini",
+    n: Annotated[int, typer.Option("--n", help="Held-out scenes to generate and score.")] = 200,
+    seed: Annotated[int, typer.Option(help="Which held-out set (seed).")] = 0,
+    out: Annotated[Path | None, typer.Option(help="JSON report (default eval.json).")] = None,
+) -> None:
+    """Score a model exactly on held-out scenes: colour, shape, relation, count, text, determinism."""
+    from gouache.mini.evaluate import main as run_eval
+
+    run_eval(model, n, seed, out)
+
+
 @app.command()
 def models() -> None:
     """List the catalog's models and the names they answer to."""

@@ -19,16 +19,17 @@ def to_exact_size(image: Image.Image, width: int, height: int) -> Image.Image:
     return image.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
-def encode(image: Image.Image, fmt: str, compression: int = 100) -> bytes:
+def encode(image: Image.Image, fmt: str, compression: int = 100, *, fast: bool = False) -> bytes:
     """Encode to png/jpeg/webp. `compression` is OpenAI's 0-100 `output_compression`, used as the jpeg/webp
-    quality (100, the default, keeps the most detail); png is lossless and ignores it."""
+    quality (100, the default, keeps the most detail); png is lossless and ignores it. `fast` trades file size
+    for speed (previews)."""
     buf = io.BytesIO()
     if fmt == "png":
-        image.save(buf, format="PNG", compress_level=6)
+        image.save(buf, format="PNG", compress_level=1 if fast else 6)
     elif fmt == "jpeg":
         image.convert("RGB").save(buf, format="JPEG", quality=max(1, compression))
     elif fmt == "webp":
-        image.save(buf, format="WEBP", quality=max(1, compression), method=4)
+        image.save(buf, format="WEBP", quality=max(1, compression), method=0 if fast else 4)
     else:
         raise ValueError(f"unsupported output format {fmt!r}")
     return buf.getvalue()

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+from PIL import Image
+
 from gouache.engine.catalog import Catalog, ModelSpec, SamplingPlan
 from gouache.engine.edits import EditInputs
 from gouache.engine.finish import encode
@@ -263,28 +265,36 @@ class ImageService:
         """Run a planned request, yielding its partial images as the engine previews them, then the result.
         Closing the iterator early (the client went away) cancels the job."""
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[PartialImage] = asyncio.Queue()
+        previews: asyncio.Queue[Image.Image] = asyncio.Queue()
         job = planned.job
 
         def on_progress(progress: Progress) -> None:
-            if progress.preview is None:
-                return
-            data = encode(progress.preview, job.output_format, job.output_compression)
-            partial = PartialImage(planned.partials_sent, data)
-            planned.partials_sent += 1
-            loop.call_soon_threadsafe(queue.put_nowait, partial)
+            # Runs on the engine's worker: hand the preview over and let denoising go on at once.
+            if progress.preview is not None:
+                planned.partials_sent += 1
+                loop.call_soon_threadsafe(previews.put_nowait, progress.preview)
+
+        async def partial(index: int, preview: Image.Image) -> PartialImage:
+            data = await asyncio.to_thread(
+                encode, preview, job.output_format, job.output_compression, fast=True
+            )
+            return PartialImage(index, data)
+
+        sent = 0
 
         task = asyncio.ensure_future(self.run(planned, on_progress))
         try:
             while not task.done():
-                getter = asyncio.ensure_future(queue.get())
+                getter = asyncio.ensure_future(previews.get())
                 await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
                 if getter.done():
-                    yield getter.result()
+                    yield await partial(sent, getter.result())
+                    sent += 1
                 else:
                     getter.cancel()
-            while not queue.empty():
-                yield queue.get_nowait()
+            while not previews.empty():
+                yield await partial(sent, previews.get_nowait())
+                sent += 1
             yield task.result()
         finally:
             if not task.done():
