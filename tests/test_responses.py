@@ -262,3 +262,45 @@ def test_chain_survives_restart(tmp_path: Path, catalog_file: Path) -> None:
         assert np.abs(after[:, :400] - before[:, :400]).max() <= 3
     finally:
         server.stop()
+
+
+def test_chat_model_writes_the_revised_prompt(tmp_path: Path, catalog_file: Path) -> None:
+    """GOUACHE_PLANNER_URL: an OpenAI-compatible chat endpoint (here a stub on loopback) writes the prompt."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    seen: list[dict[str, Any]] = []
+
+    class Chat(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            seen.append(body)
+            reply = {
+                "choices": [{"message": {"role": "assistant", "content": "a snowy fox portrait, warm light"}}]
+            }
+            data = json.dumps(reply).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    chat = HTTPServer(("127.0.0.1", 0), Chat)
+    threading.Thread(target=chat.serve_forever, daemon=True).start()
+    env = {
+        "GOUACHE_CATALOG_FILE": str(catalog_file),
+        "GOUACHE_PLANNER_URL": f"http://127.0.0.1:{chat.server_port}/v1",
+    }
+    server = start_server(tmp_path / "data", env)
+    try:
+        client = OpenAI(base_url=server.base_url, api_key="x", max_retries=0, timeout=120)
+        response = client.responses.create(model="gpt-5", input="a fox", tools=[TOOL])
+        assert response.output[0].revised_prompt == "a snowy fox portrait, warm light"
+        assert seen and seen[0]["messages"][-1]["content"].endswith("User message: a fox")
+    finally:
+        server.stop()
+        chat.shutdown()

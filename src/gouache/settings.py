@@ -46,6 +46,11 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; SQLite under data_dir if unset."
     )
     torch_threads: int | None = Field(default=None, description="Threads for torch; the core count if unset.")
+    planner_url: str | None = Field(
+        default=None, description="OpenAI-compatible chat endpoint (…/v1) that writes Responses prompts."
+    )
+    planner_model: str = Field(default="gpt-4o-mini", description="Chat model name sent to planner_url.")
+    planner_api_key: str | None = Field(default=None, description="Bearer key for planner_url.")
     preload: bool = Field(default=True, description="Load the default model at start-up.")
     log_level: str = "info"
 

@@ -14,6 +14,7 @@ from gouache.engine.catalog import Catalog, CatalogError, ModelSpec, spec_for_di
 from gouache.engine.pipelines import ModelCache
 from gouache.engine.runner import Runner
 from gouache.engine.scheduler import Scheduler
+from gouache.service.chat_planner import ChatPromptWriter
 from gouache.service.images import ImageService
 from gouache.service.links import LinkSigner, load_secret
 from gouache.service.responses import ResponsesService
@@ -63,6 +64,12 @@ class Services:
         self.store.close()
 
 
+def _prompt_writer(settings: Settings) -> ChatPromptWriter | None:
+    if not settings.planner_url:
+        return None
+    return ChatPromptWriter(settings.planner_url, settings.planner_model, settings.planner_api_key)
+
+
 def build_services(settings: Settings) -> Services:
     torch.set_num_threads(settings.torch_threads or os.cpu_count() or 1)
     catalog, default = build_catalog(settings)
@@ -85,6 +92,6 @@ def build_services(settings: Settings) -> Services:
         cache=cache,
         scheduler=scheduler,
         images=images,
-        responses=ResponsesService(images, store),
+        responses=ResponsesService(images, store, _prompt_writer(settings)),
         links=LinkSigner(load_secret(settings.data_dir / "url-secret")),
     )

@@ -6,6 +6,7 @@ through `previous_response_id` continue after a restart."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import io
@@ -18,6 +19,7 @@ from typing import Any
 
 from PIL import Image
 
+from gouache.service.chat_planner import ChatPromptWriter
 from gouache.service.errors import InvalidRequest, NotFound, ServiceError
 from gouache.service.images import (
     EditParams,
@@ -79,9 +81,10 @@ class _Context:
 
 
 class ResponsesService:
-    def __init__(self, images: ImageService, store: Store) -> None:
+    def __init__(self, images: ImageService, store: Store, writer: ChatPromptWriter | None = None) -> None:
         self.images = images
         self.store = store
+        self.writer = writer
 
     # --- creating a turn -------------------------------------------------------------------------------
 
@@ -118,6 +121,8 @@ class ResponsesService:
             action=action,
             instructions=body.get("instructions"),
         )
+        if self.writer is not None:
+            plan = await asyncio.to_thread(self.writer.revise, plan, context.text, context.previous_prompt)
         params = self._image_params(plan, tool, context, body)
         planned = await self.images.prepare(
             self.images.endpoint_of(params), params, tool.get("partial_images") or 0
