@@ -99,3 +99,29 @@ def test_raw_sse_framing(server: LiveServer) -> None:
     frames = [f for f in text.split("\n\n") if f.strip()]
     assert frames[0].startswith("event: image_generation.partial_image\ndata: {")
     assert frames[-1].startswith("event: image_generation.completed\ndata: {")
+
+
+def test_disconnect_cancels_the_job(server: LiveServer) -> None:
+    import time
+
+    from gouache.store import Store
+
+    body = {"prompt": "cancel-me", "stream": True, "partial_images": 3, "quality": "high", "steps": 60,
+            "size": "1024x1024"}  # fmt: skip
+    with httpx.stream("POST", f"{server.base_url}/images/generations", json=body, timeout=120) as response:
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                break  # the first partial arrived: hang up mid-denoising
+    store = Store(f"sqlite:///{server.data_dir / 'gouache.db'}", server.data_dir / "blobs")
+    try:
+        deadline = time.monotonic() + 60
+        status = None
+        while time.monotonic() < deadline:
+            records = [r for r in store.list_requests(limit=50) if r.params.get("prompt") == "cancel-me"]
+            status = records[0].status if records else None
+            if status in ("cancelled", "succeeded", "failed"):
+                break
+            time.sleep(0.2)
+        assert status == "cancelled", server.log()[-3000:]
+    finally:
+        store.close()

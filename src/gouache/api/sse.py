@@ -4,19 +4,23 @@ event (the SDK raises it as `APIError`)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from fastapi import Request
 from fastapi.responses import StreamingResponse
 
 from gouache.service.errors import ServiceError
 from gouache.service.images import GenerateResult, PartialImage, Planned
 
 log = logging.getLogger(__name__)
+
+DISCONNECT_POLL_S = 0.25
 
 
 def sse_frame(event: dict[str, Any]) -> bytes:
@@ -93,7 +97,33 @@ async def image_events(
         yield sse_frame({"type": "error", "error": error})
 
 
-def event_stream(body: AsyncIterator[bytes]) -> StreamingResponse:
+async def _watch(request: Request, stop: asyncio.Event) -> None:
+    """Set `stop` when the client disconnects. Without this, a disconnect is only noticed at the next send,
+    which may be many denoising steps away."""
+    while not stop.is_set():
+        if await request.is_disconnected():
+            stop.set()
+            return
+        await asyncio.sleep(DISCONNECT_POLL_S)
+
+
+def event_stream(
+    request: Request, make_body: Callable[[asyncio.Event], AsyncIterator[bytes]]
+) -> StreamingResponse:
+    """An SSE response whose producer is told (through the event it is given) when the client goes away."""
+
+    async def body() -> AsyncIterator[bytes]:
+        stop = asyncio.Event()
+        watcher = asyncio.ensure_future(_watch(request, stop))
+        try:
+            async for frame in make_body(stop):
+                yield frame
+        finally:
+            stop.set()
+            watcher.cancel()
+
     return StreamingResponse(
-        body, media_type="text/event-stream", headers={"cache-control": "no-cache", "x-accel-buffering": "no"}
+        body(),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
     )

@@ -4,7 +4,6 @@ result."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -123,6 +122,7 @@ class ImageService:
         self.catalog = catalog
         self.scheduler = scheduler
         self.store = store
+        self._tasks: set[asyncio.Future[GenerateResult]] = set()
 
     def resolve_model(self, name: str) -> ModelSpec:
         spec = self.catalog.resolve(name)
@@ -261,9 +261,11 @@ class ImageService:
             raise
         return Planned(endpoint, params, replace(job, previews=previews), quality)
 
-    async def stream(self, planned: Planned) -> AsyncIterator[PartialImage | GenerateResult]:
+    async def stream(
+        self, planned: Planned, stop: asyncio.Event | None = None
+    ) -> AsyncIterator[PartialImage | GenerateResult]:
         """Run a planned request, yielding its partial images as the engine previews them, then the result.
-        Closing the iterator early (the client went away) cancels the job."""
+        Setting `stop` (the client went away) or closing the iterator early cancels the job."""
         loop = asyncio.get_running_loop()
         previews: asyncio.Queue[Image.Image] = asyncio.Queue()
         job = planned.job
@@ -283,10 +285,19 @@ class ImageService:
         sent = 0
 
         task = asyncio.ensure_future(self.run(planned, on_progress))
+        # The event loop keeps only weak references to tasks: hold this one until it has recorded its end,
+        # even if the stream is abandoned first.
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        stopper = asyncio.ensure_future((stop or asyncio.Event()).wait())
+        getter: asyncio.Future[Image.Image] | None = None
         try:
             while not task.done():
                 getter = asyncio.ensure_future(previews.get())
-                await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({getter, task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                if stopper.done():
+                    getter.cancel()
+                    return
                 if getter.done():
                     yield await partial(sent, getter.result())
                     sent += 1
@@ -297,10 +308,11 @@ class ImageService:
                 sent += 1
             yield task.result()
         finally:
+            stopper.cancel()
+            if getter is not None:
+                getter.cancel()
             if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Cancelled):
-                    await task
+                task.cancel()  # it records itself as cancelled; `self._tasks` keeps it alive until then
 
     async def run(self, planned: Planned, on_progress: ProgressCallback | None = None) -> GenerateResult:
         started = time.perf_counter()
@@ -317,7 +329,10 @@ class ImageService:
             )
             raise
         except (asyncio.CancelledError, Cancelled):
-            await asyncio.to_thread(self.store.finish_request, request_id, "cancelled", seed=job.seeds[0])
+            # Shielded: a second cancellation must not stop the record of the first.
+            await asyncio.shield(
+                asyncio.to_thread(self.store.finish_request, request_id, "cancelled", seed=job.seeds[0])
+            )
             raise
         image_tokens = sum(input_image_tokens(*im.size) for im in job.edit.images) if job.edit else 0
         usage = images_usage(

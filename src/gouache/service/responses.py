@@ -302,7 +302,7 @@ class ResponsesService:
             raise
         return self._finish(turn, result)
 
-    async def stream(self, turn: Turn) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, turn: Turn, stop: asyncio.Event | None = None) -> AsyncIterator[dict[str, Any]]:
         """The Responses event sequence for one turn."""
         seq = 0
 
@@ -321,7 +321,7 @@ class ResponsesService:
         yield event("response.image_generation_call.generating", output_index=0, item_id=turn.call_id)
         result: GenerateResult | None = None
         try:
-            async for update in self.images.stream(turn.planned):
+            async for update in self.images.stream(turn.planned, stop):
                 if isinstance(update, PartialImage):
                     yield event(
                         "response.image_generation_call.partial_image",
@@ -339,7 +339,9 @@ class ResponsesService:
             yield event("error", code=exc.code, message=exc.message, param=exc.param)
             yield event("response.failed", response=self.response_object(turn, "failed", [failed], None, exc))
             return
-        assert result is not None
+        if result is None:  # stopped: the client went away
+            self._save(turn, "cancelled", [self._call_item(turn, None, "failed")])
+            return
         yield event("response.image_generation_call.completed", output_index=0, item_id=turn.call_id)
         final = self._finish(turn, result)
         call_done, message = final["output"]

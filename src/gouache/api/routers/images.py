@@ -133,7 +133,9 @@ async def _respond(
     endpoint = svc.images.endpoint_of(params)
     if body.stream:
         planned = await svc.images.prepare(endpoint, params, previews=body.partial_images or 0)
-        return event_stream(image_events(prefix, planned, svc.images.stream(planned)))
+        return event_stream(
+            request, lambda stop: image_events(prefix, planned, svc.images.stream(planned, stop))
+        )
     result = await svc.images.run(await svc.images.prepare(endpoint, params))
     _headers(response, result)
     return to_response(result, body.response_format, request, svc)

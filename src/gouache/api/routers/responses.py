@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
 
 from gouache.api.deps import services
@@ -76,11 +76,13 @@ def image_tool(body: ResponseCreateRequest) -> dict[str, Any]:
 
 
 @router.post("", responses=ERROR_RESPONSES)
-async def create_response(body: ResponseCreateRequest, svc: Services = Depends(services)) -> Any:
+async def create_response(
+    body: ResponseCreateRequest, request: Request, svc: Services = Depends(services)
+) -> Any:
     tool = image_tool(body)
     turn = await svc.responses.start(body.model_dump(exclude_none=True), tool)
     if body.stream:
-        return event_stream(_frames(svc.responses.stream(turn)))
+        return event_stream(request, lambda stop: _frames(svc.responses.stream(turn, stop)))
     return await svc.responses.run(turn)
 
 
