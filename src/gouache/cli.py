@@ -178,6 +178,22 @@ def edit(
     console.print(f"[green]Saved[/] {output}  size={result.size} seed={result.images[0].seed}")
 
 
+@app.command("train-mini")
+def train_mini(
+    minutes: Annotated[float, typer.Option(help="Training wall-time budget, counted across resumes.")] = 150,
+    out: Annotated[Path, typer.Option(help="Run directory: checkpoint, log, shippable pipeline.")] = Path(
+        "runs/gouache-mini"
+    ),
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its checkpoint.")] = False,
+    seed: Annotated[int, typer.Option(help="Training seed (0-8; data and weights are deterministic).")] = 0,
+    tiny: Annotated[bool, typer.Option(help="A tiny model, for a smoke test.")] = False,
+) -> None:
+    """Train the embedded model gouache-mini from scratch on procedural scenes (CPU, resumable)."""
+    from gouache.mini.train import main as run_training
+
+    run_training(minutes, out, resume, seed, tiny)
+
+
 @app.command("eval")
 def eval_model(
     model: Annotated[str, typer.Option(help="Model to score (catalog name or alias).")] = "gouache-mini",

@@ -383,6 +383,11 @@ def _derived(model: LoadedModel, kind: str) -> Any:
                 pipe = auto.from_pipe(model.pipeline)
             except (ValueError, KeyError, TypeError, AttributeError):
                 pipe = None
+            unet = getattr(model.pipeline, "unet", None)
+            if kind == "inpaint" and unet is not None and unet.config.in_channels not in (4, 9):
+                # SD's inpainting pipeline only runs 4-channel (blend) or 9-channel (inpainting) UNets; others
+                # (the embedded model's 48-channel pixel-space UNet) use the img2img latent-blend fallback.
+                pipe = None
             if pipe is not None:
                 pipe.set_progress_bar_config(disable=True)
             cache[kind] = pipe

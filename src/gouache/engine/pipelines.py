@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import json
 import logging
 import threading
 from collections import OrderedDict
@@ -58,12 +60,36 @@ def load_pipeline(path: Path) -> Any:
         detect_family(path)
     except CatalogError as exc:
         raise ModelLoadError(str(exc)) from exc
+    _import_component_libraries(path)
     try:
         pipe = DiffusionPipeline.from_pretrained(str(path), torch_dtype=torch.float32, local_files_only=True)
     except Exception as exc:  # diffusers raises many types for a broken folder
         raise ModelLoadError(f"Could not load the diffusers pipeline at {path}: {exc}") from exc
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def _import_component_libraries(path: Path) -> None:
+    """diffusers loads a component from a library other than its own or transformers only if that module is
+    already imported; import the Gouache modules a `model_index.json` names (the embedded model's codec and
+    text encoder live there)."""
+    try:
+        index = json.loads((path / "model_index.json").read_text())
+    except (OSError, ValueError):
+        return
+    for value in index.values():
+        if (
+            isinstance(value, list)
+            and value
+            and isinstance(value[0], str)
+            and value[0].startswith("gouache.")
+        ):
+            try:
+                importlib.import_module(value[0])
+            except ImportError as exc:
+                raise ModelLoadError(
+                    f"{path}: component library {value[0]} cannot be imported: {exc}"
+                ) from exc
 
 
 class ModelCache:

@@ -1,0 +1,158 @@
+"""gouache-mini's model code: the exact codec, a tiny training run (loss falls, resume is exact), and the saved
+pipeline through diffusers and the engine. Training runs single-threaded: tiny models gain nothing from more
+threads, and the suite may share the cores with other work."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import statistics
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import gouache.mini.pipeline  # noqa: F401  (diffusers needs gouache's component modules imported)
+from gouache.engine.catalog import SamplingPlan, spec_for_directory
+from gouache.engine.edits import EditInputs, run_edit
+from gouache.engine.jobs import RenderJob
+from gouache.engine.pipelines import ModelCache
+from gouache.engine.runner import Runner
+from gouache.mini.codec import PixelUnshuffleCodec
+from gouache.mini.model import MARKER_FILE, MiniConfig
+from gouache.mini.pipeline import MAX_SHIPPED_BYTES, build_mini_pipeline, folder_size
+from gouache.mini.train import (
+    TRAIN_SEED_LIMIT,
+    VALIDATION_SEED_BASE,
+    TrainResult,
+    scene_seed,
+    train,
+    validation_loss,
+)
+
+STEPS = 40
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrainResult]:
+    out = tmp_path_factory.mktemp("mini-train")
+    result = train(out, 5.0, seed=0, config=MiniConfig.tiny(), max_steps=STEPS, progress=False, threads=1)
+    return out, result
+
+
+def test_codec_round_trip_is_exact() -> None:
+    codec = PixelUnshuffleCodec()
+    pixels = torch.randint(0, 256, (2, 3, 64, 96), generator=torch.Generator().manual_seed(0))
+    images = pixels.float() / 127.5 - 1.0
+    latents = codec.encode(images).latent_dist.sample(torch.Generator().manual_seed(1))
+    assert latents.shape == (2, 48, 16, 24)
+    assert torch.equal(codec.encode(images).latent_dist.mode(), latents)
+    assert torch.equal(codec.decode(latents).sample, images)
+    assert torch.equal(codec.decode(latents, return_dict=False)[0], images)
+    assert codec.config.latent_channels == 48 and not codec.config.force_upcast
+    assert 2 ** (len(codec.config.block_out_channels) - 1) == 4  # the pipelines' vae_scale_factor
+    with pytest.raises(ValueError, match="multiples of 4"):
+        codec.encode(torch.zeros(1, 3, 30, 32))
+
+
+def test_training_scenes_stay_below_the_held_out_range() -> None:
+    from gouache.mini.evaluate import HELD_OUT_BASE
+
+    assert TRAIN_SEED_LIMIT == HELD_OUT_BASE
+    assert scene_seed(0, 0) == 0
+    assert scene_seed(8, 10**8 - 1) < VALIDATION_SEED_BASE < TRAIN_SEED_LIMIT
+    assert scene_seed(3, 5) > scene_seed(2, 10**8 - 1)
+    with pytest.raises(ValueError):
+        scene_seed(9, 0)
+
+
+def test_tiny_training_lowers_the_loss(tiny_run: tuple[Path, TrainResult]) -> None:
+    out, result = tiny_run
+    assert result.steps == STEPS and len(result.losses) == STEPS
+    assert statistics.mean(result.losses[-10:]) < statistics.mean(result.losses[:10])
+    # The validation loss (fixed held-out scenes, timesteps and noise) of the shipped EMA weights has fallen
+    # below that of the same seed's initial weights.
+    initial = validation_loss(build_mini_pipeline(MiniConfig.tiny(), 0), MiniConfig.tiny())
+    log = json.loads((out / "training.json").read_text())
+    assert log["steps"] == STEPS and log["elapsed_s"] > 0
+    assert log["validation_loss_ema"][-1][2] < 0.9 * initial
+    assert log["loss_curve"][-1][0] == STEPS
+
+
+def test_resume_continues_exactly(tiny_run: tuple[Path, TrainResult], tmp_path: Path) -> None:
+    _, uninterrupted = tiny_run
+    config = MiniConfig.tiny()
+    first = train(tmp_path, 5.0, seed=0, config=config, max_steps=20, progress=False, threads=1)
+    second = train(tmp_path, 5.0, resume=True, seed=0, config=config, max_steps=24, progress=False, threads=1)
+    assert first.losses == uninterrupted.losses[:20]
+    assert second.losses == uninterrupted.losses[20:24]
+    assert second.elapsed_s > first.elapsed_s
+    sessions = json.loads((tmp_path / "training.json").read_text())["sessions"]
+    assert [(s["start_step"], s["end_step"]) for s in sessions] == [(0, 20), (20, 24)]
+    with pytest.raises(FileExistsError):
+        train(tmp_path, 5.0, seed=0, config=config, max_steps=1, progress=False, threads=1)
+
+
+def test_saved_pipeline_loads_with_diffusers(tiny_run: tuple[Path, TrainResult]) -> None:
+    from diffusers import DiffusionPipeline
+
+    folder = tiny_run[0] / "pipeline"
+    index = json.loads((folder / "model_index.json").read_text())
+    assert index["_class_name"] == "StableDiffusionPipeline"
+    assert index["vae"] == ["gouache.mini.codec", "PixelUnshuffleCodec"]
+    assert sorted(p.name for p in (folder / "text_encoder").iterdir()) == [MARKER_FILE]
+    assert folder_size(folder) <= MAX_SHIPPED_BYTES
+    pipe: Any = DiffusionPipeline.from_pretrained(str(folder), local_files_only=True)
+    assert pipe.unet.dtype == torch.float32 and pipe.vae_scale_factor == 4
+    pipe.set_progress_bar_config(disable=True)
+    image = pipe(
+        "a red circle",
+        height=64,
+        width=64,
+        num_inference_steps=3,
+        guidance_scale=4.0,
+        generator=torch.Generator().manual_seed(0),
+    ).images[0]
+    assert image.size == (64, 64)
+
+
+def test_runner_and_edits_on_the_saved_pipeline(tiny_run: tuple[Path, TrainResult]) -> None:
+    # multiple=8: the SD text-to-image pipeline wants edges divisible by 8, whatever vae_scale_factor is.
+    spec = dataclasses.replace(spec_for_directory(tiny_run[0] / "pipeline"), resolution=64, multiple=8)
+    runner = Runner(ModelCache())
+    plan = SamplingPlan(steps=3, guidance=4.0, scheduler="dpm++")
+    for width, height in ((1024, 1024), (1536, 1024)):
+        job = RenderJob(spec, "two blue squares", plan, width, height, (7,), negative_prompt="red")
+        result = runner.render(job)
+        assert Image.open(io.BytesIO(result.images[0].data)).size == (width, height)
+    first = runner.render(RenderJob(spec, "a star", plan, 1024, 1024, (3,))).images[0].data
+    assert runner.render(RenderJob(spec, "a star", plan, 1024, 1024, (3,))).images[0].data == first
+
+    model = runner.cache.get(spec)
+    source = Image.new("RGB", (256, 256), (200, 30, 30))
+    edited = run_edit(model, "a blue square", None, plan, 256, 256, 5, EditInputs((source,), None, 0.6))
+    assert edited.size == (256, 256)
+
+
+def test_inpaint_on_the_saved_pipeline(tiny_run: tuple[Path, TrainResult]) -> None:
+    spec = dataclasses.replace(spec_for_directory(tiny_run[0] / "pipeline"), resolution=64, multiple=8)
+    model = ModelCache().get(spec)
+    source = Image.new("RGB", (128, 128), (200, 30, 30))
+    mask = Image.new("L", (128, 128), 0)
+    mask.paste(255, (32, 32, 96, 96))
+    plan = SamplingPlan(steps=3, guidance=4.0, scheduler="dpm++")
+    out = run_edit(model, "a blue square", None, plan, 128, 128, 5, EditInputs((source,), mask, 1.0))
+    assert np.array_equal(np.asarray(out)[:20], np.asarray(source)[:20])
