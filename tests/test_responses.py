@@ -30,7 +30,9 @@ def data_url(image: Image.Image) -> str:
 
 
 def test_multi_turn_refinement_chain(client: OpenAI) -> None:
-    first = client.responses.create(model="gpt-5", input="a red fox in the snow", tools=[{**TOOL, "seed": 11}])
+    first = client.responses.create(
+        model="gpt-5", input="a red fox in the snow", tools=[{**TOOL, "seed": 11}]
+    )
     call = first.output[0]
     assert first.status == "completed" and call.type == "image_generation_call"
     assert call.action == "generate" and call.revised_prompt == "a red fox in the snow"
