@@ -7,6 +7,7 @@ The shipped `catalog.toml` is merged with an optional user file. A model entry l
     family = "sdxl"                 # optional: read from model_index.json when omitted
     resolution = 1024               # working resolution (side of the square of the same area)
     aliases = ["sdxl"]
+    upscaler = "lanczos"            # or "flat": crisp edges for flat-colour artwork (gouache-mini)
     [models.my-sdxl.plans.low]
     steps = 8
     guidance = 5.0
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from gouache.engine.upscale import UPSCALERS
 
 QUALITIES = ("low", "medium", "high", "xhigh", "max")
 SCHEDULERS = ("default", "ddim", "dpm++", "euler", "euler_a", "unipc")
@@ -90,6 +93,8 @@ class ModelSpec:
     aliases: tuple[str, ...] = ()
     description: str = ""
     cfg: bool = True
+    #: How the finish stage enlarges working-size renders: "lanczos" or "flat" (crisp edges for flat artwork).
+    upscaler: str = "lanczos"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -184,7 +189,10 @@ def spec_from_entry(name: str, entry: Mapping[str, Any], *, base: Path | None, s
                 f"{where}: quality tier must be one of {', '.join(QUALITIES)}, not {quality!r}"
             )
         plans[quality] = _plan_from(raw, f"{where} plans.{quality}")
-    known = {"path", "family", "resolution", "multiple", "plans", "aliases", "description", "cfg"}
+    upscaler = str(entry.get("upscaler", "lanczos"))
+    if upscaler not in UPSCALERS:
+        raise CatalogError(f"{where}: upscaler must be one of {', '.join(UPSCALERS)}")
+    known = {"path", "family", "resolution", "multiple", "plans", "aliases", "description", "cfg", "upscaler"}
     return ModelSpec(
         name=name,
         path=path,
@@ -195,6 +203,7 @@ def spec_from_entry(name: str, entry: Mapping[str, Any], *, base: Path | None, s
         aliases=tuple(entry.get("aliases", ())),
         description=str(entry.get("description", "")),
         cfg=bool(entry.get("cfg", traits.cfg)),
+        upscaler=upscaler,
         extra={k: v for k, v in entry.items() if k not in known},
     )
 

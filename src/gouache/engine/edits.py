@@ -547,7 +547,7 @@ def run_edit(
             out = _render(
                 model, pipe, prompt, negative_prompt, plan, size, seed, work, None, strength, step_callback
             )
-            return to_exact_size(out, width, height).convert("RGB")
+            return to_exact_size(out, width, height, model.spec.upscaler).convert("RGB")
 
         strength = OUTPAINT_STRENGTH if mode == "outpaint" else 1.0
         init = canvas
@@ -580,7 +580,7 @@ def run_edit(
             blend,
         )
 
-    out = to_exact_size(out, width, height).convert("RGB")
+    out = to_exact_size(out, width, height, model.spec.upscaler).convert("RGB")
     base_image = to_exact_size(canvas, width, height).convert("RGB")
     out_mask = mask if mask.size == (width, height) else _resized_mask(mask, (width, height))
     return Image.composite(out, base_image, feather_mask(out_mask))

@@ -6,17 +6,16 @@ import io
 
 from PIL import Image
 
+from gouache.engine.upscale import upscale
+
 FORMATS = ("png", "jpeg", "webp")
 
 
-def to_exact_size(image: Image.Image, width: int, height: int) -> Image.Image:
+def to_exact_size(image: Image.Image, width: int, height: int, upscaler: str = "lanczos") -> Image.Image:
     """Resize to exactly `width x height`. The working size has the same aspect up to rounding, so this is a
-    plain high-quality resample (Lanczos up, box-filtered reduce down) rather than a crop."""
-    if image.size == (width, height):
-        return image
-    if image.width < width or image.height < height:
-        return image.resize((width, height), Image.Resampling.LANCZOS)
-    return image.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    resample rather than a crop: enlargements with the model's `upscaler` (see :mod:`gouache.engine.upscale`),
+    reductions box-filtered Lanczos."""
+    return upscale(image, width, height, upscaler)
 
 
 def encode(image: Image.Image, fmt: str, compression: int = 100, *, fast: bool = False) -> bytes:

@@ -49,7 +49,7 @@ class Runner:
             else:
                 pil = self._edit(model, job, seed, index, on_progress, should_stop)
             t1 = time.perf_counter()
-            final = to_exact_size(pil, job.width, job.height)
+            final = to_exact_size(pil, job.width, job.height, job.model.upscaler)
             data = encode(final, job.output_format, job.output_compression)
             images.append(RenderedImage(data, job.output_format, job.width, job.height, seed))
             denoise_s += t1 - t0
@@ -70,7 +70,7 @@ class Runner:
         """A preview of the first image at the output size, at the steps chosen for `job.previews`."""
         if index != 0 or latents is None or step not in preview_steps(total, job.previews):
             return None
-        return to_exact_size(decode_preview(model, latents, size), job.width, job.height)
+        return to_exact_size(decode_preview(model, latents, size), job.width, job.height, job.model.upscaler)
 
     def _edit(
         self,
