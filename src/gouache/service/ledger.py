@@ -266,3 +266,13 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     except ValueError as exc:
         raise ValueError(f"cannot read {text!r} as a time: use 7d, 12h, 30m or 2026-11-01") from exc
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def local_cost_per_image(store: Store, quality: str, size: str, since: datetime) -> float | None:
+    """The mean local dollars per image of past successful requests at this quality and size, if any."""
+    entries = [
+        e for e in store.ledger(since)
+        if e.status == "succeeded" and e.quality == quality and e.size == size and e.image_count
+    ]  # fmt: skip
+    images = sum(e.image_count for e in entries)
+    return sum(e.local_cost_usd for e in entries) / images if images else None

@@ -129,3 +129,62 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+@dataclass(frozen=True)
+class EstimateLine:
+    item: str
+    quantity: int
+    unit_usd: float
+
+    @property
+    def total_usd(self) -> float:
+        return round(self.quantity * self.unit_usd, DECIMALS)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    lines: tuple[EstimateLine, ...]
+
+    @property
+    def total_usd(self) -> float:
+        return round(sum(line.total_usd for line in self.lines), DECIMALS)
+
+
+def parse_size(size: str) -> tuple[int, int]:
+    """`WxH` (or `auto`, priced as 1024x1024) for estimates; any positive edges are accepted."""
+    if size == "auto":
+        return 1024, 1024
+    try:
+        width, height = (int(v) for v in size.lower().split("x"))
+    except ValueError as exc:
+        raise ValueError(f"size must be WIDTHxHEIGHT or auto, not {size!r}") from exc
+    if width <= 0 or height <= 0:
+        raise ValueError(f"size must have positive edges, not {size!r}")
+    return width, height
+
+
+def estimate(
+    prices: PriceTable,
+    size: str,
+    quality: str,
+    n: int = 1,
+    turns: int = 0,
+    input_tokens: int = 0,
+    output_tokens: int = 0,
+) -> Estimate:
+    """What a request (`turns=0`) or a Responses conversation of `turns` turns, each making `n` images with
+    `input_tokens`/`output_tokens` of text, would cost on the hosted API. `quality=auto` is priced as high,
+    the most it can resolve to."""
+    width, height = parse_size(size)
+    priced = "high" if quality == "auto" else quality
+    images = n * max(turns, 1)
+    lines = [
+        EstimateLine(f"images {width}x{height} {priced}", images, prices.image_price(priced, width, height))
+    ]
+    if turns:
+        lines.append(EstimateLine("text input tokens", input_tokens * turns, prices.per_token("text_input")))
+        lines.append(
+            EstimateLine("text output tokens", output_tokens * turns, prices.per_token("text_output"))
+        )
+    return Estimate(tuple(lines))
