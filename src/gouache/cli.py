@@ -97,12 +97,14 @@ def _start_services(settings: Settings) -> Services:
     from gouache.engine.catalog import CatalogError
     from gouache.engine.pipelines import ModelLoadError
     from gouache.service.container import build_services
+    from gouache.service.moderation import ModerationPolicyError
+    from gouache.service.pricing import PriceTableError
 
     try:
         with console.status(f"Loading {settings.default_model}..."):
             services = build_services(settings)
             services.preload()
-    except (CatalogError, ModelLoadError) as exc:
+    except (CatalogError, ModelLoadError, PriceTableError, ModerationPolicyError) as exc:
         err.print(f"[red]Cannot start:[/] {exc}")
         raise typer.Exit(1) from None
     return services
@@ -237,7 +239,7 @@ app.add_typer(cost_app, name="cost")
 
 
 def _store() -> Store:
-    from gouache.service.container import open_store
+    from gouache.service.stores import open_store
 
     return open_store(Settings())
 

@@ -3,10 +3,11 @@ every HTTP request by its route template and status."""
 
 from __future__ import annotations
 
+import re
 import time
+from typing import Any
 
 from fastapi import APIRouter, Depends, Response
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gouache.api.deps import services
@@ -51,13 +52,22 @@ class MetricsMiddleware:
 
 
 def _endpoint(scope: Scope) -> str:
-    """The route template (`/v1/responses/{response_id}`): it keeps the label set small. Requests refused
-    before routing (401, 429) are matched here; unknown URLs share one label."""
-    route = scope.get("route")
-    if route is None:
-        app = scope.get("app")
-        for candidate in getattr(getattr(app, "router", None), "routes", []):
-            if candidate.matches(scope)[0] != Match.NONE:
-                route = candidate
-                break
-    return getattr(route, "path", None) or "unmatched"
+    """The route template (`/v1/responses/{response_id}`): it keeps the label set small, and it is known for
+    requests refused before routing too (401, 429). Unknown URLs share one label."""
+    path = str(scope.get("path", ""))
+    for template, pattern in _templates(scope.get("app")):
+        if pattern.fullmatch(path):
+            return template
+    return "unmatched"
+
+
+def _templates(app: Any) -> list[tuple[str, re.Pattern[str]]]:
+    """The app's paths from its OpenAPI description (plus `/metrics`), as regular expressions."""
+    if app is None:
+        return []
+    found: list[tuple[str, re.Pattern[str]]] | None = getattr(app.state, "metric_templates", None)
+    if found is None:
+        paths = [*app.openapi().get("paths", {}), "/metrics"]
+        found = [(p, re.compile(re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(p)))) for p in paths]
+        app.state.metric_templates = found
+    return found

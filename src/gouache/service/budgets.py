@@ -107,7 +107,7 @@ class Budgets:
                         f"request needs {_amount(kind, cost)}.",
                         headers={"x-should-retry": "false"},
                     )
-                if projected >= self.soft_fraction * limit:
+                if projected + 1e-9 >= self.soft_fraction * limit:
                     share = projected / limit if limit else 1.0
                     warnings.append(
                         f"{budget.label}: {share:.0%} of the monthly budget of {_amount(kind, limit)} used"

@@ -20,6 +20,7 @@ from gouache.service.images import ImageService
 from gouache.service.links import LinkSigner, load_secret
 from gouache.service.operations import Operations
 from gouache.service.responses import ResponsesService
+from gouache.service.stores import open_store
 from gouache.settings import Settings
 from gouache.store import Store
 
@@ -72,14 +73,6 @@ def _prompt_writer(settings: Settings) -> ChatPromptWriter | None:
     if not settings.planner_url:
         return None
     return ChatPromptWriter(settings.planner_url, settings.planner_model, settings.planner_api_key)
-
-
-def open_store(settings: Settings) -> Store:
-    """The store, migrated: what the CLI's key and usage commands need, without loading any model."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store(settings.resolved_database_url, settings.blob_dir)
-    store.migrate()
-    return store
 
 
 def build_services(settings: Settings) -> Services:

@@ -12,8 +12,8 @@ from typing import Any
 
 from gouache.service.usage import PARTIAL_IMAGE_TOKENS
 
-#: Dollars are rounded to a millionth: sums of many requests stay exact enough and print cleanly.
-DECIMALS = 6
+#: Dollars are rounded to 1e-8: exact for token prices in cents per million tokens, and they print cleanly.
+DECIMALS = 8
 
 
 class PriceTableError(ValueError):
