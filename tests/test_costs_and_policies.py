@@ -18,7 +18,7 @@ from gouache.service.access import ANONYMOUS, Caller, KeyService, Unauthorized
 from gouache.service.budgets import BudgetExceeded, Budgets, month_start
 from gouache.service.ledger import PageQuery, costs_page, parse_since, usage_images_page, usage_summary
 from gouache.service.limits import RateLimited, RateLimiter, format_duration
-from gouache.service.moderation import ModerationBlocked, ModerationPolicy
+from gouache.service.moderation import ModerationBlocked, ModerationPolicy, ModerationPolicyError
 from gouache.service.pricing import LocalRates, PriceTable, estimate, format_usd, images_cost, text_cost
 from gouache.service.usage import count_text_tokens
 from gouache.store import ALL_OWNERS, Store
@@ -112,6 +112,18 @@ def test_moderation_policy(tmp_path: Path) -> None:
     custom = tmp_path / "policy.toml"
     custom.write_text('[categories.custom]\nlevels = ["auto", "low"]\nwords = ["forbidden fruit"]\n')
     assert ModerationPolicy.load(custom).violations("the Forbidden  Fruit", "low") == ["custom"]
+    custom.write_text(f'classifier = "{__name__}:shouting_classifier"\n' + custom.read_text())
+    with_classifier = ModerationPolicy.load(custom)
+    assert with_classifier.violations("A CALM LAKE") == ["harassment"]
+    assert with_classifier.violations("a calm lake") == []
+    custom.write_text('classifier = "no.such.module:f"\n')
+    with pytest.raises(ModerationPolicyError):
+        ModerationPolicy.load(custom)
+
+
+def shouting_classifier(text: str, level: str) -> list[str]:
+    """A stand-in classifier for the policy hook: all-capitals prompts count as harassment."""
+    return ["harassment"] if text.isupper() else []
 
 
 def test_rate_limiter_window() -> None:

@@ -3,6 +3,7 @@ every HTTP request by its route template and status."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from typing import Any
@@ -13,6 +14,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gouache.api.deps import services
 from gouache.service.container import Services
 from gouache.service.metrics import CONTENT_TYPE_LATEST
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["metrics"])
 
@@ -67,7 +70,11 @@ def _templates(app: Any) -> list[tuple[str, re.Pattern[str]]]:
         return []
     found: list[tuple[str, re.Pattern[str]]] | None = getattr(app.state, "metric_templates", None)
     if found is None:
-        paths = [*app.openapi().get("paths", {}), "/metrics"]
+        try:
+            paths = [*app.openapi().get("paths", {}), "/metrics"]
+        except Exception:  # a route whose schema cannot be described must not break every request
+            log.exception("cannot list routes for metrics labels")
+            paths = ["/metrics"]
         found = [(p, re.compile(re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(p)))) for p in paths]
         app.state.metric_templates = found
     return found

@@ -7,11 +7,14 @@ for the gravest, at `"low"` too. A match raises `ModerationBlocked`: 400 `modera
 
 from __future__ import annotations
 
+import importlib
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import cast
 
 from gouache.service.errors import ServiceError
 
@@ -45,9 +48,15 @@ class Category:
     pattern: re.Pattern[str]
 
 
+#: An optional classifier: (text, level) -> the categories it finds. Named in the policy as
+#: `classifier = "package.module:function"`; it runs after the word lists, on prompts they let through.
+Classifier = Callable[[str, str], list[str]]
+
+
 @dataclass(frozen=True)
 class ModerationPolicy:
     categories: tuple[Category, ...]
+    classifier: Classifier | None = None
 
     @classmethod
     def load(cls, path: Path | None = None) -> ModerationPolicy:
@@ -74,16 +83,32 @@ class ModerationPolicy:
             except re.error as exc:
                 raise ModerationPolicyError(f"Category {name!r}: bad pattern: {exc}") from exc
             categories.append(Category(name, levels, pattern))
-        return cls(tuple(categories))
+        return cls(tuple(categories), _load_classifier(data.get("classifier")))
 
     def violations(self, text: str, level: str = "auto") -> list[str]:
         """The categories `text` falls into at this moderation level (empty: allowed)."""
         if not text:
             return []
-        return [c.name for c in self.categories if level in c.levels and c.pattern.search(text)]
+        found = [c.name for c in self.categories if level in c.levels and c.pattern.search(text)]
+        if not found and self.classifier is not None:
+            found = list(self.classifier(text, level))
+        return found
 
     def screen(self, text: str, level: str = "auto") -> None:
         """Raise `ModerationBlocked` if `text` is not allowed at `level`."""
         found = self.violations(text, level)
         if found:
             raise ModerationBlocked(found)
+
+
+def _load_classifier(spec: object) -> Classifier | None:
+    if spec is None:
+        return None
+    module_name, _, attr = str(spec).partition(":")
+    try:
+        function = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ModerationPolicyError(f"Cannot load the moderation classifier {spec!r}: {exc}") from exc
+    if not callable(function):
+        raise ModerationPolicyError(f"The moderation classifier {spec!r} is not callable.")
+    return cast(Classifier, function)
