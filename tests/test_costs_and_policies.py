@@ -88,8 +88,9 @@ def test_cost_estimate_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     )
     assert result.exit_code == 0, result.output
     assert "$0.35" in result.output and "$0.7" in result.output
-    result = CliRunner().invoke(app, ["cost", "estimate", "--size", "12x", "--quality", "low"])
-    assert result.exit_code == 2
+    for bad in (["--size", "12x"], ["--quality", "ultra"], ["--n", "0"]):
+        result = CliRunner().invoke(app, ["cost", "estimate", *bad])
+        assert result.exit_code == 2, bad
 
 
 def test_text_tokens_are_o200k() -> None:

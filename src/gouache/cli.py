@@ -255,11 +255,15 @@ def keys_create(
     name: Annotated[str, typer.Argument(help="A name to recognise the key by.")],
     admin: Annotated[bool, typer.Option(help="May read every key's usage, responses and images.")] = False,
     budget_usd: Annotated[
-        float | None, typer.Option(help="Monthly budget, hosted-equivalent dollars.")
+        float | None, typer.Option(min=0, help="Monthly budget, hosted-equivalent dollars.")
     ] = None,
-    budget_images: Annotated[int | None, typer.Option(help="Monthly budget in images.")] = None,
-    rpm: Annotated[int | None, typer.Option(help="Requests per rate-limit window (default: global).")] = None,
-    ipm: Annotated[int | None, typer.Option(help="Images per rate-limit window (default: global).")] = None,
+    budget_images: Annotated[int | None, typer.Option(min=0, help="Monthly budget in images.")] = None,
+    rpm: Annotated[
+        int | None, typer.Option(min=1, help="Requests per rate-limit window (default: global).")
+    ] = None,
+    ipm: Annotated[
+        int | None, typer.Option(min=1, help="Images per rate-limit window (default: global).")
+    ] = None,
 ) -> None:
     """Create a key. Its secret is printed once; only its hash is stored."""
     from gouache.service.access import KeyService
@@ -321,10 +325,10 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_..
 def cost_estimate(
     size: Annotated[str, typer.Option(help="WIDTHxHEIGHT or auto.")] = "1024x1024",
     quality: Annotated[str, typer.Option(help="low, medium, high (auto is priced as high).")] = "medium",
-    n: Annotated[int, typer.Option("--n", "-n", help="Images per request (or per turn).")] = 1,
-    turns: Annotated[int, typer.Option(help="Responses turns (0: one Images API request).")] = 0,
-    input_tokens: Annotated[int, typer.Option(help="Text input tokens per turn.")] = 200,
-    output_tokens: Annotated[int, typer.Option(help="Text output tokens per turn.")] = 50,
+    n: Annotated[int, typer.Option("--n", "-n", min=1, help="Images per request (or per turn).")] = 1,
+    turns: Annotated[int, typer.Option(min=0, help="Responses turns (0: one Images API request).")] = 0,
+    input_tokens: Annotated[int, typer.Option(min=0, help="Text input tokens per turn.")] = 200,
+    output_tokens: Annotated[int, typer.Option(min=0, help="Text output tokens per turn.")] = 50,
 ) -> None:
     """What a request would cost on the hosted API, before spending anything (and here, from the ledger)."""
     from datetime import timedelta

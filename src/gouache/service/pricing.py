@@ -178,6 +178,8 @@ def estimate(
     the most it can resolve to."""
     width, height = parse_size(size)
     priced = "high" if quality == "auto" else quality
+    if priced not in prices.images:
+        raise ValueError(f"quality must be one of {', '.join([*prices.images, 'auto'])}, not {quality!r}")
     images = n * max(turns, 1)
     lines = [
         EstimateLine(f"images {width}x{height} {priced}", images, prices.image_price(priced, width, height))
