@@ -260,6 +260,24 @@ def test_global_budget_soft_alert_once_then_hard_limit(store: Store) -> None:
     assert info.value.status == 429 and info.value.code == info.value.type == "insufficient_quota"
 
 
+def test_admitted_requests_hold_their_cost_until_recorded(store: Store) -> None:
+    """Concurrent requests cannot all pass the same remaining budget: each admission holds its cost."""
+    key = Caller(key_id="key_x", budget_usd=0.05)
+    budgets = Budgets(store)
+    _, first = budgets.admit(key, 0.02, 1)
+    _, second = budgets.admit(key, 0.02, 1)
+    with pytest.raises(BudgetExceeded):
+        budgets.admit(key, 0.02, 1)  # 0.06 held or spent
+    assert budgets.admit(ANONYMOUS, 0.02, 1) == ([], None)  # no budget applies: nothing held
+    assert first is not None and second is not None
+    store.create_request("images.generations", "m", {}, api_key_id="key_x", image_count=1, cost_usd=0.02)
+    first.release()  # its row now counts instead
+    with pytest.raises(BudgetExceeded):
+        budgets.admit(key, 0.02, 1)
+    second.release()  # never started
+    assert budgets.admit(key, 0.02, 1)[1] is not None
+
+
 def test_parse_since() -> None:
     now = datetime(2026, 11, 25, 12, tzinfo=UTC)
     assert parse_since("7d", now) == now - timedelta(days=7)

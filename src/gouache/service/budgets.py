@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,11 +20,13 @@ import httpx
 from gouache.service.access import Caller
 from gouache.service.errors import ServiceError
 from gouache.service.pricing import format_usd
-from gouache.store import ALL_OWNERS, Owner, Store
+from gouache.store import ALL_OWNERS, AllOwners, Owner, Store
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_TIMEOUT_S = 5.0
+#: An admitted request holds its cost here until its ledger row is written (or this long, if it never is).
+RESERVATION_TTL_S = 600.0
 
 
 class BudgetExceeded(ServiceError):
@@ -42,6 +45,23 @@ class Budget:
     @property
     def label(self) -> str:
         return "global" if self.scope == "global" else f"key {self.owner}"
+
+
+@dataclass
+class Reservation:
+    """What an admitted request will spend, counted by budget checks until its ledger row exists, so that
+    concurrent requests cannot all pass the same remaining budget."""
+
+    key_id: str | None
+    usd: float
+    images: int
+    at: float = field(default_factory=time.monotonic)
+    owner: Budgets | None = None
+
+    def release(self) -> None:
+        if self.owner is not None:
+            self.owner._release(self)
+            self.owner = None
 
 
 def month_start(now: datetime | None = None) -> datetime:
@@ -79,12 +99,38 @@ class Budgets:
         self.notify = notify
         self._alerted: set[tuple[str, str, str]] = set()
         self._lock = threading.Lock()
+        self._admission = threading.Lock()
+        self._pending: list[Reservation] = []
 
     def budgets_for(self, caller: Caller) -> list[Budget]:
         budgets = [self.global_budget]
         if caller.key_id is not None:
             budgets.append(Budget("key", caller.key_id, caller.budget_usd, caller.budget_images))
         return [b for b in budgets if b.usd is not None or b.images is not None]
+
+    def admit(self, caller: Caller, cost_usd: float, images: int) -> tuple[list[str], Reservation | None]:
+        """`check`, then hold the request's cost until `Reservation.release()` (call it once its ledger row
+        is written, or if it is refused later). One admission at a time."""
+        with self._admission:
+            warnings = self.check(caller, cost_usd, images)
+            if not self.budgets_for(caller):
+                return warnings, None
+            reservation = Reservation(caller.key_id, cost_usd, images, owner=self)
+            with self._lock:
+                self._pending.append(reservation)
+            return warnings, reservation
+
+    def _release(self, reservation: Reservation) -> None:
+        with self._lock:
+            if reservation in self._pending:
+                self._pending.remove(reservation)
+
+    def _pending_for(self, owner: Owner) -> tuple[float, int]:
+        horizon = time.monotonic() - RESERVATION_TTL_S
+        with self._lock:
+            self._pending = [r for r in self._pending if r.at > horizon]
+            held = [r for r in self._pending if isinstance(owner, AllOwners) or r.key_id == owner]
+        return sum(r.usd for r in held), sum(r.images for r in held)
 
     def check(self, caller: Caller, cost_usd: float, images: int) -> list[str]:
         """Refuse a request that would go over a hard limit; return the soft-limit warnings it raises."""
@@ -93,6 +139,8 @@ class Budgets:
         month = since.strftime("%Y-%m")
         for budget in self.budgets_for(caller):
             spent_usd, spent_images = self.store.spend_since(since, budget.owner)
+            held_usd, held_images = self._pending_for(budget.owner)
+            spent_usd, spent_images = spent_usd + held_usd, spent_images + held_images
             for kind, limit, spent, cost in (
                 ("usd", budget.usd, spent_usd, cost_usd),
                 ("images", budget.images, spent_images, images),

@@ -21,6 +21,7 @@ from gouache.engine.pipelines import ModelLoadError
 from gouache.engine.runner import Cancelled
 from gouache.engine.scheduler import QueueFull, Scheduler
 from gouache.service.access import ANONYMOUS, Caller
+from gouache.service.budgets import Reservation
 from gouache.service.errors import EngineFailure, InvalidRequest, ModelNotFound, Overloaded, ServiceError
 from gouache.service.operations import Operations
 from gouache.service.pricing import images_cost
@@ -101,6 +102,8 @@ class Planned:
     cost_usd: float = 0.0
     #: Soft budget thresholds this request reached (the API sends them as `x-gouache-budget-warning`).
     budget_warnings: tuple[str, ...] = ()
+    #: The request's cost, held against its budgets until its ledger row is written.
+    reservation: Reservation | None = None
 
 
 @dataclass(frozen=True)
@@ -281,8 +284,15 @@ class ImageService:
             cost = images_cost(
                 self.ops.prices, quality, job.width, job.height, len(job.seeds), image_tokens, previews
             )
-            warnings = await asyncio.to_thread(self.ops.budgets.check, caller, cost, len(job.seeds))
-            self.ops.take_images(caller, len(job.seeds))
+            warnings, reservation = await asyncio.to_thread(
+                self.ops.budgets.admit, caller, cost, len(job.seeds)
+            )
+            try:
+                self.ops.take_images(caller, len(job.seeds))
+            except ServiceError:
+                if reservation is not None:
+                    reservation.release()
+                raise
         except ServiceError as exc:
             self.ops.metrics.refusals.labels(exc.code or exc.type).inc()
             await asyncio.to_thread(self._record_rejected, endpoint, params, exc, caller)
@@ -295,6 +305,7 @@ class ImageService:
             caller=caller,
             cost_usd=cost,
             budget_warnings=tuple(warnings),
+            reservation=reservation,
         )
 
     async def stream(
@@ -353,21 +364,26 @@ class ImageService:
     async def run(self, planned: Planned, on_progress: ProgressCallback | None = None) -> GenerateResult:
         started = time.perf_counter()
         endpoint, params, job, quality = planned.endpoint, planned.params, planned.job, planned.quality
-        record = await asyncio.to_thread(self._record_params, params, job, quality)
-        request_id = await asyncio.to_thread(
-            functools.partial(
-                self.store.create_request,
-                endpoint,
-                params.model,
-                record,
-                params.effective_user,
-                api_key_id=planned.caller.key_id,
-                size=f"{job.width}x{job.height}",
-                quality=quality,
-                image_count=len(job.seeds),
-                cost_usd=planned.cost_usd,
+        try:
+            record = await asyncio.to_thread(self._record_params, params, job, quality)
+            request_id = await asyncio.to_thread(
+                functools.partial(
+                    self.store.create_request,
+                    endpoint,
+                    params.model,
+                    record,
+                    params.effective_user,
+                    api_key_id=planned.caller.key_id,
+                    size=f"{job.width}x{job.height}",
+                    quality=quality,
+                    image_count=len(job.seeds),
+                    cost_usd=planned.cost_usd,
+                )
             )
-        )
+        finally:
+            # The ledger row now counts the cost (or the request never started).
+            if planned.reservation is not None:
+                planned.reservation.release()
         unbilled: dict[str, Any] = {"cost_usd": 0.0, "image_count": 0, "seed": job.seeds[0]}
         try:
             result = await self._run(request_id, job, on_progress)
