@@ -1,17 +1,19 @@
-"""`gouache` command line: serve the API, generate in-process, list models."""
+"""`gouache` command line: serve the API, generate in-process, list models, manage keys, read usage and
+costs."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from gouache.service.errors import ServiceError
 from gouache.settings import Settings
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
     from gouache.engine.jobs import Progress as StepProgress
     from gouache.service.container import Services
     from gouache.service.images import GenerateResult
+    from gouache.service.ledger import Totals
+    from gouache.store import Store
 
 app = typer.Typer(
     help="Gouache: self-hosted image generation that speaks OpenAI's image APIs.", no_args_is_help=True
@@ -93,12 +97,14 @@ def _start_services(settings: Settings) -> Services:
     from gouache.engine.catalog import CatalogError
     from gouache.engine.pipelines import ModelLoadError
     from gouache.service.container import build_services
+    from gouache.service.moderation import ModerationPolicyError
+    from gouache.service.pricing import PriceTableError
 
     try:
         with console.status(f"Loading {settings.default_model}..."):
             services = build_services(settings)
             services.preload()
-    except (CatalogError, ModelLoadError) as exc:
+    except (CatalogError, ModelLoadError, PriceTableError, ModerationPolicyError) as exc:
         err.print(f"[red]Cannot start:[/] {exc}")
         raise typer.Exit(1) from None
     return services
@@ -224,6 +230,172 @@ def models() -> None:
         aliases = [n for n in catalog.names() if n != spec.name and catalog.resolve(n) is spec]
         if aliases:
             console.print(f"[bold]{spec.name}[/] also answers to: {', '.join(aliases)}")
+
+
+keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
+cost_app = typer.Typer(help="The cost calculator.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(cost_app, name="cost")
+
+
+def _store() -> Store:
+    from gouache.service.stores import open_store
+
+    return open_store(Settings())
+
+
+def _usd(value: float) -> str:
+    from gouache.service.pricing import format_usd
+
+    return f"${format_usd(value)}"
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="A name to recognise the key by.")],
+    admin: Annotated[bool, typer.Option(help="May read every key's usage, responses and images.")] = False,
+    budget_usd: Annotated[
+        float | None, typer.Option(min=0, help="Monthly budget, hosted-equivalent dollars.")
+    ] = None,
+    budget_images: Annotated[int | None, typer.Option(min=0, help="Monthly budget in images.")] = None,
+    rpm: Annotated[
+        int | None, typer.Option(min=1, help="Requests per rate-limit window (default: global).")
+    ] = None,
+    ipm: Annotated[
+        int | None, typer.Option(min=1, help="Images per rate-limit window (default: global).")
+    ] = None,
+) -> None:
+    """Create a key. Its secret is printed once; only its hash is stored."""
+    from gouache.service.access import KeyService
+
+    with _store() as store:
+        key, secret = KeyService(store).create(
+            name, admin=admin, budget_usd=budget_usd, budget_images=budget_images,
+            rate_limit_requests=rpm, rate_limit_images=ipm,
+        )  # fmt: skip
+    console.print(f"[green]Created[/] {key.id} ({key.name}). Its secret, shown only now:")
+    print(secret)
+
+
+@keys_app.command("list")
+def keys_list(
+    all_keys: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
+) -> None:
+    """List keys (never their secrets)."""
+    from gouache.service.access import KeyService
+
+    with _store() as store:
+        keys = KeyService(store).list(include_revoked=all_keys)
+    table = Table(
+        Column("id", no_wrap=True), "name", Column("key", no_wrap=True), "admin", "budget", "limits", "status"
+    )
+    for key in keys:
+        budget = " / ".join(
+            part for part in (
+                _usd(key.budget_usd) if key.budget_usd is not None else "",
+                f"{key.budget_images} images" if key.budget_images is not None else "",
+            ) if part
+        )  # fmt: skip
+        limits = " / ".join(
+            part for part in (
+                f"{key.rate_limit_requests} req" if key.rate_limit_requests else "",
+                f"{key.rate_limit_images} img" if key.rate_limit_images else "",
+            ) if part
+        )  # fmt: skip
+        table.add_row(
+            key.id, key.name, "..." + key.redacted[-4:], "yes" if key.admin else "", budget or "-",
+            limits or "default", "active" if key.active else "revoked",
+        )  # fmt: skip
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_...).")]) -> None:
+    """Revoke a key: it gets 401 from now on (its usage stays in the ledger)."""
+    from gouache.service.access import KeyService
+
+    with _store() as store:
+        if not KeyService(store).revoke(key_id):
+            err.print(f"[red]Error:[/] no active key {key_id!r}.")
+            raise typer.Exit(2)
+    console.print(f"[green]Revoked[/] {key_id}")
+
+
+@cost_app.command("estimate")
+def cost_estimate(
+    size: Annotated[str, typer.Option(help="WIDTHxHEIGHT or auto.")] = "1024x1024",
+    quality: Annotated[str, typer.Option(help="low, medium, high (auto is priced as high).")] = "medium",
+    n: Annotated[int, typer.Option("--n", "-n", min=1, help="Images per request (or per turn).")] = 1,
+    turns: Annotated[int, typer.Option(min=0, help="Responses turns (0: one Images API request).")] = 0,
+    input_tokens: Annotated[int, typer.Option(min=0, help="Text input tokens per turn.")] = 200,
+    output_tokens: Annotated[int, typer.Option(min=0, help="Text output tokens per turn.")] = 50,
+) -> None:
+    """What a request would cost on the hosted API, before spending anything (and here, from the ledger)."""
+    from datetime import timedelta
+
+    from gouache.service.ledger import local_cost_per_image
+    from gouache.service.pricing import PriceTable, PriceTableError, estimate, parse_size
+
+    settings = Settings()
+    try:
+        prices = PriceTable.load(settings.prices_file)
+        result = estimate(prices, size, quality, n, turns, input_tokens, output_tokens)
+        width, height = parse_size(size)
+    except (PriceTableError, ValueError) as exc:
+        err.print(f"[red]Error:[/] {exc}")
+        raise typer.Exit(2) from None
+    table = Table("item", "quantity", "unit", "total", title="Hosted-equivalent cost")
+    for line in result.lines:
+        unit = f"{_usd(line.unit_usd * 1e6)}/1M" if "tokens" in line.item else _usd(line.unit_usd)
+        table.add_row(line.item, str(line.quantity), unit, _usd(line.total_usd))
+    table.add_row("[bold]total[/]", "", "", f"[bold]{_usd(result.total_usd)}[/]")
+    console.print(table)
+    since = datetime.now(UTC) - timedelta(days=90)
+    with _store() as store:
+        per_image = local_cost_per_image(store, quality, f"{width}x{height}", since)
+    images = result.lines[0].quantity
+    if per_image is None:
+        console.print("Local cost: no past requests at this size and quality in the ledger to estimate from.")
+    else:
+        console.print(f"Local cost (ledger average of the last 90 days): {_usd(per_image * images)}")
+
+
+@app.command()
+def usage(
+    since: Annotated[str, typer.Option(help="7d, 12h, 30m or a date (2026-11-01).")] = "30d",
+    key: Annotated[str | None, typer.Option(help="Only this key's requests (key_...).")] = None,
+    by: Annotated[str, typer.Option(help="Group by day, model, key or endpoint.")] = "day",
+) -> None:
+    """The usage ledger: requests, images, tokens, hosted-equivalent and local dollars."""
+    from gouache.service.ledger import GROUPERS, parse_since, usage_summary
+
+    if by not in GROUPERS:
+        err.print(f"[red]Error:[/] --by must be one of {', '.join(GROUPERS)}.")
+        raise typer.Exit(2)
+    try:
+        start = parse_since(since)
+    except ValueError as exc:
+        err.print(f"[red]Error:[/] {exc}")
+        raise typer.Exit(2) from None
+    with _store() as store:
+        summary = usage_summary(store, start, key, by)
+    table = Table(
+        Column(by, no_wrap=True), "requests", "failed", "images", "input tok", "output tok", "hosted $",
+        "local $", "CPU s",
+        title=f"Usage since {start:%Y-%m-%d %H:%M} UTC",
+    )  # fmt: skip
+
+    def row(label: str, t: Totals, style: str = "") -> None:
+        cells = [
+            label, str(t.requests), str(t.refused), str(t.images), str(t.input_tokens), str(t.output_tokens),
+            _usd(t.hosted_usd), _usd(t.local_usd), f"{t.cpu_s:.1f}",
+        ]  # fmt: skip
+        table.add_row(*cells, style=style)
+
+    for label, totals in sorted(summary.rows.items()):
+        row(label, totals)
+    row("total", summary.total, "bold")
+    console.print(table)
 
 
 if __name__ == "__main__":

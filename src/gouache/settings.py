@@ -54,6 +54,33 @@ class Settings(BaseSettings):
     preload: bool = Field(default=True, description="Load the default model at start-up.")
     log_level: str = "info"
 
+    # --- operations: keys, limits, budgets, prices, moderation ------------------------------------------
+    require_auth: bool = Field(
+        default=False, description="Refuse requests without a valid key even before any key exists."
+    )
+    rate_limit_requests: int | None = Field(
+        default=None, ge=1, description="Requests per window for each key (and anonymous callers)."
+    )
+    rate_limit_images: int | None = Field(default=None, ge=1, description="Images per window for each key.")
+    rate_limit_window_s: float = Field(default=60.0, gt=0, description="Rate-limit window (seconds).")
+    budget_usd: float | None = Field(
+        default=None, ge=0, description="Global monthly budget in hosted-equivalent dollars."
+    )
+    budget_images: int | None = Field(default=None, ge=0, description="Global monthly budget in images.")
+    budget_soft_fraction: float = Field(
+        default=0.8, gt=0, le=1, description="Share of a budget at which the alert is sent."
+    )
+    budget_webhook_url: str | None = Field(default=None, description="POSTed a JSON alert on a soft limit.")
+    prices_file: Path | None = Field(
+        default=None, description="Price table TOML merged over the shipped one."
+    )
+    cpu_hour_usd: float = Field(default=0.04, ge=0, description="Local cost of one CPU-hour (dollars).")
+    watts: float = Field(default=65.0, ge=0, description="Machine power draw while rendering (watts).")
+    kwh_usd: float = Field(default=0.30, ge=0, description="Electricity price (dollars per kWh).")
+    moderation_policy_file: Path | None = Field(
+        default=None, description="A moderation policy TOML used instead of the shipped one."
+    )
+
     @cached_property
     def resolved_database_url(self) -> str:
         if self.database_url:

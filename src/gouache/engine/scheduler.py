@@ -95,9 +95,13 @@ class Scheduler:
             with self._lock:
                 self._running += 1
             handle.started_at = time.perf_counter()
+            # Process CPU time over the job: torch's intra-op threads are not this thread, so thread time
+            # would miss most of it; jobs run one at a time, so the process delta is the job's (plus noise).
+            cpu_started = time.process_time()
             try:
                 result = self.runner.render(handle.job, handle.on_progress, handle_cancelled(handle))
                 result.timings["queue_s"] = handle.started_at - handle.submitted_at
+                result.timings["cpu_s"] = time.process_time() - cpu_started
                 handle.future.set_result(result)
             except Cancelled as exc:
                 handle.future.set_exception(exc)

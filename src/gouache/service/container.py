@@ -14,10 +14,13 @@ from gouache.engine.catalog import Catalog, CatalogError, ModelSpec, spec_for_di
 from gouache.engine.pipelines import ModelCache
 from gouache.engine.runner import Runner
 from gouache.engine.scheduler import Scheduler
+from gouache.service.access import KeyService
 from gouache.service.chat_planner import ChatPromptWriter
 from gouache.service.images import ImageService
 from gouache.service.links import LinkSigner, load_secret
+from gouache.service.operations import Operations
 from gouache.service.responses import ResponsesService
+from gouache.service.stores import open_store
 from gouache.settings import Settings
 from gouache.store import Store
 
@@ -54,6 +57,8 @@ class Services:
     images: ImageService
     responses: ResponsesService
     links: LinkSigner
+    ops: Operations
+    keys: KeyService
 
     def preload(self) -> None:
         """Load the default model now, so a broken model directory fails at start-up with its path."""
@@ -73,9 +78,8 @@ def _prompt_writer(settings: Settings) -> ChatPromptWriter | None:
 def build_services(settings: Settings) -> Services:
     torch.set_num_threads(settings.torch_threads or os.cpu_count() or 1)
     catalog, default = build_catalog(settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store(settings.resolved_database_url, settings.blob_dir)
-    store.migrate()
+    store = open_store(settings)
+    ops = Operations.from_settings(settings, store)
     interrupted = store.fail_unfinished("The server stopped before this request finished.")
     interrupted += store.fail_unfinished_responses("The server stopped before this response finished.")
     if interrupted:
@@ -83,7 +87,8 @@ def build_services(settings: Settings) -> Services:
     cache = ModelCache()
     scheduler = Scheduler(Runner(cache))
     scheduler.start()
-    images = ImageService(catalog, scheduler, store)
+    ops.metrics.track_queue(lambda: scheduler.depth)
+    images = ImageService(catalog, scheduler, store, ops)
     return Services(
         settings=settings,
         catalog=catalog,
@@ -94,4 +99,6 @@ def build_services(settings: Settings) -> Services:
         images=images,
         responses=ResponsesService(images, store, _prompt_writer(settings)),
         links=LinkSigner(load_secret(settings.data_dir / "url-secret")),
+        ops=ops,
+        keys=KeyService(store, settings.require_auth),
     )

@@ -22,6 +22,7 @@ class ServiceError(Exception):
         type: str | None = None,
         status: int | None = None,
         extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -33,6 +34,8 @@ class ServiceError(Exception):
         if status is not None:
             self.status = status
         self.extra = extra or {}
+        #: Response headers that belong to this error (e.g. `Retry-After` on a 429).
+        self.headers = headers or {}
 
     def to_error(self) -> dict[str, Any]:
         """The `error` object of OpenAI's error body."""

@@ -4,6 +4,7 @@ result."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -19,7 +20,11 @@ from gouache.engine.jobs import Progress, ProgressCallback, RenderedImage, Rende
 from gouache.engine.pipelines import ModelLoadError
 from gouache.engine.runner import Cancelled
 from gouache.engine.scheduler import QueueFull, Scheduler
+from gouache.service.access import ANONYMOUS, Caller
+from gouache.service.budgets import Reservation
 from gouache.service.errors import EngineFailure, InvalidRequest, ModelNotFound, Overloaded, ServiceError
+from gouache.service.operations import Operations
+from gouache.service.pricing import images_cost
 from gouache.service.quality import resolve_quality
 from gouache.service.sizes import Size, resolve_size
 from gouache.service.uploads import decode_image, decode_mask
@@ -92,6 +97,13 @@ class Planned:
     job: RenderJob
     quality: str
     partials_sent: int = 0
+    caller: Caller = ANONYMOUS
+    #: Hosted-equivalent dollars, known before any compute (size, quality, n, inputs, partial images).
+    cost_usd: float = 0.0
+    #: Soft budget thresholds this request reached (the API sends them as `x-gouache-budget-warning`).
+    budget_warnings: tuple[str, ...] = ()
+    #: The request's cost, held against its budgets until its ledger row is written.
+    reservation: Reservation | None = None
 
 
 @dataclass(frozen=True)
@@ -115,13 +127,16 @@ class GenerateResult:
     usage: dict[str, Any]
     safety_identifier: str | None
     timings: dict[str, float]
+    cost_usd: float = 0.0
+    local_cost_usd: float = 0.0
 
 
 class ImageService:
-    def __init__(self, catalog: Catalog, scheduler: Scheduler, store: Store) -> None:
+    def __init__(self, catalog: Catalog, scheduler: Scheduler, store: Store, ops: Operations) -> None:
         self.catalog = catalog
         self.scheduler = scheduler
         self.store = store
+        self.ops = ops
         self._tasks: set[asyncio.Future[GenerateResult]] = set()
 
     def resolve_model(self, name: str) -> ModelSpec:
@@ -239,12 +254,16 @@ class ImageService:
         return params.input_fidelity or "low"
 
     async def generate(
-        self, params: GenerateParams, on_progress: ProgressCallback | None = None
+        self, params: GenerateParams, on_progress: ProgressCallback | None = None, caller: Caller = ANONYMOUS
     ) -> GenerateResult:
-        return await self.run(await self.prepare("images.generations", params), on_progress)
+        return await self.run(await self.prepare("images.generations", params, caller=caller), on_progress)
 
-    async def edit(self, params: EditParams, on_progress: ProgressCallback | None = None) -> GenerateResult:
-        return await self.run(await self.prepare(self.endpoint_of(params), params), on_progress)
+    async def edit(
+        self, params: EditParams, on_progress: ProgressCallback | None = None, caller: Caller = ANONYMOUS
+    ) -> GenerateResult:
+        return await self.run(
+            await self.prepare(self.endpoint_of(params), params, caller=caller), on_progress
+        )
 
     @staticmethod
     def endpoint_of(params: GenerateParams) -> str:
@@ -252,14 +271,42 @@ class ImageService:
             return "images.variations" if params.variation else "images.edits"
         return "images.generations"
 
-    async def prepare(self, endpoint: str, params: GenerateParams, previews: int = 0) -> Planned:
-        """Validate and plan a request before any compute; a refusal is recorded, then raised."""
+    async def prepare(
+        self, endpoint: str, params: GenerateParams, previews: int = 0, caller: Caller = ANONYMOUS
+    ) -> Planned:
+        """Admit a request before any compute: moderation, validation and plan, price, budgets, the images
+        rate limit. A refusal is recorded in the ledger (at zero cost), then raised."""
         try:
+            if params.prompt:
+                self.ops.moderation.screen(params.prompt, params.moderation)
             job, quality = await asyncio.to_thread(self.plan, params)
+            image_tokens = sum(input_image_tokens(*im.size) for im in job.edit.images) if job.edit else 0
+            cost = images_cost(
+                self.ops.prices, quality, job.width, job.height, len(job.seeds), image_tokens, previews
+            )
+            warnings, reservation = await asyncio.to_thread(
+                self.ops.budgets.admit, caller, cost, len(job.seeds)
+            )
+            try:
+                self.ops.take_images(caller, len(job.seeds))
+            except ServiceError:
+                if reservation is not None:
+                    reservation.release()
+                raise
         except ServiceError as exc:
-            await asyncio.to_thread(self._record_rejected, endpoint, params, exc)
+            self.ops.metrics.refusals.labels(exc.code or exc.type).inc()
+            await asyncio.to_thread(self._record_rejected, endpoint, params, exc, caller)
             raise
-        return Planned(endpoint, params, replace(job, previews=previews), quality)
+        return Planned(
+            endpoint,
+            params,
+            replace(job, previews=previews),
+            quality,
+            caller=caller,
+            cost_usd=cost,
+            budget_warnings=tuple(warnings),
+            reservation=reservation,
+        )
 
     async def stream(
         self, planned: Planned, stop: asyncio.Event | None = None
@@ -317,21 +364,42 @@ class ImageService:
     async def run(self, planned: Planned, on_progress: ProgressCallback | None = None) -> GenerateResult:
         started = time.perf_counter()
         endpoint, params, job, quality = planned.endpoint, planned.params, planned.job, planned.quality
-        record = await asyncio.to_thread(self._record_params, params, job, quality)
-        request_id = await asyncio.to_thread(
-            self.store.create_request, endpoint, params.model, record, params.effective_user
-        )
+        try:
+            record = await asyncio.to_thread(self._record_params, params, job, quality)
+            request_id = await asyncio.to_thread(
+                functools.partial(
+                    self.store.create_request,
+                    endpoint,
+                    params.model,
+                    record,
+                    params.effective_user,
+                    api_key_id=planned.caller.key_id,
+                    size=f"{job.width}x{job.height}",
+                    quality=quality,
+                    image_count=len(job.seeds),
+                    cost_usd=planned.cost_usd,
+                )
+            )
+        finally:
+            # The ledger row now counts the cost (or the request never started).
+            if planned.reservation is not None:
+                planned.reservation.release()
+        unbilled: dict[str, Any] = {"cost_usd": 0.0, "image_count": 0, "seed": job.seeds[0]}
         try:
             result = await self._run(request_id, job, on_progress)
         except ServiceError as exc:
             await asyncio.to_thread(
-                self.store.finish_request, request_id, "failed", error=exc.to_error(), seed=job.seeds[0]
+                functools.partial(
+                    self.store.finish_request, request_id, "failed", error=exc.to_error(), **unbilled
+                )
             )
             raise
         except (asyncio.CancelledError, Cancelled):
             # Shielded: a second cancellation must not stop the record of the first.
             await asyncio.shield(
-                asyncio.to_thread(self.store.finish_request, request_id, "cancelled", seed=job.seeds[0])
+                asyncio.to_thread(
+                    functools.partial(self.store.finish_request, request_id, "cancelled", **unbilled)
+                )
             )
             raise
         image_tokens = sum(input_image_tokens(*im.size) for im in job.edit.images) if job.edit else 0
@@ -340,13 +408,23 @@ class ImageService:
         )
         images = await asyncio.to_thread(self._save_images, request_id, result.images)
         timings = {**result.timings, "total_s": time.perf_counter() - started}
+        wall_s, cpu_s = timings["total_s"], timings.get("cpu_s", 0.0)
+        local_cost = self.ops.local.cost(wall_s, cpu_s)
         await asyncio.to_thread(
-            self.store.finish_request,
-            request_id,
-            "succeeded",
-            timings=timings,
-            usage=usage,
-            seed=job.seeds[0],
+            functools.partial(
+                self.store.finish_request,
+                request_id,
+                "succeeded",
+                timings=timings,
+                usage=usage,
+                seed=job.seeds[0],
+                local_cost_usd=local_cost,
+                wall_s=wall_s,
+                cpu_s=cpu_s,
+            )
+        )
+        self.ops.metrics.observe_images(
+            job.model.name, quality, wall_s, len(images), usage, planned.cost_usd, local_cost
         )
         return GenerateResult(
             request_id=request_id,
@@ -360,6 +438,8 @@ class ImageService:
             usage=usage,
             safety_identifier=params.effective_user,
             timings=timings,
+            cost_usd=planned.cost_usd,
+            local_cost_usd=local_cost,
         )
 
     async def _run(
@@ -384,10 +464,12 @@ class ImageService:
         except Exception as exc:
             raise EngineFailure(f"The engine failed while rendering: {exc}") from exc
 
-    def _record_rejected(self, endpoint: str, params: GenerateParams, exc: ServiceError) -> None:
-        """A request refused before any compute is still recorded, with its error."""
+    def _record_rejected(
+        self, endpoint: str, params: GenerateParams, exc: ServiceError, caller: Caller = ANONYMOUS
+    ) -> None:
+        """A request refused before any compute is still recorded, with its error, at zero cost."""
         request_id = self.store.create_request(
-            endpoint, params.model, _plain_fields(params), params.effective_user
+            endpoint, params.model, _plain_fields(params), params.effective_user, api_key_id=caller.key_id
         )
         self.store.finish_request(request_id, "failed", error=exc.to_error())
 

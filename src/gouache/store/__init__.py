@@ -9,24 +9,31 @@ from gouache.store.migrate import alembic_config, head_revision
 from gouache.store.models import (
     TERMINAL_STATUSES,
     UNFINISHED_STATUSES,
+    ApiKeyRecord,
     Base,
     ImageRecord,
     RequestRecord,
     RequestStatus,
     ResponseRecord,
 )
-from gouache.store.repository import Store
-from gouache.store.views import ImageView, RequestView, ResponseView
+from gouache.store.repository import ALL_OWNERS, AllOwners, Owner, Store
+from gouache.store.views import ApiKeyView, ImageView, LedgerEntry, RequestView, ResponseView
 
 __all__ = [
+    "ALL_OWNERS",
     "TERMINAL_STATUSES",
     "UNFINISHED_STATUSES",
+    "AllOwners",
+    "ApiKeyRecord",
+    "ApiKeyView",
     "Base",
     "BlobNotFound",
     "BlobStore",
     "ImageRecord",
     "ImageView",
+    "LedgerEntry",
     "NotFound",
+    "Owner",
     "RecordNotFound",
     "RequestRecord",
     "RequestStatus",

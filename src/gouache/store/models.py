@@ -12,8 +12,10 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -95,7 +97,10 @@ class RequestRecord(Base):
     """One API call (e.g. `images.generations`), from queueing to its terminal status."""
 
     __tablename__ = "requests"
-    __table_args__ = (Index("ix_requests_created_at", "created_at"),)
+    __table_args__ = (
+        Index("ix_requests_created_at", "created_at"),
+        Index("ix_requests_api_key_id_created_at", "api_key_id", "created_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     endpoint: Mapped[str] = mapped_column(String(64))
@@ -111,6 +116,15 @@ class RequestRecord(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The usage ledger: who asked, what it would have cost on the hosted API, what it cost here.
+    api_key_id: Mapped[str | None] = mapped_column(String(32))
+    size: Mapped[str | None] = mapped_column(String(16))
+    quality: Mapped[str | None] = mapped_column(String(16))
+    image_count: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    local_cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    wall_s: Mapped[float | None] = mapped_column(Float)
+    cpu_s: Mapped[float | None] = mapped_column(Float)
 
     images: Mapped[list[ImageRecord]] = relationship(
         back_populates="request",
@@ -157,6 +171,7 @@ class ResponseRecord(Base):
     __table_args__ = (
         Index("ix_responses_previous_response_id", "previous_response_id"),
         Index("ix_responses_created_at", "created_at"),
+        Index("ix_responses_api_key_id", "api_key_id"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -171,3 +186,24 @@ class ResponseRecord(Base):
     user: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    api_key_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class ApiKeyRecord(Base):
+    """An API key. Only the SHA-256 of the secret is stored (keys are long random strings, so a fast hash is
+    enough); `redacted` keeps its first and last characters for display."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (UniqueConstraint("secret_hash"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    redacted: Mapped[str] = mapped_column(String(32))
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    budget_usd: Mapped[float | None] = mapped_column(Float)
+    budget_images: Mapped[int | None] = mapped_column(Integer)
+    rate_limit_requests: Mapped[int | None] = mapped_column(Integer)
+    rate_limit_images: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -10,10 +10,23 @@ import json
 import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import URL, CursorResult, Engine, String, create_engine, event, make_url, select, update
+from sqlalchemy import (
+    URL,
+    ColumnElement,
+    CursorResult,
+    Engine,
+    String,
+    create_engine,
+    event,
+    func,
+    make_url,
+    select,
+    update,
+)
 from sqlalchemy import cast as cast_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -24,13 +37,14 @@ from gouache.store.migrate import current_revision, head_revision, upgrade_to_he
 from gouache.store.models import (
     TERMINAL_STATUSES,
     UNFINISHED_STATUSES,
+    ApiKeyRecord,
     ImageRecord,
     RequestRecord,
     RequestStatus,
     ResponseRecord,
     utcnow,
 )
-from gouache.store.views import ImageView, RequestView, ResponseView
+from gouache.store.views import ApiKeyView, ImageView, LedgerEntry, RequestView, ResponseView
 
 #: How long a SQLite connection waits for another writer before failing with "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -39,6 +53,25 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 _SQLITE_BEGIN_OPTION = "gouache_sqlite_begin"
 
 _SEED_MIN, _SEED_MAX = -(2**63), 2**63 - 1
+
+
+class AllOwners:
+    """The owner filter that matches every row (admin keys, and the open server with no keys)."""
+
+    def __repr__(self) -> str:
+        return "ALL_OWNERS"
+
+
+#: Pass as `owner` to read every key's rows; a key id (or None, for rows made without a key) reads only
+#: that owner's rows.
+ALL_OWNERS = AllOwners()
+Owner = str | None | AllOwners
+
+
+def _owned(column: Any, owner: Owner) -> ColumnElement[bool] | None:
+    if isinstance(owner, AllOwners):
+        return None
+    return column.is_(None) if owner is None else column == owner
 
 
 def new_request_id() -> str:
@@ -99,9 +132,21 @@ class Store:
     # --- writes -----------------------------------------------------------------------------------------
 
     def create_request(
-        self, endpoint: str, model: str, params: Mapping[str, Any], user: str | None = None
+        self,
+        endpoint: str,
+        model: str,
+        params: Mapping[str, Any],
+        user: str | None = None,
+        *,
+        api_key_id: str | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        image_count: int = 0,
+        cost_usd: float = 0.0,
     ) -> str:
-        """Record a new request with status "queued" and return its id."""
+        """Record a new request with status "queued" and return its id. The ledger fields known before any
+        compute (owner, size, quality, images, hosted-equivalent cost) are stored at once, so budgets count
+        requests still in flight."""
         request_id = new_request_id()
         record = RequestRecord(
             id=request_id,
@@ -111,6 +156,12 @@ class Store:
             user=user,
             status=RequestStatus.QUEUED.value,
             created_at=utcnow(),
+            api_key_id=api_key_id,
+            size=size,
+            quality=quality,
+            image_count=image_count,
+            cost_usd=cost_usd,
+            local_cost_usd=0.0,
         )
         with self._write() as session:
             session.add(record)
@@ -139,6 +190,11 @@ class Store:
         timings: Mapping[str, Any] | None = None,
         usage: Mapping[str, Any] | None = None,
         seed: int | None = None,
+        cost_usd: float | None = None,
+        local_cost_usd: float | None = None,
+        wall_s: float | None = None,
+        cpu_s: float | None = None,
+        image_count: int | None = None,
     ) -> None:
         """Set a terminal status and `finished_at`. Arguments left as None leave their column unchanged."""
         if status not in TERMINAL_STATUSES:
@@ -161,6 +217,15 @@ class Store:
                 record.usage = usage_json
             if seed is not None:
                 record.seed = seed
+            for name, value in (
+                ("cost_usd", cost_usd),
+                ("local_cost_usd", local_cost_usd),
+                ("wall_s", wall_s),
+                ("cpu_s", cpu_s),
+                ("image_count", image_count),
+            ):
+                if value is not None:
+                    setattr(record, name, value)
 
     def add_image(
         self,
@@ -237,6 +302,7 @@ class Store:
         usage: Mapping[str, Any] | None = None,
         error: Mapping[str, Any] | None = None,
         user: str | None = None,
+        api_key_id: str | None = None,
     ) -> None:
         """Insert or replace a Responses turn (a streamed turn is saved when it starts and when it ends)."""
         values = {
@@ -250,6 +316,7 @@ class Store:
             "error": None if error is None else _json_copy(error, "error"),
             "user": user,
             "finished_at": utcnow() if status != "in_progress" else None,
+            "api_key_id": api_key_id,
         }
         with self._write() as session:
             record = session.get(ResponseRecord, response_id)
@@ -259,10 +326,10 @@ class Store:
                 for key, value in values.items():
                     setattr(record, key, value)
 
-    def delete_response(self, response_id: str) -> bool:
+    def delete_response(self, response_id: str, owner: Owner = ALL_OWNERS) -> bool:
         with self._write() as session:
             record = session.get(ResponseRecord, response_id)
-            if record is None:
+            if record is None or not _owns(record.api_key_id, owner):
                 return False
             session.delete(record)
             return True
@@ -281,14 +348,20 @@ class Store:
 
     # --- reads ------------------------------------------------------------------------------------------
 
-    def get_response(self, response_id: str) -> ResponseView | None:
+    def get_response(self, response_id: str, owner: Owner = ALL_OWNERS) -> ResponseView | None:
+        """A stored turn, or None if there is none or it belongs to another owner."""
         with self._read_sessions() as session:
             record = session.get(ResponseRecord, response_id)
-            return None if record is None else ResponseView.from_record(record)
+            if record is None or not _owns(record.api_key_id, owner):
+                return None
+            return ResponseView.from_record(record)
 
-    def find_call_image(self, call_id: str) -> str | None:
+    def find_call_image(self, call_id: str, owner: Owner = ALL_OWNERS) -> str | None:
         """The image id of a stored `image_generation_call` item, by the call's id."""
         stmt = select(ResponseRecord).where(cast_(ResponseRecord.output, String).contains(call_id))
+        condition = _owned(ResponseRecord.api_key_id, owner)
+        if condition is not None:
+            stmt = stmt.where(condition)
         with self._read_sessions() as session:
             for record in session.scalars(stmt):
                 for item in record.output:
@@ -296,12 +369,15 @@ class Store:
                         return str(item["image_id"])
         return None
 
-    def response_chain(self, response_id: str, limit: int = 100) -> list[ResponseView]:
-        """The turns that lead to `response_id`, oldest first (at most `limit`; a deleted turn ends it)."""
+    def response_chain(
+        self, response_id: str, limit: int = 100, owner: Owner = ALL_OWNERS
+    ) -> list[ResponseView]:
+        """The turns that lead to `response_id`, oldest first (at most `limit`; a deleted turn, or one of
+        another owner, ends it)."""
         chain: list[ResponseView] = []
         current: str | None = response_id
         while current is not None and len(chain) < limit:
-            view = self.get_response(current)
+            view = self.get_response(current, owner)
             if view is None:
                 break
             chain.append(view)
@@ -313,7 +389,7 @@ class Store:
             record = session.get(RequestRecord, request_id, options=[selectinload(RequestRecord.images)])
             return None if record is None else RequestView.from_record(record)
 
-    def list_requests(self, limit: int = 50, offset: int = 0) -> list[RequestView]:
+    def list_requests(self, limit: int = 50, offset: int = 0, owner: Owner = ALL_OWNERS) -> list[RequestView]:
         """Requests with their images, newest first."""
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
@@ -324,20 +400,135 @@ class Store:
             .limit(limit)
             .offset(offset)
         )
+        condition = _owned(RequestRecord.api_key_id, owner)
+        if condition is not None:
+            stmt = stmt.where(condition)
         with self._read_sessions() as session:
             return [RequestView.from_record(r) for r in session.scalars(stmt)]
 
-    def get_image(self, image_id: str) -> ImageView | None:
+    def get_image(self, image_id: str, owner: Owner = ALL_OWNERS) -> ImageView | None:
+        """An image row, or None if there is none or its request belongs to another owner."""
         with self._read_sessions() as session:
             record = session.get(ImageRecord, image_id)
-            return None if record is None else ImageView.from_record(record)
+            if record is None or not _owns(record.request.api_key_id, owner):
+                return None
+            return ImageView.from_record(record)
 
-    def read_image_bytes(self, image_id: str) -> bytes:
+    def read_image_bytes(self, image_id: str, owner: Owner = ALL_OWNERS) -> bytes:
         """The encoded image; raises `RecordNotFound` (no such image) or `BlobNotFound` (file missing)."""
-        image = self.get_image(image_id)
+        image = self.get_image(image_id, owner)
         if image is None:
             raise RecordNotFound(f"no image {image_id!r}")
         return self.blobs.get(image.blob_key)
+
+    # --- usage ledger -----------------------------------------------------------------------------------
+
+    def ledger(
+        self, since: datetime, until: datetime | None = None, owner: Owner = ALL_OWNERS
+    ) -> list[LedgerEntry]:
+        """The ledger rows created in [since, until), oldest first."""
+        stmt = select(
+            RequestRecord.id, RequestRecord.endpoint, RequestRecord.model, RequestRecord.api_key_id,
+            RequestRecord.status, RequestRecord.size, RequestRecord.quality, RequestRecord.image_count,
+            RequestRecord.usage, RequestRecord.cost_usd, RequestRecord.local_cost_usd, RequestRecord.wall_s,
+            RequestRecord.cpu_s, RequestRecord.created_at,
+        ).where(RequestRecord.created_at >= since)  # fmt: skip
+        if until is not None:
+            stmt = stmt.where(RequestRecord.created_at < until)
+        condition = _owned(RequestRecord.api_key_id, owner)
+        if condition is not None:
+            stmt = stmt.where(condition)
+        stmt = stmt.order_by(RequestRecord.created_at, RequestRecord.id)
+        with self._read_sessions() as session:
+            return [
+                LedgerEntry(
+                    id=r.id,
+                    endpoint=r.endpoint,
+                    model=r.model,
+                    api_key_id=r.api_key_id,
+                    status=r.status,
+                    size=r.size,
+                    quality=r.quality,
+                    image_count=r.image_count or 0,
+                    usage=r.usage,
+                    cost_usd=r.cost_usd or 0.0,
+                    local_cost_usd=r.local_cost_usd or 0.0,
+                    wall_s=r.wall_s,
+                    cpu_s=r.cpu_s,
+                    created_at=r.created_at,
+                )
+                for r in session.execute(stmt)
+            ]
+
+    def spend_since(self, since: datetime, owner: Owner = ALL_OWNERS) -> tuple[float, int]:
+        """Hosted-equivalent dollars and images of the requests created since `since` (in flight included)."""
+        stmt = select(
+            func.coalesce(func.sum(RequestRecord.cost_usd), 0.0),
+            func.coalesce(func.sum(RequestRecord.image_count), 0),
+        ).where(RequestRecord.created_at >= since)
+        condition = _owned(RequestRecord.api_key_id, owner)
+        if condition is not None:
+            stmt = stmt.where(condition)
+        with self._read_sessions() as session:
+            usd, images = session.execute(stmt).one()
+        return float(usd), int(images)
+
+    # --- API keys ---------------------------------------------------------------------------------------
+
+    def create_api_key(
+        self,
+        key_id: str,
+        name: str,
+        secret_hash: str,
+        redacted: str,
+        *,
+        admin: bool = False,
+        budget_usd: float | None = None,
+        budget_images: int | None = None,
+        rate_limit_requests: int | None = None,
+        rate_limit_images: int | None = None,
+    ) -> ApiKeyView:
+        record = ApiKeyRecord(
+            id=key_id, name=name, secret_hash=secret_hash, redacted=redacted, admin=admin,
+            budget_usd=budget_usd, budget_images=budget_images, rate_limit_requests=rate_limit_requests,
+            rate_limit_images=rate_limit_images, created_at=utcnow(),
+        )  # fmt: skip
+        with self._write() as session:
+            session.add(record)
+            session.flush()
+            return ApiKeyView.from_record(record)
+
+    def api_key_by_hash(self, secret_hash: str) -> ApiKeyView | None:
+        """The key with this secret hash, revoked or not."""
+        with self._read_sessions() as session:
+            record = session.scalar(select(ApiKeyRecord).where(ApiKeyRecord.secret_hash == secret_hash))
+            return None if record is None else ApiKeyView.from_record(record)
+
+    def get_api_key(self, key_id: str) -> ApiKeyView | None:
+        with self._read_sessions() as session:
+            record = session.get(ApiKeyRecord, key_id)
+            return None if record is None else ApiKeyView.from_record(record)
+
+    def list_api_keys(self, include_revoked: bool = True) -> list[ApiKeyView]:
+        stmt = select(ApiKeyRecord).order_by(ApiKeyRecord.created_at, ApiKeyRecord.id)
+        if not include_revoked:
+            stmt = stmt.where(ApiKeyRecord.revoked_at.is_(None))
+        with self._read_sessions() as session:
+            return [ApiKeyView.from_record(r) for r in session.scalars(stmt)]
+
+    def has_active_api_keys(self) -> bool:
+        stmt = select(ApiKeyRecord.id).where(ApiKeyRecord.revoked_at.is_(None)).limit(1)
+        with self._read_sessions() as session:
+            return session.scalar(stmt) is not None
+
+    def revoke_api_key(self, key_id: str) -> bool:
+        """Revoke a key (kept for the ledger); False if there is no such key or it was already revoked."""
+        with self._write() as session:
+            record = session.get(ApiKeyRecord, key_id)
+            if record is None or record.revoked_at is not None:
+                return False
+            record.revoked_at = utcnow()
+            return True
 
     # --- helpers ----------------------------------------------------------------------------------------
 
@@ -346,6 +537,10 @@ class Store:
         """A session in a transaction, committed on success and rolled back on error."""
         with self._write_sessions() as session, session.begin():
             yield session
+
+
+def _owns(row_owner: str | None, owner: Owner) -> bool:
+    return isinstance(owner, AllOwners) or row_owner == owner
 
 
 def _get_request_record(session: Session, request_id: str) -> RequestRecord:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gouache.store.models import TERMINAL_STATUSES, ImageRecord, RequestRecord, ResponseRecord
+from gouache.store.models import TERMINAL_STATUSES, ApiKeyRecord, ImageRecord, RequestRecord, ResponseRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +58,14 @@ class RequestView:
     started_at: datetime | None
     finished_at: datetime | None
     images: tuple[ImageView, ...] = ()
+    api_key_id: str | None = None
+    size: str | None = None
+    quality: str | None = None
+    image_count: int = 0
+    cost_usd: float = 0.0
+    local_cost_usd: float = 0.0
+    wall_s: float | None = None
+    cpu_s: float | None = None
 
     @classmethod
     def from_record(cls, rec: RequestRecord) -> RequestView:
@@ -78,6 +86,14 @@ class RequestView:
             started_at=rec.started_at,
             finished_at=rec.finished_at,
             images=tuple(ImageView.from_record(img) for img in rec.images),
+            api_key_id=rec.api_key_id,
+            size=rec.size,
+            quality=rec.quality,
+            image_count=rec.image_count or 0,
+            cost_usd=rec.cost_usd or 0.0,
+            local_cost_usd=rec.local_cost_usd or 0.0,
+            wall_s=rec.wall_s,
+            cpu_s=rec.cpu_s,
         )
 
     @property
@@ -100,6 +116,7 @@ class ResponseView:
     user: str | None
     created_at: datetime
     finished_at: datetime | None
+    api_key_id: str | None = None
 
     @classmethod
     def from_record(cls, rec: ResponseRecord) -> ResponseView:
@@ -116,4 +133,58 @@ class ResponseView:
             user=rec.user,
             created_at=rec.created_at,
             finished_at=rec.finished_at,
+            api_key_id=rec.api_key_id,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One request as the usage ledger sees it (no params, no images): what aggregates are made of."""
+
+    id: str
+    endpoint: str
+    model: str
+    api_key_id: str | None
+    status: str
+    size: str | None
+    quality: str | None
+    image_count: int
+    usage: dict[str, Any] | None
+    cost_usd: float
+    local_cost_usd: float
+    wall_s: float | None
+    cpu_s: float | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyView:
+    id: str
+    name: str
+    redacted: str
+    admin: bool
+    budget_usd: float | None
+    budget_images: int | None
+    rate_limit_requests: int | None
+    rate_limit_images: int | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    @classmethod
+    def from_record(cls, rec: ApiKeyRecord) -> ApiKeyView:
+        return cls(
+            id=rec.id,
+            name=rec.name,
+            redacted=rec.redacted,
+            admin=bool(rec.admin),
+            budget_usd=rec.budget_usd,
+            budget_images=rec.budget_images,
+            rate_limit_requests=rec.rate_limit_requests,
+            rate_limit_images=rec.rate_limit_images,
+            created_at=rec.created_at,
+            revoked_at=rec.revoked_at,
         )

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ValidationError
 
+from gouache.api.access import current_caller
 from gouache.api.deps import services
 from gouache.api.errors import validation_error
 from gouache.api.forms import ParsedForm, read_form
@@ -20,9 +21,11 @@ from gouache.api.schemas import (
     ImageVariationForm,
 )
 from gouache.api.sse import event_stream, image_events
+from gouache.service.access import Caller
 from gouache.service.container import Services
 from gouache.service.errors import InvalidRequest, NotFound, UnsupportedParameter
-from gouache.service.images import EditParams, GenerateParams, GenerateResult
+from gouache.service.images import EditParams, GenerateParams, GenerateResult, Planned
+from gouache.service.pricing import format_usd
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
 
@@ -116,6 +119,18 @@ def to_response(
     )
 
 
+#: The hosted-equivalent price of the request in dollars (a decimal string), known before any compute.
+COST_HEADER = "x-gouache-cost-usd"
+#: Present when the request reached a budget's soft threshold: which budget and how much of it is used.
+BUDGET_WARNING_HEADER = "x-gouache-budget-warning"
+
+
+def _planned_headers(response: Response, planned: Planned) -> None:
+    response.headers[COST_HEADER] = format_usd(planned.cost_usd)
+    if planned.budget_warnings:
+        response.headers[BUDGET_WARNING_HEADER] = "; ".join(planned.budget_warnings)
+
+
 def _headers(response: Response, result: GenerateResult) -> None:
     response.headers["x-gouache-request-id"] = result.request_id
     response.headers["x-gouache-seed"] = ",".join(str(img.seed) for img in result.images)
@@ -124,21 +139,29 @@ def _headers(response: Response, result: GenerateResult) -> None:
 async def _respond(
     prefix: str,
     params: GenerateParams,
-    body: ImageGenerateRequest | ImageEditForm,
+    stream: bool,
+    partial_images: int,
+    response_format: str | None,
     request: Request,
     response: Response,
     svc: Services,
 ) -> Any:
     """Run a request: as server-sent events when `stream` is set, else as one `ImagesResponse`."""
     endpoint = svc.images.endpoint_of(params)
-    if body.stream:
-        planned = await svc.images.prepare(endpoint, params, previews=body.partial_images or 0)
-        return event_stream(
+    caller: Caller = current_caller(request)
+    planned = await svc.images.prepare(
+        endpoint, params, previews=partial_images if stream else 0, caller=caller
+    )
+    if stream:
+        streaming = event_stream(
             request, lambda stop: image_events(prefix, planned, svc.images.stream(planned, stop))
         )
-    result = await svc.images.run(await svc.images.prepare(endpoint, params))
+        _planned_headers(streaming, planned)
+        return streaming
+    result = await svc.images.run(planned)
+    _planned_headers(response, planned)
     _headers(response, result)
-    return to_response(result, body.response_format, request, svc)
+    return to_response(result, response_format, request, svc)
 
 
 @router.post(
@@ -150,7 +173,10 @@ async def create_image(
     """Text to image. `response_format=url` is an extension for code written for dall-e."""
     reject_unsupported(body)
     params = GenerateParams(**body.model_dump(exclude_none=True, include=_GENERATION_FIELDS))
-    return await _respond("image_generation", params, body, request, response, svc)
+    return await _respond(
+        "image_generation", params, bool(body.stream), body.partial_images or 0, body.response_format,
+        request, response, svc,
+    )  # fmt: skip
 
 
 @router.post("/edits", **_MULTIPART_ROUTE)
@@ -175,7 +201,10 @@ async def edit_image(
         images=tuple(form.files.get("image", [])),
         mask=masks[0] if masks else None,
     )
-    return await _respond("image_edit", params, body, request, response, svc)
+    return await _respond(
+        "image_edit", params, bool(body.stream), body.partial_images or 0, body.response_format,
+        request, response, svc,
+    )  # fmt: skip
 
 
 @router.post("/variations", **_MULTIPART_ROUTE)
@@ -203,20 +232,25 @@ async def create_variation(
         images=tuple(images),
         variation=True,
     )
-    result = await svc.images.edit(params)
-    _headers(response, result)
-    return to_response(result, body.response_format or "url", request, svc)
+    return await _respond(
+        "image_edit", params, False, 0, body.response_format or "url", request, response, svc
+    )
 
 
 @router.get("/files/{image_id}", name="get_image_file", responses=ERROR_RESPONSES)
 async def get_image_file(
-    image_id: str, expires: int = 0, signature: str = "", svc: Services = Depends(services)
+    image_id: str,
+    expires: int = 0,
+    signature: str = "",
+    svc: Services = Depends(services),
+    caller: Caller = Depends(current_caller),
 ) -> Response:
-    """An image behind a `response_format=url` link; unknown, forged or expired links are 404."""
+    """An image behind a `response_format=url` link; unknown, forged or expired links, and images of
+    another key, are 404."""
     if not signature or not svc.links.verify(image_id, expires, signature):
         raise NotFound(f"No image at this URL (unknown or expired link to '{image_id}').", param=None)
-    image = svc.store.get_image(image_id)
+    image = svc.store.get_image(image_id, caller.owner)
     if image is None:
         raise NotFound(f"No image '{image_id}'.")
-    data = svc.store.read_image_bytes(image_id)
+    data = svc.store.read_image_bytes(image_id, caller.owner)
     return Response(data, media_type=_MEDIA_TYPES.get(image.format, "application/octet-stream"))

@@ -8,10 +8,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
 
+from gouache.api.access import current_caller
 from gouache.api.deps import services
 from gouache.api.errors import validation_error
 from gouache.api.schemas import ERROR_RESPONSES, ImageGenerationTool, ResponseCreateRequest
 from gouache.api.sse import event_stream, sse_frame
+from gouache.service.access import Caller
 from gouache.service.container import Services
 from gouache.service.errors import InvalidRequest, UnsupportedParameter
 
@@ -77,10 +79,13 @@ def image_tool(body: ResponseCreateRequest) -> dict[str, Any]:
 
 @router.post("", responses=ERROR_RESPONSES)
 async def create_response(
-    body: ResponseCreateRequest, request: Request, svc: Services = Depends(services)
+    body: ResponseCreateRequest,
+    request: Request,
+    svc: Services = Depends(services),
+    caller: Caller = Depends(current_caller),
 ) -> Any:
     tool = image_tool(body)
-    turn = await svc.responses.start(body.model_dump(exclude_none=True), tool)
+    turn = await svc.responses.start(body.model_dump(exclude_none=True), tool, caller)
     if body.stream:
         return event_stream(request, lambda stop: _frames(svc.responses.stream(turn, stop)))
     return await svc.responses.run(turn)
@@ -92,17 +97,26 @@ async def _frames(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]
 
 
 @router.get("/{response_id}", responses=ERROR_RESPONSES)
-async def get_response(response_id: str, svc: Services = Depends(services)) -> Any:
-    return svc.responses.get(response_id)
+async def get_response(
+    response_id: str, svc: Services = Depends(services), caller: Caller = Depends(current_caller)
+) -> Any:
+    return svc.responses.get(response_id, caller.owner)
 
 
 @router.delete("/{response_id}", responses=ERROR_RESPONSES)
-async def delete_response(response_id: str, svc: Services = Depends(services)) -> Any:
-    return svc.responses.delete(response_id)
+async def delete_response(
+    response_id: str, svc: Services = Depends(services), caller: Caller = Depends(current_caller)
+) -> Any:
+    return svc.responses.delete(response_id, caller.owner)
 
 
 @router.get("/{response_id}/input_items", responses=ERROR_RESPONSES)
-async def list_input_items(response_id: str, order: str = "desc", svc: Services = Depends(services)) -> Any:
+async def list_input_items(
+    response_id: str,
+    order: str = "desc",
+    svc: Services = Depends(services),
+    caller: Caller = Depends(current_caller),
+) -> Any:
     if order not in ("asc", "desc"):
         raise InvalidRequest(f"Invalid value: '{order}'. Supported values are: 'asc', 'desc'.", param="order")
-    return svc.responses.input_items(response_id, order)
+    return svc.responses.input_items(response_id, caller.owner, order)

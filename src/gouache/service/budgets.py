@@ -1,0 +1,193 @@
+"""Monthly budgets, global and per key, in hosted-equivalent dollars or images.
+
+A request is checked before any compute against what was spent this calendar month (UTC), in-flight
+requests included. Past the hard limit it is refused (429 `insufficient_quota`); reaching the soft share
+(`budget_soft_fraction`) sends one alert per budget and month: a log line, an optional webhook POST, and a
+warning the API returns as the `x-gouache-budget-warning` header."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from gouache.service.access import Caller
+from gouache.service.errors import ServiceError
+from gouache.service.pricing import format_usd
+from gouache.store import ALL_OWNERS, AllOwners, Owner, Store
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_TIMEOUT_S = 5.0
+#: An admitted request holds its cost here until its ledger row is written (or this long, if it never is).
+RESERVATION_TTL_S = 600.0
+
+
+class BudgetExceeded(ServiceError):
+    status = 429
+    type = "insufficient_quota"
+    code = "insufficient_quota"
+
+
+@dataclass(frozen=True)
+class Budget:
+    scope: str  # "global" or "key"
+    owner: Owner
+    usd: float | None
+    images: int | None
+
+    @property
+    def label(self) -> str:
+        return "global" if self.scope == "global" else f"key {self.owner}"
+
+
+@dataclass
+class Reservation:
+    """What an admitted request will spend, counted by budget checks until its ledger row exists, so that
+    concurrent requests cannot all pass the same remaining budget."""
+
+    key_id: str | None
+    usd: float
+    images: int
+    at: float = field(default_factory=time.monotonic)
+    owner: Budgets | None = None
+
+    def release(self) -> None:
+        if self.owner is not None:
+            self.owner._release(self)
+            self.owner = None
+
+
+def month_start(now: datetime | None = None) -> datetime:
+    now = now or datetime.now(UTC)
+    return now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def post_webhook(url: str, payload: dict[str, Any]) -> None:
+    """POST the alert in the background; a failing receiver is logged, never raised."""
+
+    def send() -> None:
+        try:
+            httpx.post(url, json=payload, timeout=WEBHOOK_TIMEOUT_S).raise_for_status()
+        except httpx.HTTPError as exc:
+            log.warning("budget webhook to %s failed: %s", url, exc)
+
+    threading.Thread(target=send, name="gouache-budget-webhook", daemon=True).start()
+
+
+class Budgets:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        usd: float | None = None,
+        images: int | None = None,
+        soft_fraction: float = 0.8,
+        webhook_url: str | None = None,
+        notify: Callable[[str, dict[str, Any]], None] = post_webhook,
+    ) -> None:
+        self.store = store
+        self.global_budget = Budget("global", ALL_OWNERS, usd, images)
+        self.soft_fraction = soft_fraction
+        self.webhook_url = webhook_url
+        self.notify = notify
+        self._alerted: set[tuple[str, str, str]] = set()
+        self._lock = threading.Lock()
+        self._admission = threading.Lock()
+        self._pending: list[Reservation] = []
+
+    def budgets_for(self, caller: Caller) -> list[Budget]:
+        budgets = [self.global_budget]
+        if caller.key_id is not None:
+            budgets.append(Budget("key", caller.key_id, caller.budget_usd, caller.budget_images))
+        return [b for b in budgets if b.usd is not None or b.images is not None]
+
+    def admit(self, caller: Caller, cost_usd: float, images: int) -> tuple[list[str], Reservation | None]:
+        """`check`, then hold the request's cost until `Reservation.release()` (call it once its ledger row
+        is written, or if it is refused later). One admission at a time."""
+        with self._admission:
+            warnings = self.check(caller, cost_usd, images)
+            if not self.budgets_for(caller):
+                return warnings, None
+            reservation = Reservation(caller.key_id, cost_usd, images, owner=self)
+            with self._lock:
+                self._pending.append(reservation)
+            return warnings, reservation
+
+    def _release(self, reservation: Reservation) -> None:
+        with self._lock:
+            if reservation in self._pending:
+                self._pending.remove(reservation)
+
+    def _pending_for(self, owner: Owner) -> tuple[float, int]:
+        horizon = time.monotonic() - RESERVATION_TTL_S
+        with self._lock:
+            self._pending = [r for r in self._pending if r.at > horizon]
+            held = [r for r in self._pending if isinstance(owner, AllOwners) or r.key_id == owner]
+        return sum(r.usd for r in held), sum(r.images for r in held)
+
+    def check(self, caller: Caller, cost_usd: float, images: int) -> list[str]:
+        """Refuse a request that would go over a hard limit; return the soft-limit warnings it raises."""
+        warnings: list[str] = []
+        since = month_start()
+        month = since.strftime("%Y-%m")
+        for budget in self.budgets_for(caller):
+            spent_usd, spent_images = self.store.spend_since(since, budget.owner)
+            held_usd, held_images = self._pending_for(budget.owner)
+            spent_usd, spent_images = spent_usd + held_usd, spent_images + held_images
+            for kind, limit, spent, cost in (
+                ("usd", budget.usd, spent_usd, cost_usd),
+                ("images", budget.images, spent_images, images),
+            ):
+                if limit is None:
+                    continue
+                projected = spent + cost
+                if projected > limit + 1e-9:
+                    raise BudgetExceeded(
+                        f"You exceeded your current quota: the {budget.label} monthly budget is "
+                        f"{_amount(kind, limit)}, {_amount(kind, spent)} is spent this month and this "
+                        f"request needs {_amount(kind, cost)}.",
+                        headers={"x-should-retry": "false"},
+                    )
+                if projected + 1e-9 >= self.soft_fraction * limit:
+                    share = projected / limit if limit else 1.0
+                    warnings.append(
+                        f"{budget.label}: {share:.0%} of the monthly budget of {_amount(kind, limit)} used"
+                    )
+                    self._alert(budget, kind, limit, projected, month)
+        return warnings
+
+    def _alert(self, budget: Budget, kind: str, limit: float, spent: float, month: str) -> None:
+        key = (budget.label, kind, month)
+        with self._lock:
+            if key in self._alerted:
+                return
+            self._alerted.add(key)
+        log.warning(
+            "budget alert: %s has used %s of its monthly %s budget (%s, soft threshold %.0f%%)",
+            budget.label, _amount(kind, spent), kind, _amount(kind, limit), self.soft_fraction * 100,
+        )  # fmt: skip
+        if self.webhook_url:
+            self.notify(
+                self.webhook_url,
+                {
+                    "type": "gouache.budget.soft_limit",
+                    "scope": budget.scope,
+                    "api_key_id": None if budget.scope == "global" else budget.owner,
+                    "kind": kind,
+                    "limit": limit,
+                    "spent": round(spent, 6),
+                    "threshold": self.soft_fraction,
+                    "month": month,
+                },
+            )
+
+
+def _amount(kind: str, value: float) -> str:
+    return f"${format_usd(value)}" if kind == "usd" else f"{int(value)} images"

@@ -1,0 +1,107 @@
+"""Per-key rate limits over a sliding window: requests and images per window (a minute by default).
+
+Each (key, kind) keeps the times and amounts it admitted within the window; a request that does not fit is
+refused with 429 and how long until it would (`Retry-After`), and every answer can carry OpenAI's
+`x-ratelimit-*` headers."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from gouache.service.errors import InvalidRequest, ServiceError
+
+
+@dataclass(frozen=True)
+class LimitState:
+    limit: int
+    remaining: int
+    reset_s: float  # until the window is empty again (OpenAI's "reset to its initial state")
+
+    def headers(self, kind: str) -> dict[str, str]:
+        return {
+            f"x-ratelimit-limit-{kind}": str(self.limit),
+            f"x-ratelimit-remaining-{kind}": str(self.remaining),
+            f"x-ratelimit-reset-{kind}": format_duration(self.reset_s),
+        }
+
+
+class RateLimited(ServiceError):
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+
+def format_duration(seconds: float) -> str:
+    """OpenAI's style for reset times: `20ms`, `1.5s`, `6m0s`."""
+    if seconds < 1:
+        return f"{max(0, math.ceil(seconds * 1000))}ms"
+    if seconds < 60:
+        return f"{math.ceil(seconds * 1000) / 1000:g}s"
+    minutes, rest = divmod(math.ceil(seconds), 60)
+    return f"{minutes}m{rest}s"
+
+
+class RateLimiter:
+    def __init__(self, window_s: float = 60.0) -> None:
+        self.window_s = window_s
+        self._events: dict[tuple[str, str], deque[tuple[float, int]]] = {}
+        self._lock = threading.Lock()
+
+    def _window(self, key: str, kind: str, now: float) -> deque[tuple[float, int]]:
+        events = self._events.setdefault((key, kind), deque())
+        while events and events[0][0] <= now - self.window_s:
+            events.popleft()
+        return events
+
+    def _state(self, events: deque[tuple[float, int]], limit: int, now: float) -> LimitState:
+        used = sum(amount for _, amount in events)
+        reset = events[-1][0] + self.window_s - now if events else 0.0
+        return LimitState(limit, max(0, limit - used), max(0.0, reset))
+
+    def take(self, key: str, kind: str, limit: int | None, amount: int = 1) -> LimitState | None:
+        """Admit `amount` (requests or images) for `key`, or raise `RateLimited`. None when unlimited."""
+        if limit is None:
+            return None
+        if amount > limit:
+            raise InvalidRequest(
+                f"This request needs {amount} {kind} but the limit is {limit} {kind} per "
+                f"{self.window_s:g}s window; ask for fewer.",
+                param="n",
+            )
+        now = time.monotonic()
+        with self._lock:
+            events = self._window(key, kind, now)
+            used = sum(a for _, a in events)
+            if used + amount > limit:
+                # Wait until enough of the oldest admissions have left the window.
+                freed, wait = 0, 0.0
+                for at, a in events:
+                    freed += a
+                    wait = at + self.window_s - now
+                    if used - freed + amount <= limit:
+                        break
+                state = self._state(events, limit, now)
+                headers = {
+                    **state.headers(kind),
+                    "retry-after": str(max(1, math.ceil(wait))),
+                    "retry-after-ms": str(max(1, math.ceil(wait * 1000))),
+                }
+                raise RateLimited(
+                    f"Rate limit reached for {kind} on this key: limit {limit} per {self.window_s:g}s, "
+                    f"used {used}. Please try again in {format_duration(wait)}.",
+                    type=kind,
+                    headers=headers,
+                )
+            events.append((now, amount))
+            return self._state(events, limit, now)
+
+    def state(self, key: str, kind: str, limit: int | None) -> LimitState | None:
+        if limit is None:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            return self._state(self._window(key, kind, now), limit, now)
