@@ -12,7 +12,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gouache import __version__
 from gouache.api.errors import install_error_handlers
-from gouache.api.routers import health, images, models, responses
+from gouache.api.routers import health, history, images, models, responses
+from gouache.api.routers.playground import install_playground
 from gouache.service.container import Services, build_services
 from gouache.settings import Settings
 
@@ -66,6 +67,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(images.router)
     app.include_router(models.router)
     app.include_router(responses.router)
+    app.include_router(history.router)
     app.include_router(health.router)
+    if settings.playground:
+        install_playground(app)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -15,6 +15,7 @@ from gouache.engine.pipelines import ModelCache
 from gouache.engine.runner import Runner
 from gouache.engine.scheduler import Scheduler
 from gouache.service.chat_planner import ChatPromptWriter
+from gouache.service.history import HistoryService
 from gouache.service.images import ImageService
 from gouache.service.links import LinkSigner, load_secret
 from gouache.service.responses import ResponsesService
@@ -54,6 +55,7 @@ class Services:
     images: ImageService
     responses: ResponsesService
     links: LinkSigner
+    history: HistoryService
 
     def preload(self) -> None:
         """Load the default model now, so a broken model directory fails at start-up with its path."""
@@ -84,6 +86,7 @@ def build_services(settings: Settings) -> Services:
     scheduler = Scheduler(Runner(cache))
     scheduler.start()
     images = ImageService(catalog, scheduler, store)
+    links = LinkSigner(load_secret(settings.data_dir / "url-secret"))
     return Services(
         settings=settings,
         catalog=catalog,
@@ -93,5 +96,6 @@ def build_services(settings: Settings) -> Services:
         scheduler=scheduler,
         images=images,
         responses=ResponsesService(images, store, _prompt_writer(settings)),
-        links=LinkSigner(load_secret(settings.data_dir / "url-secret")),
+        links=links,
+        history=HistoryService(store, links),
     )
