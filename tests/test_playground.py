@@ -205,6 +205,7 @@ def test_paint_a_mask_and_edit(page: Page, server: LiveServer) -> None:
     expect(page.locator("#edit-tools")).to_be_enabled()
     box = mask_canvas.bounding_box()
     assert box is not None
+    page.fill("#edit-brush", "90")  # brush width in screen pixels
     # A horizontal stroke through the middle, then erase its right end.
     y = box["y"] + box["height"] / 2
     page.mouse.move(box["x"] + box["width"] * 0.25, y)
@@ -248,8 +249,9 @@ def test_paint_a_mask_and_edit(page: Page, server: LiveServer) -> None:
         ctx.drawImage(img, 0, 0); return Array.from(ctx.getImageData(8, 8, 1, 1).data); }"""
     )
     assert abs(corner[0] - 30) < 12 and abs(corner[1] - 60) < 12 and abs(corner[2] - 200) < 12, corner
-    page.fill("#edit-compare-range", "30")
-    shot(page, "edit", full_page=True)
+    page.fill("#edit-compare-range", "40")
+    page.evaluate("window.scrollTo(0, 0)")
+    shot(page, "edit")
     entry = history(server, kind="edit")[0]
     assert entry["masked"] is True and entry["prompt"] == "a yellow star"
 
@@ -287,7 +289,8 @@ def test_two_turn_refinement(page: Page, server: LiveServer) -> None:
     for turn in (first, second):
         width = turn.locator("img.turn-image").evaluate("img => img.naturalWidth")
         assert width == 1024
-    shot(page, "refine", full_page=True)
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    shot(page, "refine")
     stored = httpx.get(f"{server.base_url}/responses/{second_id}", timeout=30).json()
     assert stored["previous_response_id"] == first_id
     assert stored["output"][0]["action"] == "edit"

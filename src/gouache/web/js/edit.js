@@ -128,7 +128,7 @@ export function initEdit(app) {
     wrap.classList.remove("empty");
     fit();
     tools.disabled = false;
-    compare.hidden = true;
+    showCompare(false);
   }
 
   /** Load an image made elsewhere in the playground as the image to edit. */
@@ -226,7 +226,13 @@ export function initEdit(app) {
     after.src = url;
     after.alt = state === "final" ? "After" : "Preview while editing";
     compare.dataset.state = state;
-    compare.hidden = false;
+    showCompare(true);
+  }
+
+  function showCompare(visible) {
+    compare.hidden = !visible;
+    $("edit-output").classList.toggle("has-result", visible);
+    fit();
   }
 
   return { editImage };

@@ -56,7 +56,7 @@ export function numberValue(input) {
 /** A definition list of [label, value] pairs for a result. */
 export function metaList(pairs) {
   return el("dl", {}, pairs.filter(([, v]) => v !== undefined && v !== null && v !== "")
-    .map(([k, v]) => [el("dt", {}, k), el("dd", { dataset: { field: k.toLowerCase() } }, v)]));
+    .map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", { dataset: { field: k.toLowerCase() } }, v))));
 }
 
 /** Ctrl/Cmd+Enter in `field` submits `form`. */
