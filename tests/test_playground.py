@@ -168,6 +168,12 @@ def test_generate_shows_partial_previews_then_the_final_image(page: Page, server
     )
     assert base64.b64decode(api.json()["data"][0]["b64_json"]) == shown
 
+    # Hand the result over to the edit panel.
+    page.get_by_role("button", name="Edit this image").click()
+    expect(page.locator("#panel-edit")).to_be_visible()
+    expect(page.locator("#edit-image")).to_have_js_property("width", 1024)
+    expect(page.locator("#edit-uploads li")).to_have_count(1)
+
 
 def test_invalid_size_shows_the_error_in_plain_words(page: Page) -> None:
     page.goto("/")
@@ -320,8 +326,7 @@ def test_history_lists_reuses_and_deletes(page: Page, server: LiveServer) -> Non
     # Newest first.
     ids = [cards.nth(i).get_attribute("data-id") for i in range(cards.count())]
     assert ids.index(made["history: a purple circle"]) < ids.index(made["history: an orange square"])
-    expect(square.locator("img")).to_have_js_property("complete", True)
-    assert square.locator("img").evaluate("img => img.naturalWidth") == 1024
+    expect(square.locator("img")).to_have_js_property("naturalWidth", 1024)
     shot(page, "history")
 
     # Reuse as prompt: back in the generate form with the prompt and seed.
@@ -333,15 +338,15 @@ def test_history_lists_reuses_and_deletes(page: Page, server: LiveServer) -> Non
 
     # Delete (two clicks: the first asks to confirm).
     page.click("#tab-history")
-    url = circle.locator("img").get_attribute("src")
-    assert url
+    url = circle.get_attribute("data-image-url")
+    assert url and "/v1/images/files/" in url
     delete = circle.get_by_role("button", name="Delete")
     delete.click()
     expect(delete).to_have_text("Delete for good?")
     delete.click()
     expect(circle).to_have_count(0)
     assert made["history: a purple circle"] not in {e["id"] for e in history(server)}
-    assert httpx.get(f"{server.url}{url}" if url.startswith("/") else url, timeout=30).status_code == 404
+    assert httpx.get(url, timeout=30).status_code == 404
     assert made["history: an orange square"] in {e["id"] for e in history(server)}
 
 
@@ -365,6 +370,13 @@ def test_api_key_is_kept_in_the_browser_and_sent_as_bearer(page: Page) -> None:
     )
     assert "valid API key" in words[0] and "API key" in words[0] and "refused" in words[0]
     assert "detail" in words[1] and "busy" in words[2] and "Cannot reach" in words[3]
+    # The hosted-equivalent cost header, shown when the server sends it.
+    cost = page.evaluate(
+        """async () => { const api = await import("/web/js/api.js"); const ui = await import("/web/js/ui.js");
+        const priced = new Response("", {headers: {"x-gouache-cost-usd": "0.042"}});
+        return [ui.formatCost(api.costOf(priced)), ui.formatCost(api.costOf(new Response("")))]; }"""
+    )
+    assert cost == ["$0.042", "-"]
     page.fill("#api-key", "")
     page.press("#api-key", "Enter")
     expect(page.locator("#key-state")).to_have_text("cleared")

@@ -80,6 +80,12 @@ export async function getJSON(path, signal) {
   return response.json();
 }
 
+/** A file behind a URL of this server (image links), fetched with the API key like every other call. */
+export async function getBlob(url, signal) {
+  const response = await send(url, { signal });
+  return response.blob();
+}
+
 export async function deleteJSON(path) {
   const response = await send(path, { method: "DELETE" });
   return response.json();

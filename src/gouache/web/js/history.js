@@ -1,6 +1,6 @@
 // History: GET /v1/gouache/history (newest first) as a gallery; reuse an entry as a prompt, or delete it.
 
-import { deleteJSON, getJSON } from "./api.js";
+import { deleteJSON, getBlob, getJSON } from "./api.js";
 import { $, ErrorBox, el, formatSeconds, formatWhen } from "./ui.js";
 
 const PAGE = 24;
@@ -14,6 +14,7 @@ export function initHistory(app) {
   const errors = new ErrorBox($("history-error"));
   let offset = 0;
   let loading = false;
+  let urls = [];
 
   status.addEventListener("change", () => load(true));
   $("history-refresh").addEventListener("click", () => load(true));
@@ -28,7 +29,11 @@ export function initHistory(app) {
     if (status.value) query.set("status", status.value);
     try {
       const page = await getJSON(`/v1/gouache/history?${query}`);
-      if (fresh) grid.replaceChildren();
+      if (fresh) {
+        grid.replaceChildren();
+        urls.forEach((url) => URL.revokeObjectURL(url));
+        urls = [];
+      }
       page.data.forEach((entry) => grid.append(card(entry)));
       offset += page.data.length;
       more.hidden = !page.has_more;
@@ -39,6 +44,18 @@ export function initHistory(app) {
       errors.show(err, "The history could not be loaded");
     } finally {
       loading = false;
+    }
+  }
+
+  /** Images are fetched with the API key (an <img src> could not send it), then shown from memory. */
+  async function show(image, img, link) {
+    try {
+      const url = URL.createObjectURL(await getBlob(image.url));
+      urls.push(url);
+      img.src = url;
+      link.href = url;
+    } catch (err) {
+      img.alt = `Image unavailable: ${err.message}`;
     }
   }
 
@@ -55,9 +72,14 @@ export function initHistory(app) {
       entry.masked ? "masked" : null,
       formatWhen(entry.created_at),
     ].filter(Boolean);
-    const node = el("li", { class: "entry", dataset: { id: entry.id, status: entry.status } },
+    const img = image ? el("img", { alt: entry.prompt ?? "image" }) : null;
+    const download = image
+      ? el("a", { class: "button ghost small", download: `gouache-${image.seed ?? entry.id}.${image.format}` }, "Download")
+      : null;
+    if (image) show(image, img, download);
+    return el("li", { class: "entry", dataset: { id: entry.id, status: entry.status, imageUrl: image?.url } },
       el("div", { class: "thumb" },
-        image ? el("img", { src: image.url, alt: entry.prompt ?? "image", loading: "lazy" }) : el("span", { class: "hint" }, entry.status),
+        img ?? el("span", { class: "hint" }, entry.status),
         entry.images.length > 1 ? el("span", { class: "badge" }, `${entry.images.length} images`) : null),
       el("div", { class: "body" },
         el("p", { class: "prompt", title: entry.prompt ?? "" }, entry.prompt || "(no prompt)"),
@@ -67,9 +89,9 @@ export function initHistory(app) {
         el("div", { class: "buttons" },
           entry.prompt ? el("button", { type: "button", class: "ghost small reuse",
             onclick: () => app.reuse({ ...params, seed: entry.seed ?? params.seed }) }, "Reuse") : null,
-          image ? el("a", { class: "button ghost small", href: image.url, download: `gouache-${image.seed ?? entry.id}.${image.format}` }, "Download") : null,
-          el("button", { type: "button", class: "ghost small delete", onclick: (e) => remove(entry, node, e.currentTarget) }, "Delete"))));
-    return node;
+          download,
+          el("button", { type: "button", class: "ghost small delete",
+            onclick: (e) => remove(entry, e.currentTarget.closest(".entry"), e.currentTarget) }, "Delete"))));
   }
 
   async function remove(entry, node, button) {
