@@ -194,6 +194,15 @@ def test_invalid_size_shows_the_error_in_plain_words(page: Page) -> None:
     expect(error).to_be_hidden()
     expect(page.locator("#gen-size")).not_to_have_attribute("aria-invalid", "true")
 
+    # The same in the conversation panel, where the size is an option of the image_generation tool.
+    page.click("#tab-chat")
+    page.fill("#chat-size", "1000x1000")
+    page.fill("#chat-input", "a green triangle")
+    page.press("#chat-input", "Enter")
+    expect(page.locator("#chat-error")).to_contain_text("divisible by 16")
+    expect(page.locator(".turn.assistant.failed")).to_have_count(1)
+    expect(page.locator("#chat-size")).to_have_attribute("aria-invalid", "true")
+
 
 # --- edit ----------------------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ export function initChat(app) {
   const attach = $("chat-attach");
   const attached = $("chat-attached");
   const options = { size: $("chat-size"), quality: $("chat-quality"), seed: $("chat-seed"), partials: $("chat-partials") };
-  const errors = new ErrorBox($("chat-error"), form);
+  const errors = new ErrorBox($("chat-error"), $("panel-chat"));
   const progress = new Progress($("chat-progress"));
   let previous = null;
   let controller = null;

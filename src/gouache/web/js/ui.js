@@ -87,7 +87,8 @@ export class ErrorBox {
     const message = err?.message || String(err);
     this.box.append(el("strong", {}, title), el("span", { class: "message" }, message));
     this.box.hidden = false;
-    const param = err?.param ? String(err.param).replace(/\[.*$/, "").replace(/^tools\.?\d*\.?/, "") : null;
+    // "size", "image[0]" and "tools[0].size" all name the field called "size" / "image".
+    const param = err?.param ? String(err.param).replace(/^tools\[\d+\]\./, "").replace(/\[.*$/, "") : null;
     const field = param && this.form?.querySelector(`[name="${CSS.escape(param)}"]`);
     if (field) {
       field.setAttribute("aria-invalid", "true");
