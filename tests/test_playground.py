@@ -88,11 +88,14 @@ const realFetch = window.fetch;
 window.fetch = async (url, init) => {
   if (init && init.body instanceof FormData) {
     const form = {};
+    const seen = {};
     for (const [name, value] of init.body.entries()) {
       if (value instanceof Blob) {
         const bytes = new Uint8Array(await value.arrayBuffer());
         form[name] = btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join(""));
       } else form[name] = value;
+      if (name in seen) form[name] = [].concat(seen[name], form[name]);
+      seen[name] = form[name];
     }
     window.__forms.push({url: String(url), form});
   }
@@ -212,9 +215,16 @@ def test_paint_a_mask_and_edit(page: Page, server: LiveServer) -> None:
     source.paste((30, 60, 200), (0, 0, 128, 256))  # left half blue, right half white
     page.add_init_script(RECORD_FORMS)
     page.goto("/#edit")
+    reference = Image.new("RGB", (128, 128), (250, 220, 20))
     page.set_input_files(
-        "#edit-files", files=[{"name": "scene.png", "mimeType": "image/png", "buffer": png_bytes(source)}]
+        "#edit-files",
+        files=[
+            {"name": "scene.png", "mimeType": "image/png", "buffer": png_bytes(source)},
+            {"name": "style.png", "mimeType": "image/png", "buffer": png_bytes(reference)},
+        ],
     )
+    expect(page.locator("#edit-uploads li")).to_have_count(2)
+    expect(page.locator("#edit-uploads li.base")).to_contain_text("edited")
     mask_canvas = page.locator("#edit-mask")
     expect(mask_canvas).to_be_visible()
     expect(page.locator("#edit-tools")).to_be_enabled()
@@ -244,7 +254,8 @@ def test_paint_a_mask_and_edit(page: Page, server: LiveServer) -> None:
     parts = sent["form"]
     assert sent["url"] == "/v1/images/edits"
     assert parts["prompt"] == "a yellow star" and parts["stream"] == "true" and parts["seed"] == "3"
-    assert Image.open(io.BytesIO(base64.b64decode(parts["image[]"]))).size == (256, 256)
+    first, second = (Image.open(io.BytesIO(base64.b64decode(b))) for b in parts["image[]"])
+    assert (first.size, second.size) == ((256, 256), (128, 128))
     mask = Image.open(io.BytesIO(base64.b64decode(parts["mask"]))).convert("RGBA")
     assert mask.size == (256, 256)
     alpha = mask.getchannel("A")
@@ -257,6 +268,7 @@ def test_paint_a_mask_and_edit(page: Page, server: LiveServer) -> None:
     assert after[0] == after[1] and after[0] >= 256  # size=auto keeps the aspect
     expect(page.locator("#edit-meta [data-field=mask]")).to_have_text("painted area")
     expect(page.locator("#edit-meta [data-field=seed]")).to_have_text("3")
+    expect(page.locator("#edit-meta [data-field=images]")).to_have_text("2")
     # Outside the mask the image is kept: the left top corner is still the source's blue.
     corner = page.evaluate(
         """() => { const img = document.getElementById("edit-after"); const c = document.createElement("canvas");
@@ -404,6 +416,14 @@ def test_fits_a_phone_width_window(page: Page) -> None:
         expect(page.locator(f"#panel-{tab}")).to_be_visible()
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{tab}: {overflow} px wider than the window"
+    # An image to paint on fits the width too.
+    page.click("#tab-edit")
+    square = png_bytes(Image.new("RGB", (1024, 1024), (200, 40, 40)))
+    page.set_input_files("#edit-files", files=[{"name": "s.png", "mimeType": "image/png", "buffer": square}])
+    expect(page.locator("#edit-tools")).to_be_enabled()
+    canvas = page.locator("#edit-mask").bounding_box()
+    assert canvas is not None and canvas["x"] >= 0 and canvas["x"] + canvas["width"] <= PHONE["width"]
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
     page.click("#tab-generate")
     box = page.locator("#gen-preview").bounding_box()
     assert box is not None and box["width"] <= PHONE["width"]
