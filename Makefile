@@ -21,13 +21,21 @@ setup: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/gouache serve
 
-# The tests start a real PostgreSQL; install Debian's server when it is missing (CI runs as root).
+# The tests start a real PostgreSQL, and drive Debian's chromium through Playwright (never a browser download);
+# install Debian's packages when they are missing (CI runs as root).
 system-deps:
 	@if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "Installing PostgreSQL for the store tests..."; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	  else echo "PostgreSQL server binaries missing: PostgreSQL tests will be skipped (apt-get install postgresql)"; fi; \
+	fi
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing chromium for the playground tests..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      chromium fonts-liberation >/dev/null; \
+	  else echo "chromium missing: playground browser tests will be skipped (apt-get install chromium)"; fi; \
 	fi
 
 lint: $(STAMP)

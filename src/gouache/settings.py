@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     planner_model: str = Field(default="gpt-4o-mini", description="Chat model name sent to planner_url.")
     planner_api_key: str | None = Field(default=None, description="Bearer key for planner_url.")
     preload: bool = Field(default=True, description="Load the default model at start-up.")
+    playground: bool = Field(default=True, description="Serve the web playground at /.")
     log_level: str = "info"
 
     # --- operations: keys, limits, budgets, prices, moderation ------------------------------------------

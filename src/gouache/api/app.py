@@ -15,7 +15,8 @@ from gouache.api.access import AccessMiddleware
 from gouache.api.errors import install_error_handlers
 from gouache.api.metrics import MetricsMiddleware
 from gouache.api.metrics import router as metrics_router
-from gouache.api.routers import health, images, models, organization, responses
+from gouache.api.routers import health, history, images, models, organization, responses
+from gouache.api.routers.playground import install_playground
 from gouache.service.container import Services, build_services
 from gouache.settings import Settings
 
@@ -70,10 +71,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(models.router)
     app.include_router(responses.router)
     app.include_router(organization.router)
+    app.include_router(history.router)
     app.include_router(health.router)
     app.include_router(metrics_router)
     # Outermost last: request ids on every answer, then metrics (which see refusals too), then access
     # control in front of every /v1 route.
+    if settings.playground:
+        install_playground(app)
     app.add_middleware(AccessMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)

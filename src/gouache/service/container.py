@@ -16,6 +16,7 @@ from gouache.engine.runner import Runner
 from gouache.engine.scheduler import Scheduler
 from gouache.service.access import KeyService
 from gouache.service.chat_planner import ChatPromptWriter
+from gouache.service.history import HistoryService
 from gouache.service.images import ImageService
 from gouache.service.links import LinkSigner, load_secret
 from gouache.service.operations import Operations
@@ -59,6 +60,7 @@ class Services:
     links: LinkSigner
     ops: Operations
     keys: KeyService
+    history: HistoryService
 
     def preload(self) -> None:
         """Load the default model now, so a broken model directory fails at start-up with its path."""
@@ -89,6 +91,7 @@ def build_services(settings: Settings) -> Services:
     scheduler.start()
     ops.metrics.track_queue(lambda: scheduler.depth)
     images = ImageService(catalog, scheduler, store, ops)
+    links = LinkSigner(load_secret(settings.data_dir / "url-secret"))
     return Services(
         settings=settings,
         catalog=catalog,
@@ -98,7 +101,8 @@ def build_services(settings: Settings) -> Services:
         scheduler=scheduler,
         images=images,
         responses=ResponsesService(images, store, _prompt_writer(settings)),
-        links=LinkSigner(load_secret(settings.data_dir / "url-secret")),
+        links=links,
+        history=HistoryService(store, links),
         ops=ops,
         keys=KeyService(store, settings.require_auth),
     )

@@ -156,6 +156,13 @@ class ResponsesService:
         for turn in chain:
             for item in turn.output:
                 if item.get("type") == "image_generation_call" and item.get("image_id"):
+                    if self.store.get_image(item["image_id"]) is None:
+                        raise InvalidRequest(
+                            f"The image of response '{turn.id}' was deleted from the history; start a new "
+                            "conversation or send the image again as an input_image.",
+                            param="previous_response_id",
+                            code="image_deleted",
+                        )
                     context.previous_image = self.store.read_image_bytes(item["image_id"])
                     context.previous_prompt = item.get("revised_prompt")
                     context.previous_seed = item.get("seed")
@@ -257,7 +264,7 @@ class ResponsesService:
         if ref.startswith("img_") and self.store.get_image(ref, owner) is not None:
             return self.store.read_image_bytes(ref, owner)
         image_id = self.store.find_call_image(ref, owner) if ref.startswith("ig_") else None
-        if image_id is None:
+        if image_id is None or self.store.get_image(image_id, owner) is None:  # unknown, or deleted since
             raise InvalidRequest(f"No image with id '{ref}'.", param=where, code="image_file_not_found")
         return self.store.read_image_bytes(image_id)
 
@@ -561,9 +568,10 @@ class ResponsesService:
         for item in view.output:
             item = dict(item)
             if item.get("type") == "image_generation_call" and item.get("image_id"):
-                item["result"] = base64.b64encode(self.store.read_image_bytes(item["image_id"])).decode(
-                    "ascii"
-                )
+                # None when the image was deleted from the history since.
+                image = self.store.get_image(item["image_id"])
+                if image is not None:
+                    item["result"] = base64.b64encode(self.store.read_image_bytes(image.id)).decode("ascii")
             output.append(item)
         usage = dict(view.usage) if view.usage else None
         tool_usage = usage.pop("tool_usage", None) if usage else None

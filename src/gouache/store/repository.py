@@ -389,8 +389,17 @@ class Store:
             record = session.get(RequestRecord, request_id, options=[selectinload(RequestRecord.images)])
             return None if record is None else RequestView.from_record(record)
 
-    def list_requests(self, limit: int = 50, offset: int = 0, owner: Owner = ALL_OWNERS) -> list[RequestView]:
-        """Requests with their images, newest first."""
+    def list_requests(
+        self,
+        limit: int = 50,
+        offset: int = 0,
+        owner: Owner = ALL_OWNERS,
+        *,
+        status: str | None = None,
+        endpoints: tuple[str, ...] | None = None,
+    ) -> list[RequestView]:
+        """Requests with their images, newest first; optionally only one `owner`'s (an API key id), one
+        `status`, or some `endpoints` (e.g. ``("images.generations",)``)."""
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
         stmt = (
@@ -403,8 +412,44 @@ class Store:
         condition = _owned(RequestRecord.api_key_id, owner)
         if condition is not None:
             stmt = stmt.where(condition)
+        if status is not None:
+            stmt = stmt.where(RequestRecord.status == status)
+        if endpoints is not None:
+            stmt = stmt.where(RequestRecord.endpoint.in_(endpoints))
         with self._read_sessions() as session:
             return [RequestView.from_record(r) for r in session.scalars(stmt)]
+
+    def delete_request(self, request_id: str, *, owner: Owner = ALL_OWNERS) -> bool:
+        """Delete a request, its image rows, and the blobs (outputs and uploads) that nothing else refers to.
+        Returns False when there is no such request (or it is not `owner`'s).
+
+        Blobs are shared by content, so a blob is removed only when no other image row has its key and no
+        other request or stored Responses turn mentions it. The files go after the rows are committed: a
+        crash in between leaves an unreferenced file, never a row without its file."""
+        with self._write() as session:
+            stmt = (
+                select(RequestRecord)
+                .options(selectinload(RequestRecord.images))
+                .where(RequestRecord.id == request_id)
+            )
+            condition = _owned(RequestRecord.api_key_id, owner)
+            if condition is not None:
+                stmt = stmt.where(condition)
+            record = session.scalars(stmt).first()
+            if record is None:
+                return False
+            outputs = {image.blob_key for image in record.images}
+            uploads = {
+                key
+                for key in [*record.params.get("input_images", []), record.params.get("mask")]
+                if isinstance(key, str)
+            }
+            session.delete(record)
+            session.flush()
+            orphans = [key for key in sorted(outputs | uploads) if not _blob_in_use(session, key)]
+        for key in orphans:
+            self.blobs.delete(key)
+        return True
 
     def get_image(self, image_id: str, owner: Owner = ALL_OWNERS) -> ImageView | None:
         """An image row, or None if there is none or its request belongs to another owner."""
@@ -541,6 +586,17 @@ class Store:
 
 def _owns(row_owner: str | None, owner: Owner) -> bool:
     return isinstance(owner, AllOwners) or row_owner == owner
+
+
+def _blob_in_use(session: Session, key: str) -> bool:
+    """Whether any image row, request parameters or stored Responses turn still refers to blob `key`."""
+    if session.scalar(select(func.count()).where(ImageRecord.blob_key == key)):
+        return True
+    in_params = select(func.count()).where(cast_(RequestRecord.params, String).contains(key))
+    if session.scalar(in_params):
+        return True
+    in_turns = select(func.count()).where(cast_(ResponseRecord.input_items, String).contains(key))
+    return bool(session.scalar(in_turns))
 
 
 def _get_request_record(session: Session, request_id: str) -> RequestRecord:
