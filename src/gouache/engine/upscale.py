@@ -4,16 +4,17 @@
 flat-colour artwork at a low working resolution (the embedded gouache-mini renders 64 px): a 16x Lanczos or
 bicubic enlargement turns each edge into a ramp 20-30 output pixels wide, which looks out of focus.
 
-How ``flat`` works. The image is enlarged with bicubic interpolation, which puts every edge at the right
-sub-pixel place (circles stay round) but spreads it. Then, per output pixel, the source pixels around it (the
-2x2 neighbourhood of its position in the small image) give the two colours ``A`` and ``B`` furthest apart.
-When they are close (flat areas, gradients, the model's faint noise) the bicubic value stays. Otherwise the
-pixel lies on an edge between ``A`` and ``B``: its bicubic colour is projected onto the segment ``A``-``B``
-(position ``t``), ``t`` goes through a steep logistic curve centred on 0.5, and the pixel becomes
-``A + t' (B - A)``. The edge keeps its position and shape, its ramp shrinks to about :data:`EDGE_WIDTH` output
-pixels (anti-aliased, not blocky), and colours never overshoot or halo since the result always lies between
-two colours present in the source. Pixels far from that segment (where three colours meet) keep their bicubic
-colour.
+How ``flat`` works. First, soft edges of the small image (ramps a few pixels wide, as a small diffusion
+model paints them) become one-pixel steps (:func:`steepen_edges`). Then the image is enlarged with bicubic
+interpolation, which puts every edge at the right sub-pixel place (circles stay round) but spreads it. Then,
+per output pixel, the source pixels around it (the 2x2 neighbourhood of its position in the small image) give
+the two colours ``A`` and ``B`` furthest apart. When they are close (flat areas, gradients, faint noise) the
+bicubic value stays. Otherwise the pixel lies on an edge between ``A`` and ``B``: its bicubic colour is
+projected onto the segment ``A``-``B`` (position ``t``), ``t`` goes through a steep logistic curve centred on
+0.5, and the pixel becomes ``A + t' (B - A)``. The edge keeps its position and shape, its ramp shrinks to
+about :data:`EDGE_WIDTH` output pixels (anti-aliased, not blocky), and colours never overshoot or halo since
+the result always lies between two colours present in the source. Pixels far from that segment (where three
+colours meet) keep their bicubic colour.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ UPSCALERS = ("lanczos", "flat")
 EDGE_WIDTH = 1.5
 #: Two source colours this far apart (RGB Euclidean) make an edge; closer ones are a gradient or noise.
 EDGE_CONTRAST = 24.0
+#: 3x3 neighbourhoods this contrasted (RGB) in the small image are edges for :func:`steepen_edges`.
+EDGE_CONTRAST_SOURCE = 56.0
+STEEPEN_ROUNDS = 2
 #: A pixel is on the edge between two colours when it is this close (RGB) to the segment between them.
 MIX_TOLERANCE = 20.0
 
@@ -49,8 +53,8 @@ def upscale(image: Image.Image, width: int, height: int, method: str = "lanczos"
 def flat_upscale(image: Image.Image, width: int, height: int) -> Image.Image:
     """Enlarge flat-colour artwork with crisp, anti-aliased edges (``flat``; see the module doc)."""
     mode = image.mode
-    rgb = image.convert("RGB")
-    src = np.asarray(rgb, dtype=np.float32)
+    src = steepen_edges(np.asarray(image.convert("RGB"), dtype=np.float32))
+    rgb = Image.fromarray(np.clip(src + 0.5, 0, 255).astype(np.uint8), "RGB")
     out = np.array(rgb.resize((width, height), Image.Resampling.BICUBIC), dtype=np.float32)
     h, w = src.shape[:2]
     scale = max(width / w, height / h)
@@ -86,6 +90,29 @@ def flat_upscale(image: Image.Image, width: int, height: int) -> Image.Image:
     elif mode == "L":
         result = result.convert("L")
     return result
+
+
+def steepen_edges(src: np.ndarray, rounds: int = STEEPEN_ROUNDS) -> np.ndarray:
+    """Turn soft edges (ramps a few pixels wide, as a small diffusion model paints them) into one-pixel steps
+    at the source resolution: a pixel that lies between the two most different colours of its 3x3
+    neighbourhood takes the nearer of them (a colour "toggle" filter). Flat areas and gradients, whose
+    neighbourhoods differ by less than :data:`EDGE_CONTRAST_SOURCE`, are left alone."""
+    h, w = src.shape[:2]
+    first, second = np.triu_indices(9, 1)
+    for _ in range(rounds):
+        pad = np.pad(src, ((1, 1), (1, 1), (0, 0)), mode="edge")
+        near = np.stack([pad[dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)], axis=2)
+        spread = np.sum((near[:, :, first] - near[:, :, second]) ** 2, axis=-1)  # [h, w, 36]
+        best = np.argmax(spread, axis=-1)
+        a = np.take_along_axis(near, first[best][..., None, None], axis=2)[:, :, 0]
+        b = np.take_along_axis(near, second[best][..., None, None], axis=2)[:, :, 0]
+        span = b - a
+        length2 = np.maximum(np.sum(span * span, axis=-1), 1e-6)
+        t = np.clip(np.sum((src - a) * span, axis=-1) / length2, 0.0, 1.0)
+        residual = np.sum((src - a - t[..., None] * span) ** 2, axis=-1)
+        snap = (length2 >= EDGE_CONTRAST_SOURCE**2) & (residual <= MIX_TOLERANCE**2)
+        src = np.where(snap[..., None], np.where((t < 0.5)[..., None], a, b), src)
+    return src
 
 
 def _cell_index(out_size: int, src_size: int) -> np.ndarray:
