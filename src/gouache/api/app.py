@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gouache import __version__
 from gouache.api.errors import install_error_handlers
+from gouache.api.limits import RequestLimitsMiddleware
 from gouache.api.routers import health, images, models, responses
 from gouache.service.container import Services, build_services
 from gouache.settings import Settings
@@ -67,5 +68,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(models.router)
     app.include_router(responses.router)
     app.include_router(health.router)
+    app.add_middleware(
+        RequestLimitsMiddleware,
+        max_body_bytes=int(settings.max_body_mb * 2**20),
+        max_json_depth=settings.max_json_depth,
+    )
     app.add_middleware(RequestIdMiddleware)
     return app

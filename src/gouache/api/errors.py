@@ -136,7 +136,7 @@ def validation_error(err: dict[str, Any]) -> tuple[str, str | None, str]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service(request: Request, exc: ServiceError) -> JSONResponse:
-        return JSONResponse({"error": exc.to_error()}, status_code=exc.status)
+        return JSONResponse({"error": exc.to_error()}, status_code=exc.status, headers=exc.headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -7,6 +7,7 @@ The shipped `catalog.toml` is merged with an optional user file. A model entry l
     family = "sdxl"                 # optional: read from model_index.json when omitted
     resolution = 1024               # working resolution (side of the square of the same area)
     aliases = ["sdxl"]
+    fallback = "gouache-mini"       # optional: retried once on this model if this one fails to load or run
     [models.my-sdxl.plans.low]
     steps = 8
     guidance = 5.0
@@ -90,6 +91,8 @@ class ModelSpec:
     aliases: tuple[str, ...] = ()
     description: str = ""
     cfg: bool = True
+    #: Catalog name of the model an engine failure of this one is retried on, once.
+    fallback: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -184,7 +187,10 @@ def spec_from_entry(name: str, entry: Mapping[str, Any], *, base: Path | None, s
                 f"{where}: quality tier must be one of {', '.join(QUALITIES)}, not {quality!r}"
             )
         plans[quality] = _plan_from(raw, f"{where} plans.{quality}")
-    known = {"path", "family", "resolution", "multiple", "plans", "aliases", "description", "cfg"}
+    fallback = entry.get("fallback")
+    if fallback is not None and (not isinstance(fallback, str) or not fallback or fallback == name):
+        raise CatalogError(f"{where}: 'fallback' must name another model of the catalog")
+    known = {"path", "family", "resolution", "multiple", "plans", "aliases", "description", "cfg", "fallback"}
     return ModelSpec(
         name=name,
         path=path,
@@ -195,6 +201,7 @@ def spec_from_entry(name: str, entry: Mapping[str, Any], *, base: Path | None, s
         aliases=tuple(entry.get("aliases", ())),
         description=str(entry.get("description", "")),
         cfg=bool(entry.get("cfg", traits.cfg)),
+        fallback=fallback,
         extra={k: v for k, v in entry.items() if k not in known},
     )
 
@@ -251,7 +258,14 @@ class Catalog:
                 raise CatalogError(f"{user_file} is not valid TOML: {exc}") from exc
             for name, entry in _entries(data, str(user_file)).items():
                 specs[name] = spec_from_entry(name, entry, base=user_file.parent, source=str(user_file))
-        return cls(specs.values())
+        catalog = cls(specs.values())
+        for spec in specs.values():
+            if spec.fallback is not None and catalog.resolve(spec.fallback) is None:
+                raise CatalogError(
+                    f"[models.{spec.name}]: fallback {spec.fallback!r} is not a model of the catalog "
+                    f"({', '.join(catalog.names())})."
+                )
+        return catalog
 
 
 def _entries(data: Mapping[str, Any], source: str) -> dict[str, Mapping[str, Any]]:

@@ -22,6 +22,7 @@ class ServiceError(Exception):
         type: str | None = None,
         status: int | None = None,
         extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -33,6 +34,8 @@ class ServiceError(Exception):
         if status is not None:
             self.status = status
         self.extra = extra or {}
+        #: HTTP headers the API layer adds to the error response (e.g. `retry-after`).
+        self.headers = headers or {}
 
     def to_error(self) -> dict[str, Any]:
         """The `error` object of OpenAI's error body."""
@@ -79,3 +82,36 @@ class Overloaded(ServiceError):
     status = 503
     type = "server_error"
     code = "overloaded"
+
+
+class QueueFullError(ServiceError):
+    """The engine's queue is full: 429 at once, with `retry-after`, in OpenAI's rate-limit shape."""
+
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(
+            message,
+            headers={"retry-after": str(retry_after), "retry-after-ms": str(retry_after * 1000)},
+        )
+
+
+class DeadlineExceededError(ServiceError):
+    """The request's deadline passed before its images were ready (408; the SDK is told not to retry, as
+    the same request would likely run out of time again)."""
+
+    status = 408
+    type = "timeout_error"
+    code = "deadline_exceeded"
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message, param=param, headers={"x-should-retry": "false"})
+
+
+class RequestTooLarge(ServiceError):
+    """The request body is over the server's limit (413)."""
+
+    status = 413
+    code = "request_too_large"

@@ -17,9 +17,19 @@ from gouache.engine.edits import EditInputs
 from gouache.engine.finish import encode
 from gouache.engine.jobs import Progress, ProgressCallback, RenderedImage, RenderJob, RenderResult
 from gouache.engine.pipelines import ModelLoadError
-from gouache.engine.runner import Cancelled
-from gouache.engine.scheduler import QueueFull, Scheduler
-from gouache.service.errors import EngineFailure, InvalidRequest, ModelNotFound, Overloaded, ServiceError
+from gouache.engine.runner import Cancelled, DeadlineExceeded
+from gouache.engine.scheduler import JobHandle, QueueFull, Scheduler, ShuttingDown
+from gouache.service.budget import check_render_budget
+from gouache.service.errors import (
+    DeadlineExceededError,
+    EngineFailure,
+    InvalidRequest,
+    ModelNotFound,
+    Overloaded,
+    QueueFullError,
+    ServiceError,
+)
+from gouache.service.prompts import check_text
 from gouache.service.quality import resolve_quality
 from gouache.service.sizes import Size, resolve_size
 from gouache.service.uploads import decode_image, decode_mask
@@ -50,6 +60,8 @@ class GenerateParams:
     negative_prompt: str | None = None
     steps: int | None = None
     guidance_scale: float | None = None
+    #: Extension: seconds the request may take, queue included (the server's default when None).
+    deadline_s: float | None = None
 
     @property
     def effective_user(self) -> str | None:
@@ -92,6 +104,8 @@ class Planned:
     job: RenderJob
     quality: str
     partials_sent: int = 0
+    #: `time.monotonic()` by which the request must be answered; None for no deadline.
+    deadline: float | None = None
 
 
 @dataclass(frozen=True)
@@ -118,10 +132,20 @@ class GenerateResult:
 
 
 class ImageService:
-    def __init__(self, catalog: Catalog, scheduler: Scheduler, store: Store) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        scheduler: Scheduler,
+        store: Store,
+        *,
+        render_budget_bytes: int | None = None,
+        default_timeout_s: float | None = None,
+    ) -> None:
         self.catalog = catalog
         self.scheduler = scheduler
         self.store = store
+        self.render_budget_bytes = render_budget_bytes
+        self.default_timeout_s = default_timeout_s
         self._tasks: set[asyncio.Future[GenerateResult]] = set()
 
     def resolve_model(self, name: str) -> ModelSpec:
@@ -141,12 +165,17 @@ class ImageService:
     def plan(self, params: GenerateParams) -> tuple[RenderJob, str]:
         """Validate a request against the model and build its engine job; returns the job and the resolved
         quality. Raises `ServiceError` for anything the client must fix."""
+        check_text(params.prompt, "prompt")
+        if params.negative_prompt is not None:
+            check_text(params.negative_prompt, "negative_prompt")
         spec = self.resolve_model(params.model)
         edit: EditInputs | None = None
         if isinstance(params, EditParams):
             edit, size = self._plan_edit(params)
         else:
             size = resolve_size(params.size)
+        if self.render_budget_bytes is not None:
+            check_render_budget(params.n, size.width, size.height, self.render_budget_bytes)
         if params.background == "transparent":
             if params.output_format not in ("png", "webp"):
                 raise InvalidRequest(
@@ -253,13 +282,16 @@ class ImageService:
         return "images.generations"
 
     async def prepare(self, endpoint: str, params: GenerateParams, previews: int = 0) -> Planned:
-        """Validate and plan a request before any compute; a refusal is recorded, then raised."""
+        """Validate and plan a request before any compute; a refusal is recorded, then raised. The request's
+        deadline starts now."""
+        timeout = params.deadline_s if params.deadline_s is not None else self.default_timeout_s
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             job, quality = await asyncio.to_thread(self.plan, params)
         except ServiceError as exc:
             await asyncio.to_thread(self._record_rejected, endpoint, params, exc)
             raise
-        return Planned(endpoint, params, replace(job, previews=previews), quality)
+        return Planned(endpoint, params, replace(job, previews=previews), quality, deadline=deadline)
 
     async def stream(
         self, planned: Planned, stop: asyncio.Event | None = None
@@ -322,7 +354,8 @@ class ImageService:
             self.store.create_request, endpoint, params.model, record, params.effective_user
         )
         try:
-            result = await self._run(request_id, job, on_progress)
+            result = await self._run_with_fallback(request_id, planned, on_progress)
+            job = planned.job  # the fallback model's job if it was used
         except ServiceError as exc:
             await asyncio.to_thread(
                 self.store.finish_request, request_id, "failed", error=exc.to_error(), seed=job.seeds[0]
@@ -362,27 +395,81 @@ class ImageService:
             timings=timings,
         )
 
-    async def _run(
-        self, request_id: str, job: RenderJob, on_progress: ProgressCallback | None
+    async def _run_with_fallback(
+        self, request_id: str, planned: Planned, on_progress: ProgressCallback | None
     ) -> RenderResult:
+        """Render; an engine failure (model fails to load, out of memory, ...) is retried once on the
+        catalog's fallback model and recorded, instead of failing the request."""
+        job = planned.job
         try:
-            handle = self.scheduler.submit(job, on_progress)
+            return await self._run(request_id, job, planned.deadline, on_progress)
+        except EngineFailure as exc:
+            fallback = self._fallback_job(job, planned.quality)
+            if fallback is None:
+                raise
+            await asyncio.to_thread(
+                self.store.record_fallback, request_id, job.model.name, fallback.model.name, exc.message
+            )
+            planned.job = fallback
+            return await self._run(request_id, fallback, planned.deadline, on_progress)
+
+    def _fallback_job(self, job: RenderJob, quality: str) -> RenderJob | None:
+        name = job.model.fallback
+        spec = self.catalog.resolve(name) if name else None
+        if spec is None or spec.name == job.model.name:
+            return None
+        plan = spec.plans.get(quality) or spec.plan("high")
+        if job.plan.steps != job.model.plan(quality).steps:  # an explicit `steps` override
+            plan = replace(plan, steps=job.plan.steps)
+        if job.plan.guidance != job.model.plan(quality).guidance:
+            plan = replace(plan, guidance=job.plan.guidance)
+        return replace(job, model=spec, plan=plan)
+
+    async def _run(
+        self,
+        request_id: str,
+        job: RenderJob,
+        deadline: float | None,
+        on_progress: ProgressCallback | None,
+    ) -> RenderResult:
+        def started() -> None:  # on the engine's worker, as the job leaves the queue
+            self.store.mark_running(request_id, resolved_model=job.model.name, seed=job.seeds[0])
+
+        try:
+            handle = self.scheduler.submit(job, on_progress, on_start=started, deadline=deadline)
         except QueueFull as exc:
-            raise Overloaded(str(exc)) from exc
-        await asyncio.to_thread(
-            self.store.mark_running, request_id, resolved_model=job.model.name, seed=job.seeds[0]
-        )
+            raise QueueFullError(str(exc), exc.retry_after) from exc
+        except ShuttingDown as exc:
+            raise Overloaded(str(exc), code="shutting_down") from exc
         try:
-            return await asyncio.wrap_future(handle.future)
+            await asyncio.to_thread(self.store.mark_queued, request_id, handle.position, job.model.name)
+            return await self._await_job(handle, deadline)
         except asyncio.CancelledError:
             handle.cancel()
+            task = asyncio.current_task()
+            if task is not None and task.cancelling() == 0:
+                # Not our task being cancelled: the scheduler dropped the job because it is stopping.
+                raise Overloaded("The server is shutting down.", code="shutting_down") from None
             raise
+        except DeadlineExceeded as exc:
+            raise _deadline_error() from exc
         except ModelLoadError as exc:
             raise EngineFailure(str(exc), code="model_unavailable") from exc
         except (Cancelled, ServiceError):
             raise
         except Exception as exc:
             raise EngineFailure(f"The engine failed while rendering: {exc}") from exc
+
+    @staticmethod
+    async def _await_job(handle: JobHandle, deadline: float | None) -> RenderResult:
+        future = asyncio.wrap_future(handle.future)
+        if deadline is None:
+            return await future
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            handle.cancel()  # a running job stops after its current denoising step
+            raise DeadlineExceeded() from None
 
     def _record_rejected(self, endpoint: str, params: GenerateParams, exc: ServiceError) -> None:
         """A request refused before any compute is still recorded, with its error."""
@@ -421,6 +508,14 @@ class ImageService:
             )
             out.append(GeneratedImage(image.data, image.seed, image_id))
         return out
+
+
+def _deadline_error() -> DeadlineExceededError:
+    return DeadlineExceededError(
+        "The request did not finish within its deadline and was stopped. Raise 'deadline_s' (or the "
+        "server's GOUACHE_REQUEST_TIMEOUT_S), or ask for fewer steps, a smaller size or fewer images.",
+        param="deadline_s",
+    )
 
 
 def _plain_fields(params: GenerateParams) -> dict[str, Any]:

@@ -58,6 +58,8 @@ class RequestView:
     started_at: datetime | None
     finished_at: datetime | None
     images: tuple[ImageView, ...] = ()
+    queue_position: int | None = None
+    fallback: dict[str, Any] | None = None
 
     @classmethod
     def from_record(cls, rec: RequestRecord) -> RequestView:
@@ -78,6 +80,8 @@ class RequestView:
             started_at=rec.started_at,
             finished_at=rec.finished_at,
             images=tuple(ImageView.from_record(img) for img in rec.images),
+            queue_position=rec.queue_position,
+            fallback=rec.fallback,
         )
 
     @property

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ValidationError
 
 from gouache.api.deps import services
+from gouache.api.disconnect import unless_disconnected
 from gouache.api.errors import validation_error
 from gouache.api.forms import ParsedForm, read_form
 from gouache.api.schemas import (
@@ -30,6 +31,7 @@ _MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 _GENERATION_FIELDS = {
     "prompt", "model", "n", "size", "quality", "output_format", "output_compression", "background",
     "moderation", "user", "safety_identifier", "seed", "negative_prompt", "steps", "guidance_scale",
+    "deadline_s",
 }  # fmt: skip
 _EDIT_FIELDS = (_GENERATION_FIELDS - {"moderation"}) | {"strength", "input_fidelity"}
 
@@ -43,6 +45,10 @@ _MULTIPART_ROUTE: dict[str, Any] = {
         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {"type": "object"}}}}
     },
 }
+
+
+def _max_upload_bytes(svc: Services) -> int:
+    return int(svc.settings.max_upload_mb * 2**20)
 
 
 def _not_yet(param: str, what: str) -> UnsupportedParameter:
@@ -136,7 +142,8 @@ async def _respond(
         return event_stream(
             request, lambda stop: image_events(prefix, planned, svc.images.stream(planned, stop))
         )
-    result = await svc.images.run(await svc.images.prepare(endpoint, params))
+    planned = await svc.images.prepare(endpoint, params)
+    result = await unless_disconnected(request, svc.images.run(planned))
     _headers(response, result)
     return to_response(result, body.response_format, request, svc)
 
@@ -158,7 +165,7 @@ async def edit_image(
     request: Request, response: Response, svc: Services = Depends(services)
 ) -> ImagesResponse:
     """Inpainting (mask), outpainting (transparent areas), image-to-image and several reference images."""
-    form = await read_form(request)
+    form = await read_form(request, _max_upload_bytes(svc))
     for name in ("image", "mask"):
         if name in form.fields:
             raise InvalidRequest(f"'{name}' must be sent as a file.", param=name, code="invalid_type")
@@ -183,7 +190,7 @@ async def create_variation(
     request: Request, response: Response, svc: Services = Depends(services)
 ) -> ImagesResponse:
     """Variations of one image (OpenAI retired this dall-e-2 endpoint; Gouache serves it on any model)."""
-    form = await read_form(request)
+    form = await read_form(request, _max_upload_bytes(svc))
     _reject_unknown_files(form, {"image"})
     body: ImageVariationForm = _validate_form(ImageVariationForm, form.fields)
     images = form.files.get("image", [])
@@ -200,10 +207,11 @@ async def create_variation(
         seed=body.seed,
         steps=body.steps,
         strength=body.strength,
+        deadline_s=body.deadline_s,
         images=tuple(images),
         variation=True,
     )
-    result = await svc.images.edit(params)
+    result = await unless_disconnected(request, svc.images.edit(params))
     _headers(response, result)
     return to_response(result, body.response_format or "url", request, svc)
 

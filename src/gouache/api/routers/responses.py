@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
 
 from gouache.api.deps import services
+from gouache.api.disconnect import unless_disconnected
 from gouache.api.errors import validation_error
 from gouache.api.schemas import ERROR_RESPONSES, ImageGenerationTool, ResponseCreateRequest
 from gouache.api.sse import event_stream, sse_frame
@@ -83,7 +84,7 @@ async def create_response(
     turn = await svc.responses.start(body.model_dump(exclude_none=True), tool)
     if body.stream:
         return event_stream(request, lambda stop: _frames(svc.responses.stream(turn, stop)))
-    return await svc.responses.run(turn)
+    return await unless_disconnected(request, svc.responses.run(turn))
 
 
 async def _frames(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
