@@ -4,6 +4,7 @@ with tiny models."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -58,7 +59,11 @@ def faulty_catalog(catalog_file: Path, tmp_path_factory: pytest.TempPathFactory)
 def small_queue(tmp_path_factory: pytest.TempPathFactory, faulty_catalog: Path) -> Iterator[LiveServer]:
     live = start_server(
         tmp_path_factory.mktemp("small-queue"),
-        {"GOUACHE_CATALOG_FILE": str(faulty_catalog), "GOUACHE_QUEUE_DEPTH": "2", "GOUACHE_DEFAULT_MODEL": "tiny-sd1"},
+        {
+            "GOUACHE_CATALOG_FILE": str(faulty_catalog),
+            "GOUACHE_QUEUE_DEPTH": "2",
+            "GOUACHE_DEFAULT_MODEL": "tiny-sd1",
+        },
     )
     yield live
     live.stop()
@@ -83,24 +88,26 @@ def post_and_hang_up(server: LiveServer, body: dict[str, Any], after: float) -> 
     """Send a plain (non-streamed) request and close the connection after `after` seconds."""
 
     def run() -> None:
-        try:
+        with contextlib.suppress(httpx.TimeoutException):
             httpx.post(f"{server.base_url}/images/generations", json=body, timeout=after)
-        except httpx.TimeoutException:
-            pass
 
     thread = threading.Thread(target=run)
     thread.start()
     return thread
 
 
-def test_full_queue_429_then_disconnects_cancel_queued_and_running_jobs(small_queue: LiveServer, store: Store) -> None:
+def test_full_queue_429_then_disconnects_cancel_queued_and_running_jobs(
+    small_queue: LiveServer, store: Store
+) -> None:
     first = post_and_hang_up(small_queue, {**LONG_JOB, "prompt": "queue-a"}, after=4)
     wait_for(lambda: health(small_queue)["queue"]["running"] == 1, message="first job running")
     second = post_and_hang_up(small_queue, {**LONG_JOB, "prompt": "queue-b"}, after=3)
     wait_for(lambda: health(small_queue)["queue_depth"] == 2, message="second job queued")
 
     # The queue is full: a third request is refused at once, in OpenAI's rate-limit shape, with Retry-After.
-    refused = httpx.post(f"{small_queue.base_url}/images/generations", json={**LONG_JOB, "prompt": "queue-c"}, timeout=10)
+    refused = httpx.post(
+        f"{small_queue.base_url}/images/generations", json={**LONG_JOB, "prompt": "queue-c"}, timeout=10
+    )
     error = assert_openai_error(refused, 429, "rate_limit_exceeded")
     assert error["type"] == "requests"
     assert int(refused.headers["retry-after"]) >= 1
@@ -122,13 +129,19 @@ def test_full_queue_429_then_disconnects_cancel_queued_and_running_jobs(small_qu
         assert record.status == "cancelled", record
         assert record.images == ()
     assert records(store, "queue-b")[0].started_at is None  # cancelled while waiting
-    ok = httpx.post(f"{small_queue.base_url}/images/generations", json={"prompt": "after", "model": "tiny-sd1", "size": "1024x1024"}, timeout=60)
+    ok = httpx.post(
+        f"{small_queue.base_url}/images/generations",
+        json={"prompt": "after", "model": "tiny-sd1", "size": "1024x1024"},
+        timeout=60,
+    )
     assert ok.status_code == 200
 
 
 def test_deadline_ends_the_job_with_408(small_queue: LiveServer, store: Store) -> None:
     response = httpx.post(
-        f"{small_queue.base_url}/images/generations", json={**LONG_JOB, "prompt": "too-slow", "deadline_s": 1.0}, timeout=60
+        f"{small_queue.base_url}/images/generations",
+        json={**LONG_JOB, "prompt": "too-slow", "deadline_s": 1.0},
+        timeout=60,
     )
     error = assert_openai_error(response, 408, "deadline_exceeded")
     assert error["param"] == "deadline_s" and error["type"] == "timeout_error"
@@ -139,7 +152,9 @@ def test_deadline_ends_the_job_with_408(small_queue: LiveServer, store: Store) -
 
 
 def test_invalid_deadline_is_a_400(small_queue: LiveServer) -> None:
-    response = httpx.post(f"{small_queue.base_url}/images/generations", json={"prompt": "x", "deadline_s": 0}, timeout=10)
+    response = httpx.post(
+        f"{small_queue.base_url}/images/generations", json={"prompt": "x", "deadline_s": 0}, timeout=10
+    )
     assert assert_openai_error(response, 400, "integer_below_min_value")["param"] == "deadline_s"
 
 
