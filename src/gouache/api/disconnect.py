@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from fastapi import Request
 
-from gouache.service.errors import ServiceError
+from gouache.service.errors import Overloaded, ServiceError
 
 T = TypeVar("T")
 
@@ -36,12 +36,24 @@ async def watch_disconnect(request: Request, stop: asyncio.Event) -> None:
 
 async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
     """Await `work`; if the client disconnects first, cancel it (it records itself as cancelled) and raise
-    `ClientDisconnected`."""
+    `ClientDisconnected`. If the server cancels the request (its shutdown grace period ran out), the client
+    still gets an answer: 503 `shutting_down`."""
     task = asyncio.ensure_future(work)
     stop = asyncio.Event()
     watcher = asyncio.ensure_future(watch_disconnect(request, stop))
     try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            raise Overloaded(
+                "The server is shutting down and stopped this request; retry it.", code="shutting_down"
+            ) from None
         if task.done():
             return task.result()
         task.cancel()

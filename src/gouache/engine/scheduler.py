@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 #: Assumed length of a job before any has finished (seconds), for `retry_after`.
 _FIRST_JOB_GUESS_S = 5.0
+#: How long `stop` waits for cancelled jobs to reach the end of their denoising step.
+_STOP_AFTER_CANCEL_S = 60.0
 
 
 class QueueFull(Exception):
@@ -37,7 +39,7 @@ class ShuttingDown(Exception):
     """The scheduler is stopping and takes no new jobs."""
 
 
-@dataclass
+@dataclass(eq=False)
 class JobHandle:
     job: RenderJob
     on_progress: ProgressCallback | None = None
@@ -88,6 +90,7 @@ class Scheduler:
         ]
         self._waiting = 0
         self._running = 0
+        self._active: set[JobHandle] = set()
         self._lock = threading.Lock()
         self._started = False
         self._closing = False
@@ -100,13 +103,22 @@ class Scheduler:
                 worker.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Take no new jobs, drop the waiting ones, let running jobs finish for up to `timeout` seconds."""
+        """Take no new jobs, drop the waiting ones, let running jobs finish for up to `timeout` seconds, then
+        cancel them (they stop after their current denoising step) and wait for the workers to end."""
         with self._lock:
             self._closing = True
         for handle in self._drain():
             handle.cancel()
         for _ in self._threads:
             self._queue.put(None)
+        self._join(timeout)
+        with self._lock:
+            active = list(self._active)
+        for handle in active:
+            handle.cancel()
+        self._join(_STOP_AFTER_CANCEL_S)
+
+    def _join(self, timeout: float) -> None:
         end = time.monotonic() + timeout
         for worker in self._threads:
             if worker.is_alive():
@@ -173,11 +185,13 @@ class Scheduler:
             with self._lock:
                 self._waiting -= 1
                 self._running += 1
+                self._active.add(handle)
             try:
                 self._run(handle)
             finally:
                 with self._lock:
                     self._running -= 1
+                    self._active.discard(handle)
 
     def _run(self, handle: JobHandle) -> None:
         if handle.cancelled or not handle.future.set_running_or_notify_cancel():
