@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import Request
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
 from gouache.service.errors import InvalidRequest
@@ -59,6 +60,10 @@ async def read_form(request: Request, max_file_bytes: int = MAX_FILE_BYTES) -> P
     except MultiPartException as exc:
         raise InvalidRequest(
             f"Could not read the multipart body: {exc.message}", code="invalid_multipart"
+        ) from exc
+    except HTTPException as exc:  # Starlette wraps the parser's errors when it runs inside an app
+        raise InvalidRequest(
+            f"Could not read the multipart body: {exc.detail}", code="invalid_multipart"
         ) from exc
     parsed = ParsedForm()
     try:

@@ -8,6 +8,7 @@ alpha or of another size than the first image. Odd but valid images are normalis
 from __future__ import annotations
 
 import io
+import re
 import warnings
 
 import numpy as np
@@ -65,8 +66,12 @@ def decode_image(data: bytes, param: str, *, formats: dict[str, str] = ACCEPTED_
     except InvalidRequest:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        declared = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"declares {int(declared.group(1)):,} pixels" if declared else "is too large to decode"
         raise _fail(
-            f"The image for '{param}' is too large to decode: {exc}", param, "image_too_large"
+            f"The image for '{param}' {size}; at most {MAX_PIXELS:,} pixels are accepted.",
+            param,
+            "image_too_large",
         ) from exc
     except Image.UnidentifiedImageError as exc:
         raise _fail(
