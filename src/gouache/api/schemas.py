@@ -13,7 +13,8 @@ Background = Literal["transparent", "opaque", "auto"]
 
 
 DEADLINE_DOC = (
-    "Extension: seconds the request may take, queue included; then it stops with 408 deadline_exceeded."
+    "Extension: seconds the request may take, queue included (at most the server's "
+    "GOUACHE_REQUEST_TIMEOUT_S); then it stops with 408 deadline_exceeded."
 )
 
 
@@ -178,6 +179,26 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     429: _error("The engine's queue is full; retry after `retry-after` seconds", _RETRY_AFTER),
     500: _error("Engine failure (no fallback model could serve the request)"),
     503: _error("Shutting down"),
+}
+
+#: Endpoints that stream server-sent events when `stream` is true.
+STREAMING_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    200: {
+        "description": "The result, or with `stream: true` server-sent events",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
+}
+
+IMAGE_FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    200: {
+        "description": "The image bytes",
+        "content": {
+            f"image/{fmt}": {"schema": {"type": "string", "format": "binary"}}
+            for fmt in ("png", "jpeg", "webp")
+        },
+    },
 }
 
 

@@ -284,7 +284,9 @@ class ImageService:
     async def prepare(self, endpoint: str, params: GenerateParams, previews: int = 0) -> Planned:
         """Validate and plan a request before any compute; a refusal is recorded, then raised. The request's
         deadline starts now."""
-        timeout = params.deadline_s if params.deadline_s is not None else self.default_timeout_s
+        # The server's limit is a ceiling: a request may shorten its deadline, never extend it.
+        limits = [t for t in (params.deadline_s, self.default_timeout_s) if t is not None]
+        timeout = min(limits) if limits else None
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             job, quality = await asyncio.to_thread(self.plan, params)

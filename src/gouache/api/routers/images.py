@@ -13,7 +13,8 @@ from gouache.api.disconnect import unless_disconnected
 from gouache.api.errors import validation_error
 from gouache.api.forms import ParsedForm, read_form
 from gouache.api.schemas import (
-    ERROR_RESPONSES,
+    IMAGE_FILE_RESPONSES,
+    STREAMING_RESPONSES,
     ImageData,
     ImageEditForm,
     ImageGenerateRequest,
@@ -40,7 +41,7 @@ _EDIT_FIELDS = (_GENERATION_FIELDS - {"moderation"}) | {"strength", "input_fidel
 _MULTIPART_ROUTE: dict[str, Any] = {
     "response_model": ImagesResponse,
     "response_model_exclude_none": True,
-    "responses": ERROR_RESPONSES,
+    "responses": STREAMING_RESPONSES,
     "openapi_extra": {
         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {"type": "object"}}}}
     },
@@ -149,7 +150,10 @@ async def _respond(
 
 
 @router.post(
-    "/generations", response_model=ImagesResponse, response_model_exclude_none=True, responses=ERROR_RESPONSES
+    "/generations",
+    response_model=ImagesResponse,
+    response_model_exclude_none=True,
+    responses=STREAMING_RESPONSES,
 )
 async def create_image(
     body: ImageGenerateRequest, request: Request, response: Response, svc: Services = Depends(services)
@@ -216,7 +220,7 @@ async def create_variation(
     return to_response(result, body.response_format or "url", request, svc)
 
 
-@router.get("/files/{image_id}", name="get_image_file", responses=ERROR_RESPONSES)
+@router.get("/files/{image_id}", name="get_image_file", responses=IMAGE_FILE_RESPONSES)
 async def get_image_file(
     image_id: str, expires: int = 0, signature: str = "", svc: Services = Depends(services)
 ) -> Response:

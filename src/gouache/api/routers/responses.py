@@ -11,7 +11,12 @@ from pydantic import ValidationError
 from gouache.api.deps import services
 from gouache.api.disconnect import unless_disconnected
 from gouache.api.errors import validation_error
-from gouache.api.schemas import ERROR_RESPONSES, ImageGenerationTool, ResponseCreateRequest
+from gouache.api.schemas import (
+    ERROR_RESPONSES,
+    STREAMING_RESPONSES,
+    ImageGenerationTool,
+    ResponseCreateRequest,
+)
 from gouache.api.sse import event_stream, sse_frame
 from gouache.service.container import Services
 from gouache.service.errors import InvalidRequest, UnsupportedParameter
@@ -76,7 +81,7 @@ def image_tool(body: ResponseCreateRequest) -> dict[str, Any]:
     return found
 
 
-@router.post("", responses=ERROR_RESPONSES)
+@router.post("", responses=STREAMING_RESPONSES)
 async def create_response(
     body: ResponseCreateRequest, request: Request, svc: Services = Depends(services)
 ) -> Any:
