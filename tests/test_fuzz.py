@@ -65,7 +65,7 @@ def test_fuzz_every_operation(fuzz_server: LiveServer) -> None:
                 response = case.call_and_validate(
                     base_url=fuzz_server.url, excluded_checks=[positive_data_acceptance], timeout=60
                 )
-                cases[operation.label] += 1
+                cases[case.operation.label] += 1
                 statuses[response.status_code] += 1
                 assert response.status_code < 500, response.text
                 if response.status_code >= 400 and response.status_code != 499:
