@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -16,6 +17,8 @@ from gouache.api.limits import RequestLimitsMiddleware
 from gouache.api.routers import health, images, models, responses
 from gouache.service.container import Services, build_services
 from gouache.settings import Settings
+
+REQUEST_THREADS = 32
 
 
 class RequestIdMiddleware:
@@ -46,6 +49,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Every request hops to threads for the database and planning; the default pool (cores + 4) would make
+        # a burst of requests queue for threads before they could even be refused.
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(REQUEST_THREADS, "gouache-io"))
         svc = services
         if svc is None:
             svc = await asyncio.to_thread(build_services, settings)

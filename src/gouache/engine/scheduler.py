@@ -143,6 +143,12 @@ class Scheduler:
             return self._waiting + self._running
 
     @property
+    def full(self) -> bool:
+        """Whether `submit` would refuse a job now."""
+        with self._lock:
+            return self._waiting + self._running >= self.max_queue
+
+    @property
     def running(self) -> int:
         with self._lock:
             return self._running
@@ -164,14 +170,21 @@ class Scheduler:
                 raise ShuttingDown("The server is shutting down and takes no new jobs.")
             depth = self._waiting + self._running
             if depth >= self.max_queue:
-                raise QueueFull(
-                    f"The queue is full ({self.max_queue} jobs waiting or running); retry shortly.",
-                    self._retry_after_locked(),
-                )
+                raise self._full_locked()
             handle = JobHandle(job, on_progress, on_start, deadline, position=depth)
             self._waiting += 1
         self._queue.put(handle)
         return handle
+
+    def queue_full_error(self) -> QueueFull:
+        with self._lock:
+            return self._full_locked()
+
+    def _full_locked(self) -> QueueFull:
+        return QueueFull(
+            f"The queue is full ({self.max_queue} jobs waiting or running); retry shortly.",
+            self._retry_after_locked(),
+        )
 
     def _retry_after_locked(self) -> int:
         mean = self._mean_job_s if self._mean_job_s is not None else _FIRST_JOB_GUESS_S

@@ -146,7 +146,7 @@ class ImageService:
         self.store = store
         self.render_budget_bytes = render_budget_bytes
         self.default_timeout_s = default_timeout_s
-        self._tasks: set[asyncio.Future[GenerateResult]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
 
     def resolve_model(self, name: str) -> ModelSpec:
         spec = self.catalog.resolve(name)
@@ -288,6 +288,15 @@ class ImageService:
         limits = [t for t in (params.deadline_s, self.default_timeout_s) if t is not None]
         timeout = min(limits) if limits else None
         deadline = None if timeout is None else time.monotonic() + timeout
+        if self.scheduler.full:
+            # Refused at once, before any planning: under a burst, even a thread hop is a wait. The refusal is
+            # recorded in the background.
+            full = self.scheduler.queue_full_error()
+            refusal = QueueFullError(str(full), full.retry_after)
+            self._keep(
+                asyncio.ensure_future(asyncio.to_thread(self._record_rejected, endpoint, params, refusal))
+            )
+            raise refusal
         try:
             job, quality = await asyncio.to_thread(self.plan, params)
         except ServiceError as exc:
@@ -319,10 +328,8 @@ class ImageService:
         sent = 0
 
         task = asyncio.ensure_future(self.run(planned, on_progress))
-        # The event loop keeps only weak references to tasks: hold this one until it has recorded its end,
-        # even if the stream is abandoned first.
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        # Held until it has recorded its end, even if the stream is abandoned first.
+        self._keep(task)
         stopper = asyncio.ensure_future((stop or asyncio.Event()).wait())
         getter: asyncio.Future[Image.Image] | None = None
         try:
@@ -472,6 +479,11 @@ class ImageService:
         except TimeoutError:
             handle.cancel()  # a running job stops after its current denoising step
             raise DeadlineExceeded() from None
+
+    def _keep(self, task: asyncio.Future[Any]) -> None:
+        """The event loop keeps only weak references to tasks: hold one until it is done."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _record_rejected(self, endpoint: str, params: GenerateParams, exc: ServiceError) -> None:
         """A request refused before any compute is still recorded, with its error."""
