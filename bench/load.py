@@ -109,7 +109,8 @@ def main() -> int:
         f"queue depth {args.queue_depth}"
     )
     table = Table("measurement", "value")
-    for name, values in (("200", ok), ("all", everything)):
+    refused = [seconds for status, seconds in results if status == 429]
+    for name, values in (("200", ok), ("429", refused), ("all", everything)):
         if values:
             table.add_row(
                 f"latency p50 / p95 / p99 ({name}), s",

@@ -526,7 +526,7 @@ class ImageService:
 
 def _deadline_error() -> DeadlineExceededError:
     return DeadlineExceededError(
-        "The request did not finish within its deadline and was stopped. Raise 'deadline_s' (or the "
+        "The request did not finish within its deadline and was stopped. Raise 'deadline_s' (up to the "
         "server's GOUACHE_REQUEST_TIMEOUT_S), or ask for fewer steps, a smaller size or fewer images.",
         param="deadline_s",
     )
