@@ -188,3 +188,15 @@ def test_model_cache_stays_under_its_memory_budget(tiny_models: dict[str, Path])
     assert roomy.loaded() == ["b", "a"]  # most recently used last
     with pytest.raises(ModelTooLarge, match="GOUACHE_MODEL_MEMORY_MB"):
         ModelCache(budget_bytes=one // 10).get(sd1)
+
+
+def test_catalog_fallback_must_name_a_catalog_model(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    from gouache.engine.catalog import Catalog, CatalogError
+
+    path = tmp_path / "catalog.toml"
+    path.write_text(f'[models.a]\npath = "{tiny_models["sd1"]}"\nfallback = "nowhere"\n')
+    with pytest.raises(CatalogError, match="fallback 'nowhere' is not a model of the catalog"):
+        Catalog.load(path)
+    path.write_text(f'[models.a]\npath = "{tiny_models["sd1"]}"\nfallback = "gouache-mini"\n')
+    spec = Catalog.load(path).resolve("a")
+    assert spec is not None and spec.fallback == "gouache-mini"
