@@ -181,12 +181,19 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: _error("Shutting down"),
 }
 
+#: One server-sent event: `event:` is the JSON's `type`, `data:` one line of JSON.
+SSE_EVENT: dict[str, Any] = {
+    "type": "object",
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
+    "required": ["event", "data"],
+}
+
 #: Endpoints that stream server-sent events when `stream` is true.
 STREAMING_RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,
     200: {
         "description": "The result, or with `stream: true` server-sent events",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": {"text/event-stream": {"schema": SSE_EVENT}},
     },
 }
 
