@@ -261,3 +261,11 @@ def test_odd_image_modes_edit_over_http(limited: LiveServer, kind: str) -> None:
     width, height = map(int, response.json()["size"].split("x"))
     if kind == "exif-rotated":
         assert height > width  # the upright aspect is kept
+
+
+def test_non_ascii_link_signature_is_404(limited: LiveServer) -> None:
+    """Found by fuzzing: a forged signature with non-ASCII characters made the comparison raise."""
+    response = httpx.get(
+        f"{limited.base_url}/images/files/img_x?expires=4398046511105&signature=%C2%BF%1E", timeout=30
+    )
+    assert_openai_error(response, 404, "not_found")

@@ -478,6 +478,7 @@ class ImageService:
             return await asyncio.wait_for(asyncio.shield(future), max(0.0, deadline - time.monotonic()))
         except TimeoutError:
             handle.cancel()  # a running job stops after its current denoising step
+            future.add_done_callback(_retrieve)  # nobody awaits it any more: no "never retrieved" warning
             raise DeadlineExceeded() from None
 
     def _keep(self, task: asyncio.Future[Any]) -> None:
@@ -522,6 +523,11 @@ class ImageService:
             )
             out.append(GeneratedImage(image.data, image.seed, image_id))
         return out
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _deadline_error() -> DeadlineExceededError:
