@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,9 +62,20 @@ def serve(
         f"[bold]Gouache[/] on http://{settings.host}:{settings.port}/v1 "
         f"(default model: {settings.default_model})"
     )
+    # SIGTERM: uvicorn stops accepting, lets running requests finish for the grace period, cancels the rest,
+    # shuts the engine down, then re-raises the signal; ending here makes that a clean exit (status 0).
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
-        create_app(settings, services), host=settings.host, port=settings.port, log_level=settings.log_level
+        create_app(settings, services),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=max(1, round(settings.grace_period_s)),
     )
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _render(

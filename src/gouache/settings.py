@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 
@@ -53,6 +54,23 @@ class Settings(BaseSettings):
     planner_api_key: str | None = Field(default=None, description="Bearer key for planner_url.")
     preload: bool = Field(default=True, description="Load the default model at start-up.")
     playground: bool = Field(default=True, description="Serve the web playground at /.")
+    queue_depth: int = Field(default=64, ge=1, description="Jobs waiting or running before 429s.")
+    workers: int = Field(default=1, ge=1, description="Engine worker threads (one suits a CPU).")
+    request_timeout_s: float | None = Field(
+        default=600.0, gt=0, description="Default deadline of a request (queue + render), seconds."
+    )
+    grace_period_s: float = Field(
+        default=30.0, ge=0, description="On SIGTERM, how long running requests may take to finish."
+    )
+    max_body_mb: float = Field(default=256.0, gt=0, description="Largest request body accepted.")
+    max_upload_mb: float = Field(default=50.0, gt=0, description="Largest uploaded file accepted.")
+    max_json_depth: int = Field(default=64, ge=2, description="Deepest nesting of a JSON body.")
+    render_memory_mb: float = Field(
+        default=1024.0, gt=0, description="Memory one request may need (n x size estimate) before a 400."
+    )
+    model_memory_mb: float | None = Field(
+        default=None, gt=0, description="Memory for loaded models; half the machine's RAM if unset."
+    )
     log_level: str = "info"
 
     # --- operations: keys, limits, budgets, prices, moderation ------------------------------------------
@@ -87,6 +105,15 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'gouache.db').resolve()}"
+
+    @property
+    def model_memory_bytes(self) -> int:
+        if self.model_memory_mb is not None:
+            return int(self.model_memory_mb * 2**20)
+        try:
+            return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) // 2
+        except (ValueError, OSError, AttributeError):
+            return 8 * 2**30
 
     @property
     def blob_dir(self) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -13,12 +14,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gouache import __version__
 from gouache.api.access import AccessMiddleware
 from gouache.api.errors import install_error_handlers
+from gouache.api.limits import RequestLimitsMiddleware
 from gouache.api.metrics import MetricsMiddleware
 from gouache.api.metrics import router as metrics_router
 from gouache.api.routers import health, history, images, models, organization, responses
 from gouache.api.routers.playground import install_playground
 from gouache.service.container import Services, build_services
 from gouache.settings import Settings
+
+REQUEST_THREADS = 32
 
 
 class RequestIdMiddleware:
@@ -49,6 +53,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Every request hops to threads for the database and planning; the default pool (cores + 4) would make
+        # a burst of requests queue for threads before they could even be refused.
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(REQUEST_THREADS, "gouache-io"))
         svc = services
         if svc is None:
             svc = await asyncio.to_thread(build_services, settings)
@@ -75,9 +82,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(health.router)
     app.include_router(metrics_router)
     # Outermost last: request ids on every answer, then metrics (which see refusals too), then access
-    # control in front of every /v1 route.
+    # control in front of every /v1 route, then body limits.
     if settings.playground:
         install_playground(app)
+    app.add_middleware(
+        RequestLimitsMiddleware,
+        max_body_bytes=int(settings.max_body_mb * 2**20),
+        max_json_depth=settings.max_json_depth,
+    )
     app.add_middleware(AccessMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import Request
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
 from gouache.service.errors import InvalidRequest
@@ -46,7 +47,8 @@ def _set_nested(target: dict[str, Any], key: str, value: str) -> None:
     node[parts[-1]] = value
 
 
-async def read_form(request: Request) -> ParsedForm:
+async def read_form(request: Request, max_file_bytes: int = MAX_FILE_BYTES) -> ParsedForm:
+    """The form's fields and files; at most `MAX_FILES` files of `max_file_bytes` each."""
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         raise InvalidRequest(
@@ -59,15 +61,22 @@ async def read_form(request: Request) -> ParsedForm:
         raise InvalidRequest(
             f"Could not read the multipart body: {exc.message}", code="invalid_multipart"
         ) from exc
+    except HTTPException as exc:  # Starlette wraps the parser's errors when it runs inside an app
+        raise InvalidRequest(
+            f"Could not read the multipart body: {exc.detail}", code="invalid_multipart"
+        ) from exc
     parsed = ParsedForm()
     try:
         for key, value in form.multi_items():
             if isinstance(value, UploadFile):
                 name = "image" if key == "image[]" else key
-                data = await value.read(MAX_FILE_BYTES + 1)
-                if len(data) > MAX_FILE_BYTES:
+                data = await value.read(max_file_bytes + 1)
+                if len(data) > max_file_bytes:
                     raise InvalidRequest(
-                        f"The file for '{key}' is larger than 50 MB.", param=key, code="image_file_too_large"
+                        f"The file for '{key}' is larger than {max_file_bytes / 2**20:g} MB, this server's "
+                        "limit per file (GOUACHE_MAX_UPLOAD_MB).",
+                        param=key,
+                        code="image_file_too_large",
                     )
                 parsed.files.setdefault(name, []).append(data)
             else:

@@ -12,6 +12,12 @@ OutputFormat = Literal["png", "jpeg", "webp", "gif", "svg"]
 Background = Literal["transparent", "opaque", "auto"]
 
 
+DEADLINE_DOC = (
+    "Extension: seconds the request may take, queue included (at most the server's "
+    "GOUACHE_REQUEST_TIMEOUT_S); then it stops with 408 deadline_exceeded."
+)
+
+
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -53,6 +59,7 @@ class ImageFields(BaseModel):
     negative_prompt: str | None = Field(default=None, max_length=32000, description="Extension.")
     steps: int | None = Field(default=None, ge=1, le=150, description="Extension: denoising steps.")
     guidance_scale: float | None = Field(default=None, ge=0.0, le=30.0, description="Extension: CFG scale.")
+    deadline_s: float | None = Field(default=None, gt=0, le=86_400, description=DEADLINE_DOC)
 
 
 class ImageGenerateRequest(ImageFields):
@@ -85,6 +92,7 @@ class ImageVariationForm(BaseModel):
     seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
     steps: int | None = Field(default=None, ge=1, le=150)
     strength: float | None = Field(default=None, gt=0.0, le=1.0)
+    deadline_s: float | None = Field(default=None, gt=0, le=86_400, description=DEADLINE_DOC)
 
 
 class ImageData(BaseModel):
@@ -149,12 +157,55 @@ class ModelList(BaseModel):
     data: list[Model]
 
 
+def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"model": ErrorResponse, "description": description}
+    if headers:
+        entry["headers"] = headers
+    return entry
+
+
+_RETRY_AFTER = {
+    "retry-after": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}},
+    "retry-after-ms": {"description": "The same in milliseconds.", "schema": {"type": "integer"}},
+}
+
+#: Every error an endpoint may answer, in OpenAI's shape (declared so that clients and fuzzers know them).
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "Invalid request"},
-    404: {"model": ErrorResponse, "description": "Unknown model or object"},
-    429: {"model": ErrorResponse, "description": "Rate limited or queue full"},
-    500: {"model": ErrorResponse, "description": "Engine failure"},
-    503: {"model": ErrorResponse, "description": "Overloaded"},
+    400: _error("Invalid request: the message names the parameter"),
+    404: _error("Unknown model, object or URL"),
+    405: _error("Method not allowed"),
+    408: _error("The request's deadline passed (deadline_s or GOUACHE_REQUEST_TIMEOUT_S)"),
+    413: _error("Request body larger than GOUACHE_MAX_BODY_MB"),
+    429: _error("The engine's queue is full; retry after `retry-after` seconds", _RETRY_AFTER),
+    500: _error("Engine failure (no fallback model could serve the request)"),
+    503: _error("Shutting down"),
+}
+
+#: One server-sent event: `event:` is the JSON's `type`, `data:` one line of JSON.
+SSE_EVENT: dict[str, Any] = {
+    "type": "object",
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
+    "required": ["event", "data"],
+}
+
+#: Endpoints that stream server-sent events when `stream` is true.
+STREAMING_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    200: {
+        "description": "The result, or with `stream: true` server-sent events",
+        "content": {"text/event-stream": {"schema": SSE_EVENT}},
+    },
+}
+
+IMAGE_FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    200: {
+        "description": "The image bytes",
+        "content": {
+            f"image/{fmt}": {"schema": {"type": "string", "format": "binary"}}
+            for fmt in ("png", "jpeg", "webp")
+        },
+    },
 }
 
 
@@ -215,3 +266,4 @@ class ResponseCreateRequest(StrictModel):
     prompt_cache_key: str | None = None
     stream_options: dict[str, Any] | None = None
     image: dict[str, Any] | None = None
+    deadline_s: float | None = Field(default=None, gt=0, le=86_400, description=DEADLINE_DOC)

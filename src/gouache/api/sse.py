@@ -15,12 +15,11 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
+from gouache.api.disconnect import watch_disconnect
 from gouache.service.errors import ServiceError
 from gouache.service.images import GenerateResult, PartialImage, Planned
 
 log = logging.getLogger(__name__)
-
-DISCONNECT_POLL_S = 0.25
 
 
 def sse_frame(event: dict[str, Any]) -> bytes:
@@ -97,16 +96,6 @@ async def image_events(
         yield sse_frame({"type": "error", "error": error})
 
 
-async def _watch(request: Request, stop: asyncio.Event) -> None:
-    """Set `stop` when the client disconnects. Without this, a disconnect is only noticed at the next send,
-    which may be many denoising steps away."""
-    while not stop.is_set():
-        if await request.is_disconnected():
-            stop.set()
-            return
-        await asyncio.sleep(DISCONNECT_POLL_S)
-
-
 def event_stream(
     request: Request, make_body: Callable[[asyncio.Event], AsyncIterator[bytes]]
 ) -> StreamingResponse:
@@ -114,7 +103,7 @@ def event_stream(
 
     async def body() -> AsyncIterator[bytes]:
         stop = asyncio.Event()
-        watcher = asyncio.ensure_future(_watch(request, stop))
+        watcher = asyncio.ensure_future(watch_disconnect(request, stop))
         try:
             async for frame in make_body(stop):
                 yield frame

@@ -8,6 +8,7 @@ The shipped `catalog.toml` is merged with an optional user file. A model entry l
     resolution = 1024               # working resolution (side of the square of the same area)
     aliases = ["sdxl"]
     upscaler = "lanczos"            # or "flat": crisp edges for flat-colour artwork (gouache-mini)
+    fallback = "gouache-mini"       # optional: retried once on this model if this one fails to load or run
     [models.my-sdxl.plans.low]
     steps = 8
     guidance = 5.0
@@ -95,6 +96,8 @@ class ModelSpec:
     cfg: bool = True
     #: How the finish stage enlarges working-size renders: "lanczos" or "flat" (crisp edges for flat artwork).
     upscaler: str = "lanczos"
+    #: Catalog name of the model an engine failure of this one is retried on, once.
+    fallback: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -192,7 +195,21 @@ def spec_from_entry(name: str, entry: Mapping[str, Any], *, base: Path | None, s
     upscaler = str(entry.get("upscaler", "lanczos"))
     if upscaler not in UPSCALERS:
         raise CatalogError(f"{where}: upscaler must be one of {', '.join(UPSCALERS)}")
-    known = {"path", "family", "resolution", "multiple", "plans", "aliases", "description", "cfg", "upscaler"}
+    fallback = entry.get("fallback")
+    if fallback is not None and (not isinstance(fallback, str) or not fallback or fallback == name):
+        raise CatalogError(f"{where}: 'fallback' must name another model of the catalog")
+    known = {
+        "path",
+        "family",
+        "resolution",
+        "multiple",
+        "plans",
+        "aliases",
+        "description",
+        "cfg",
+        "upscaler",
+        "fallback",
+    }
     return ModelSpec(
         name=name,
         path=path,
@@ -204,6 +221,7 @@ def spec_from_entry(name: str, entry: Mapping[str, Any], *, base: Path | None, s
         description=str(entry.get("description", "")),
         cfg=bool(entry.get("cfg", traits.cfg)),
         upscaler=upscaler,
+        fallback=fallback,
         extra={k: v for k, v in entry.items() if k not in known},
     )
 
@@ -260,7 +278,14 @@ class Catalog:
                 raise CatalogError(f"{user_file} is not valid TOML: {exc}") from exc
             for name, entry in _entries(data, str(user_file)).items():
                 specs[name] = spec_from_entry(name, entry, base=user_file.parent, source=str(user_file))
-        return cls(specs.values())
+        catalog = cls(specs.values())
+        for spec in specs.values():
+            if spec.fallback is not None and catalog.resolve(spec.fallback) is None:
+                raise CatalogError(
+                    f"[models.{spec.name}]: fallback {spec.fallback!r} is not a model of the catalog "
+                    f"({', '.join(catalog.names())})."
+                )
+        return catalog
 
 
 def _entries(data: Mapping[str, Any], source: str) -> dict[str, Mapping[str, Any]]:

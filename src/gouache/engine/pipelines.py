@@ -1,10 +1,12 @@
-"""Loading diffusers pipelines from directories, with clear errors and a small cache."""
+"""Loading diffusers pipelines from directories, with clear errors, and a cache under a memory budget."""
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import logging
+import struct
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -45,6 +47,7 @@ class LoadedModel:
         self.pipeline = pipeline
         self._default_scheduler = pipeline.scheduler
         self._schedulers: dict[str, Any] = {"default": pipeline.scheduler}
+        self.lock = threading.Lock()
 
     def use_scheduler(self, name: str) -> None:
         if name not in self._schedulers:
@@ -92,12 +95,62 @@ def _import_component_libraries(path: Path) -> None:
                 ) from exc
 
 
-class ModelCache:
-    """Loaded models by name; keeps at most `capacity`, dropping the least recently used."""
+class ModelTooLarge(ModelLoadError):
+    """A model needs more memory than the whole model budget."""
 
-    def __init__(self, capacity: int = 2) -> None:
-        self.capacity = capacity
+
+def estimate_model_bytes(path: Path) -> int:
+    """Memory a pipeline will take once loaded in float32: its weight files, doubled when they are stored
+    in half precision (read from the safetensors headers)."""
+    total = 0
+    for file in Path(path).rglob("*"):
+        if file.suffix not in _WEIGHT_SUFFIXES or not file.is_file():
+            continue
+        size = file.stat().st_size
+        total += size * 2 if file.suffix == ".safetensors" and _is_half(file) else size
+    return total
+
+
+def _is_half(file: Path) -> bool:
+    try:
+        with file.open("rb") as fh:
+            length = struct.unpack("<Q", fh.read(8))[0]
+            if length > 100 * 2**20:
+                return False
+            header = json.loads(fh.read(length))
+    except (OSError, ValueError, struct.error):
+        return False
+    dtypes = {v.get("dtype") for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)}
+    return bool(dtypes) and dtypes <= {"F16", "BF16"}
+
+
+def loaded_bytes(pipeline: Any) -> int:
+    """Bytes held by a loaded pipeline's torch modules (parameters and buffers)."""
+    seen: set[int] = set()
+    total = 0
+    for component in getattr(pipeline, "components", {}).values():
+        if not isinstance(component, torch.nn.Module):
+            continue
+        for tensor in [*component.parameters(), *component.buffers()]:
+            if id(tensor) not in seen:
+                seen.add(id(tensor))
+                total += tensor.numel() * tensor.element_size()
+    return total
+
+
+_WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".onnx"}
+
+
+class ModelCache:
+    """Loaded models by name, kept under a memory budget: loading a model first unloads the least recently
+    used ones until the new model's estimated size fits. A model larger than the whole budget is refused
+    (`ModelTooLarge`), so the service can fall back to another model. A model still rendering when it is
+    unloaded is freed when its job ends."""
+
+    def __init__(self, budget_bytes: int | None = None) -> None:
+        self.budget_bytes = budget_bytes
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._sizes: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def get(self, spec: ModelSpec) -> LoadedModel:
@@ -106,14 +159,38 @@ class ModelCache:
             if model is not None and model.spec.path == spec.path:
                 self._models.move_to_end(spec.name)
                 return model
-            log.info("loading model %s from %s", spec.name, spec.path)
+            if model is not None:
+                self._unload(spec.name)
+            estimate = estimate_model_bytes(spec.path) if Path(spec.path).is_dir() else 0
+            if self.budget_bytes is not None:
+                if estimate > self.budget_bytes:
+                    raise ModelTooLarge(
+                        f"Model {spec.name} needs about {estimate / 2**20:.0f} MB, more than the model "
+                        f"memory budget of {self.budget_bytes / 2**20:.0f} MB (GOUACHE_MODEL_MEMORY_MB)."
+                    )
+                while self._models and self.used_bytes + estimate > self.budget_bytes:
+                    self._unload(next(iter(self._models)))
+            log.info("loading model %s from %s (~%.0f MB)", spec.name, spec.path, estimate / 2**20)
             model = LoadedModel(spec, load_pipeline(spec.path))
             self._models[spec.name] = model
-            while len(self._models) > self.capacity:
-                name, _ = self._models.popitem(last=False)
-                log.info("unloaded model %s", name)
+            self._sizes[spec.name] = loaded_bytes(model.pipeline) or estimate
             return model
+
+    def _unload(self, name: str) -> None:
+        self._models.pop(name, None)
+        size = self._sizes.pop(name, 0)
+        gc.collect()
+        log.info("unloaded model %s (%.0f MB)", name, size / 2**20)
+
+    @property
+    def used_bytes(self) -> int:
+        """Memory held by the loaded models, as measured after loading."""
+        return sum(self._sizes.values())
 
     def loaded(self) -> list[str]:
         with self._lock:
             return list(self._models)
+
+    def sizes(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._sizes)

@@ -21,7 +21,11 @@ from gouache.engine.previews import decode_preview, preview_steps
 
 
 class Cancelled(Exception):
-    """The job was cancelled (client gone, deadline passed) between two denoising steps."""
+    """The job was cancelled (client gone, server stopping) between two denoising steps."""
+
+
+class DeadlineExceeded(Cancelled):
+    """The job's deadline passed, while it waited or between two denoising steps."""
 
 
 class Runner:
@@ -37,6 +41,19 @@ class Runner:
         started = time.perf_counter()
         model = self.cache.get(job.model)
         loaded = time.perf_counter()
+        # A pipeline holds per-call state (its scheduler's timesteps): one job at a time per model.
+        with model.lock:
+            return self._render(model, job, started, loaded, on_progress, should_stop)
+
+    def _render(
+        self,
+        model: LoadedModel,
+        job: RenderJob,
+        started: float,
+        loaded: float,
+        on_progress: ProgressCallback | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> RenderResult:
         model.use_scheduler(job.plan.scheduler)
         resolution = job.plan.resolution or job.model.resolution
         size = working_size(job.width, job.height, resolution, job.model.multiple)

@@ -1,11 +1,14 @@
 """One scheduler in front of the engine: a bounded queue and worker thread(s) that run jobs one at a time.
 
 The API submits a job and awaits its future; progress events are delivered through the job's callback.
-Cancellation is cooperative: the runner checks between denoising steps."""
+Cancellation is cooperative: the runner checks between denoising steps, so a cancelled or expired job stops
+within one step. A full queue refuses at once (`QueueFull`, with an estimate of when to retry); a stopping
+scheduler refuses new work (`ShuttingDown`) and lets the running jobs finish."""
 
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -14,19 +17,38 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from gouache.engine.jobs import ProgressCallback, RenderJob, RenderResult
-from gouache.engine.runner import Cancelled, Runner
+from gouache.engine.runner import Cancelled, DeadlineExceeded, Runner
 
 log = logging.getLogger(__name__)
 
+#: Assumed length of a job before any has finished (seconds), for `retry_after`.
+_FIRST_JOB_GUESS_S = 5.0
+#: How long `stop` waits for cancelled jobs to reach the end of their denoising step.
+_STOP_AFTER_CANCEL_S = 60.0
+
 
 class QueueFull(Exception):
-    """The queue is at its configured depth; the caller should retry later."""
+    """The queue is at its configured depth; the caller should retry after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
-@dataclass
+class ShuttingDown(Exception):
+    """The scheduler is stopping and takes no new jobs."""
+
+
+@dataclass(eq=False)
 class JobHandle:
     job: RenderJob
     on_progress: ProgressCallback | None = None
+    #: Called on the worker thread when the job starts running.
+    on_start: Callable[[], None] | None = None
+    #: `time.monotonic()` after which the job is abandoned with `DeadlineExceeded`.
+    deadline: float | None = None
+    #: Jobs ahead of this one when it was queued (waiting or running).
+    position: int = 0
     future: Future[RenderResult] = field(default_factory=Future)
     submitted_at: float = field(default_factory=time.perf_counter)
     started_at: float | None = None
@@ -41,73 +63,174 @@ class JobHandle:
     def cancelled(self) -> bool:
         return self._cancel.is_set()
 
+    @property
+    def expired(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
 
-def handle_cancelled(handle: JobHandle) -> Callable[[], bool]:
-    return lambda: handle.cancelled
+    def should_stop(self) -> bool:
+        """Polled by the runner between denoising steps."""
+        if self.cancelled:
+            raise Cancelled()
+        if self.expired:
+            raise DeadlineExceeded()
+        return False
 
 
 class Scheduler:
     def __init__(self, runner: Runner, max_queue: int = 64, workers: int = 1) -> None:
+        if max_queue < 1 or workers < 1:
+            raise ValueError("the queue depth and the worker count must be at least 1")
         self.runner = runner
         self.max_queue = max_queue
+        self.workers = workers
         self._queue: queue.Queue[JobHandle | None] = queue.Queue()
-        self._workers = [
+        self._threads = [
             threading.Thread(target=self._work, name=f"gouache-worker-{i}", daemon=True)
             for i in range(workers)
         ]
+        self._waiting = 0
         self._running = 0
+        self._active: set[JobHandle] = set()
         self._lock = threading.Lock()
         self._started = False
+        self._closing = False
+        self._mean_job_s: float | None = None
 
     def start(self) -> None:
         if not self._started:
             self._started = True
-            for worker in self._workers:
+            for worker in self._threads:
                 worker.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        for _ in self._workers:
+        """Take no new jobs, drop the waiting ones, let running jobs finish for up to `timeout` seconds, then
+        cancel them (they stop after their current denoising step) and wait for the workers to end."""
+        with self._lock:
+            self._closing = True
+        for handle in self._drain():
+            handle.cancel()
+        for _ in self._threads:
             self._queue.put(None)
-        for worker in self._workers:
+        self._join(timeout)
+        with self._lock:
+            active = list(self._active)
+        for handle in active:
+            handle.cancel()
+        self._join(_STOP_AFTER_CANCEL_S)
+
+    def _join(self, timeout: float) -> None:
+        end = time.monotonic() + timeout
+        for worker in self._threads:
             if worker.is_alive():
-                worker.join(timeout)
+                worker.join(max(0.0, end - time.monotonic()))
+
+    def _drain(self) -> list[JobHandle]:
+        drained: list[JobHandle] = []
+        while True:
+            try:
+                handle = self._queue.get_nowait()
+            except queue.Empty:
+                return drained
+            if handle is not None:
+                with self._lock:
+                    self._waiting -= 1
+                drained.append(handle)
 
     @property
     def depth(self) -> int:
         """Jobs waiting plus jobs running."""
         with self._lock:
-            return self._queue.qsize() + self._running
+            return self._waiting + self._running
 
-    def submit(self, job: RenderJob, on_progress: ProgressCallback | None = None) -> JobHandle:
-        if self.depth >= self.max_queue:
-            raise QueueFull(f"The queue holds {self.max_queue} jobs; retry shortly.")
-        handle = JobHandle(job, on_progress)
+    @property
+    def full(self) -> bool:
+        """Whether `submit` would refuse a job now."""
+        with self._lock:
+            return self._waiting + self._running >= self.max_queue
+
+    @property
+    def running(self) -> int:
+        with self._lock:
+            return self._running
+
+    def retry_after(self) -> int:
+        """Whole seconds until a queue slot is likely to free up: about one mean job over the workers."""
+        return self._retry_after_locked()
+
+    def submit(
+        self,
+        job: RenderJob,
+        on_progress: ProgressCallback | None = None,
+        *,
+        on_start: Callable[[], None] | None = None,
+        deadline: float | None = None,
+    ) -> JobHandle:
+        with self._lock:
+            if self._closing:
+                raise ShuttingDown("The server is shutting down and takes no new jobs.")
+            depth = self._waiting + self._running
+            if depth >= self.max_queue:
+                raise self._full_locked()
+            handle = JobHandle(job, on_progress, on_start, deadline, position=depth)
+            self._waiting += 1
         self._queue.put(handle)
         return handle
+
+    def queue_full_error(self) -> QueueFull:
+        with self._lock:
+            return self._full_locked()
+
+    def _full_locked(self) -> QueueFull:
+        return QueueFull(
+            f"The queue is full ({self.max_queue} jobs waiting or running); retry shortly.",
+            self._retry_after_locked(),
+        )
+
+    def _retry_after_locked(self) -> int:
+        mean = self._mean_job_s if self._mean_job_s is not None else _FIRST_JOB_GUESS_S
+        return max(1, min(120, math.ceil(mean / self.workers)))
 
     def _work(self) -> None:
         while True:
             handle = self._queue.get()
             if handle is None:
                 return
-            if handle.cancelled or not handle.future.set_running_or_notify_cancel():
-                continue
             with self._lock:
+                self._waiting -= 1
                 self._running += 1
-            handle.started_at = time.perf_counter()
-            # Process CPU time over the job: torch's intra-op threads are not this thread, so thread time
-            # would miss most of it; jobs run one at a time, so the process delta is the job's (plus noise).
-            cpu_started = time.process_time()
+                self._active.add(handle)
             try:
-                result = self.runner.render(handle.job, handle.on_progress, handle_cancelled(handle))
-                result.timings["queue_s"] = handle.started_at - handle.submitted_at
-                result.timings["cpu_s"] = time.process_time() - cpu_started
-                handle.future.set_result(result)
-            except Cancelled as exc:
-                handle.future.set_exception(exc)
-            except BaseException as exc:  # the worker must survive any job failure
-                log.exception("job failed")
-                handle.future.set_exception(exc)
+                self._run(handle)
             finally:
                 with self._lock:
                     self._running -= 1
+                    self._active.discard(handle)
+
+    def _run(self, handle: JobHandle) -> None:
+        if handle.cancelled or not handle.future.set_running_or_notify_cancel():
+            return
+        if handle.expired:
+            handle.future.set_exception(DeadlineExceeded())
+            return
+        handle.started_at = time.perf_counter()
+        # Process CPU time over the job: torch's intra-op threads are not this thread, so thread time would
+        # miss most of it. With one worker (the default) the process delta is the job's, plus noise.
+        cpu_started = time.process_time()
+        try:
+            if handle.on_start is not None:
+                handle.on_start()
+            result = self.runner.render(handle.job, handle.on_progress, handle.should_stop)
+            result.timings["queue_s"] = handle.started_at - handle.submitted_at
+            result.timings["cpu_s"] = time.process_time() - cpu_started
+            self._observe(time.perf_counter() - handle.started_at)
+            handle.future.set_result(result)
+        except Cancelled as exc:  # DeadlineExceeded included
+            handle.future.set_exception(exc)
+        except BaseException as exc:  # the worker must survive any job failure
+            log.exception("job failed")
+            handle.future.set_exception(exc)
+
+    def _observe(self, seconds: float) -> None:
+        with self._lock:
+            previous = self._mean_job_s
+            self._mean_job_s = seconds if previous is None else 0.8 * previous + 0.2 * seconds

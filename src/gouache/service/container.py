@@ -67,7 +67,8 @@ class Services:
         self.cache.get(self.default_model)
 
     def close(self) -> None:
-        self.scheduler.stop()
+        """Stop the engine (waiting jobs dropped, running ones given the grace period), then the store."""
+        self.scheduler.stop(timeout=self.settings.grace_period_s)
         self.store.close()
 
 
@@ -86,11 +87,18 @@ def build_services(settings: Settings) -> Services:
     interrupted += store.fail_unfinished_responses("The server stopped before this response finished.")
     if interrupted:
         log.warning("marked %d interrupted request(s) as failed", interrupted)
-    cache = ModelCache()
-    scheduler = Scheduler(Runner(cache))
+    cache = ModelCache(settings.model_memory_bytes)
+    scheduler = Scheduler(Runner(cache), max_queue=settings.queue_depth, workers=settings.workers)
     scheduler.start()
     ops.metrics.track_queue(lambda: scheduler.depth)
-    images = ImageService(catalog, scheduler, store, ops)
+    images = ImageService(
+        catalog,
+        scheduler,
+        store,
+        ops,
+        render_budget_bytes=int(settings.render_memory_mb * 2**20),
+        default_timeout_s=settings.request_timeout_s,
+    )
     links = LinkSigner(load_secret(settings.data_dir / "url-secret"))
     return Services(
         settings=settings,

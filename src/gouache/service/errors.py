@@ -82,3 +82,36 @@ class Overloaded(ServiceError):
     status = 503
     type = "server_error"
     code = "overloaded"
+
+
+class QueueFullError(ServiceError):
+    """The engine's queue is full: 429 at once, with `retry-after`, in OpenAI's rate-limit shape."""
+
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(
+            message,
+            headers={"retry-after": str(retry_after), "retry-after-ms": str(retry_after * 1000)},
+        )
+
+
+class DeadlineExceededError(ServiceError):
+    """The request's deadline passed before its images were ready (408; the SDK is told not to retry, as
+    the same request would likely run out of time again)."""
+
+    status = 408
+    type = "timeout_error"
+    code = "deadline_exceeded"
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message, param=param, headers={"x-should-retry": "false"})
+
+
+class RequestTooLarge(ServiceError):
+    """The request body is over the server's limit (413)."""
+
+    status = 413
+    code = "request_too_large"

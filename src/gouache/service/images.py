@@ -18,13 +18,23 @@ from gouache.engine.edits import EditInputs
 from gouache.engine.finish import encode
 from gouache.engine.jobs import Progress, ProgressCallback, RenderedImage, RenderJob, RenderResult
 from gouache.engine.pipelines import ModelLoadError
-from gouache.engine.runner import Cancelled
-from gouache.engine.scheduler import QueueFull, Scheduler
+from gouache.engine.runner import Cancelled, DeadlineExceeded
+from gouache.engine.scheduler import JobHandle, QueueFull, Scheduler, ShuttingDown
 from gouache.service.access import ANONYMOUS, Caller
+from gouache.service.budget import check_render_budget
 from gouache.service.budgets import Reservation
-from gouache.service.errors import EngineFailure, InvalidRequest, ModelNotFound, Overloaded, ServiceError
+from gouache.service.errors import (
+    DeadlineExceededError,
+    EngineFailure,
+    InvalidRequest,
+    ModelNotFound,
+    Overloaded,
+    QueueFullError,
+    ServiceError,
+)
 from gouache.service.operations import Operations
 from gouache.service.pricing import images_cost
+from gouache.service.prompts import check_text
 from gouache.service.quality import resolve_quality
 from gouache.service.sizes import Size, resolve_size
 from gouache.service.uploads import decode_image, decode_mask
@@ -55,6 +65,8 @@ class GenerateParams:
     negative_prompt: str | None = None
     steps: int | None = None
     guidance_scale: float | None = None
+    #: Extension: seconds the request may take, queue included (the server's default when None).
+    deadline_s: float | None = None
 
     @property
     def effective_user(self) -> str | None:
@@ -104,6 +116,8 @@ class Planned:
     budget_warnings: tuple[str, ...] = ()
     #: The request's cost, held against its budgets until its ledger row is written.
     reservation: Reservation | None = None
+    #: `time.monotonic()` by which the request must be answered; None for no deadline.
+    deadline: float | None = None
 
 
 @dataclass(frozen=True)
@@ -132,12 +146,23 @@ class GenerateResult:
 
 
 class ImageService:
-    def __init__(self, catalog: Catalog, scheduler: Scheduler, store: Store, ops: Operations) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        scheduler: Scheduler,
+        store: Store,
+        ops: Operations,
+        *,
+        render_budget_bytes: int | None = None,
+        default_timeout_s: float | None = None,
+    ) -> None:
         self.catalog = catalog
         self.scheduler = scheduler
         self.store = store
         self.ops = ops
-        self._tasks: set[asyncio.Future[GenerateResult]] = set()
+        self.render_budget_bytes = render_budget_bytes
+        self.default_timeout_s = default_timeout_s
+        self._tasks: set[asyncio.Future[Any]] = set()
 
     def resolve_model(self, name: str) -> ModelSpec:
         spec = self.catalog.resolve(name)
@@ -156,12 +181,17 @@ class ImageService:
     def plan(self, params: GenerateParams) -> tuple[RenderJob, str]:
         """Validate a request against the model and build its engine job; returns the job and the resolved
         quality. Raises `ServiceError` for anything the client must fix."""
+        check_text(params.prompt, "prompt")
+        if params.negative_prompt is not None:
+            check_text(params.negative_prompt, "negative_prompt")
         spec = self.resolve_model(params.model)
         edit: EditInputs | None = None
         if isinstance(params, EditParams):
             edit, size = self._plan_edit(params)
         else:
             size = resolve_size(params.size)
+        if self.render_budget_bytes is not None:
+            check_render_budget(params.n, size.width, size.height, self.render_budget_bytes)
         if params.background == "transparent":
             if params.output_format not in ("png", "webp"):
                 raise InvalidRequest(
@@ -275,7 +305,23 @@ class ImageService:
         self, endpoint: str, params: GenerateParams, previews: int = 0, caller: Caller = ANONYMOUS
     ) -> Planned:
         """Admit a request before any compute: moderation, validation and plan, price, budgets, the images
-        rate limit. A refusal is recorded in the ledger (at zero cost), then raised."""
+        rate limit. A refusal is recorded in the ledger (at zero cost), then raised. The request's deadline
+        starts now."""
+        # The server's limit is a ceiling: a request may shorten its deadline, never extend it.
+        limits = [t for t in (params.deadline_s, self.default_timeout_s) if t is not None]
+        timeout = min(limits) if limits else None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self.scheduler.full:
+            # Refused at once, before any planning: under a burst, even a thread hop is a wait. The refusal is
+            # recorded in the background.
+            full = self.scheduler.queue_full_error()
+            refusal = QueueFullError(str(full), full.retry_after)
+            self._keep(
+                asyncio.ensure_future(
+                    asyncio.to_thread(self._record_rejected, endpoint, params, refusal, caller)
+                )
+            )
+            raise refusal
         try:
             if params.prompt:
                 self.ops.moderation.screen(params.prompt, params.moderation)
@@ -306,6 +352,7 @@ class ImageService:
             cost_usd=cost,
             budget_warnings=tuple(warnings),
             reservation=reservation,
+            deadline=deadline,
         )
 
     async def stream(
@@ -332,10 +379,8 @@ class ImageService:
         sent = 0
 
         task = asyncio.ensure_future(self.run(planned, on_progress))
-        # The event loop keeps only weak references to tasks: hold this one until it has recorded its end,
-        # even if the stream is abandoned first.
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        # Held until it has recorded its end, even if the stream is abandoned first.
+        self._keep(task)
         stopper = asyncio.ensure_future((stop or asyncio.Event()).wait())
         getter: asyncio.Future[Image.Image] | None = None
         try:
@@ -386,7 +431,8 @@ class ImageService:
                 planned.reservation.release()
         unbilled: dict[str, Any] = {"cost_usd": 0.0, "image_count": 0, "seed": job.seeds[0]}
         try:
-            result = await self._run(request_id, job, on_progress)
+            result = await self._run_with_fallback(request_id, planned, on_progress)
+            job = planned.job  # the fallback model's job if it was used
         except ServiceError as exc:
             await asyncio.to_thread(
                 functools.partial(
@@ -442,27 +488,87 @@ class ImageService:
             local_cost_usd=local_cost,
         )
 
-    async def _run(
-        self, request_id: str, job: RenderJob, on_progress: ProgressCallback | None
+    async def _run_with_fallback(
+        self, request_id: str, planned: Planned, on_progress: ProgressCallback | None
     ) -> RenderResult:
+        """Render; an engine failure (model fails to load, out of memory, ...) is retried once on the
+        catalog's fallback model and recorded, instead of failing the request."""
+        job = planned.job
         try:
-            handle = self.scheduler.submit(job, on_progress)
+            return await self._run(request_id, job, planned.deadline, on_progress)
+        except EngineFailure as exc:
+            fallback = self._fallback_job(job, planned.quality)
+            if fallback is None:
+                raise
+            await asyncio.to_thread(
+                self.store.record_fallback, request_id, job.model.name, fallback.model.name, exc.message
+            )
+            planned.job = fallback
+            return await self._run(request_id, fallback, planned.deadline, on_progress)
+
+    def _fallback_job(self, job: RenderJob, quality: str) -> RenderJob | None:
+        name = job.model.fallback
+        spec = self.catalog.resolve(name) if name else None
+        if spec is None or spec.name == job.model.name:
+            return None
+        plan = spec.plans.get(quality) or spec.plan("high")
+        if job.plan.steps != job.model.plan(quality).steps:  # an explicit `steps` override
+            plan = replace(plan, steps=job.plan.steps)
+        if job.plan.guidance != job.model.plan(quality).guidance:
+            plan = replace(plan, guidance=job.plan.guidance)
+        return replace(job, model=spec, plan=plan)
+
+    async def _run(
+        self,
+        request_id: str,
+        job: RenderJob,
+        deadline: float | None,
+        on_progress: ProgressCallback | None,
+    ) -> RenderResult:
+        def started() -> None:  # on the engine's worker, as the job leaves the queue
+            self.store.mark_running(request_id, resolved_model=job.model.name, seed=job.seeds[0])
+
+        try:
+            handle = self.scheduler.submit(job, on_progress, on_start=started, deadline=deadline)
         except QueueFull as exc:
-            raise Overloaded(str(exc)) from exc
-        await asyncio.to_thread(
-            self.store.mark_running, request_id, resolved_model=job.model.name, seed=job.seeds[0]
-        )
+            raise QueueFullError(str(exc), exc.retry_after) from exc
+        except ShuttingDown as exc:
+            raise Overloaded(str(exc), code="shutting_down") from exc
         try:
-            return await asyncio.wrap_future(handle.future)
+            await asyncio.to_thread(self.store.mark_queued, request_id, handle.position, job.model.name)
+            return await self._await_job(handle, deadline)
         except asyncio.CancelledError:
             handle.cancel()
+            task = asyncio.current_task()
+            if task is not None and task.cancelling() == 0:
+                # Not our task being cancelled: the scheduler dropped the job because it is stopping.
+                raise Overloaded("The server is shutting down.", code="shutting_down") from None
             raise
+        except DeadlineExceeded as exc:
+            raise _deadline_error() from exc
         except ModelLoadError as exc:
             raise EngineFailure(str(exc), code="model_unavailable") from exc
         except (Cancelled, ServiceError):
             raise
         except Exception as exc:
             raise EngineFailure(f"The engine failed while rendering: {exc}") from exc
+
+    @staticmethod
+    async def _await_job(handle: JobHandle, deadline: float | None) -> RenderResult:
+        future = asyncio.wrap_future(handle.future)
+        if deadline is None:
+            return await future
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            handle.cancel()  # a running job stops after its current denoising step
+            future.add_done_callback(_retrieve)  # nobody awaits it any more: no "never retrieved" warning
+            raise DeadlineExceeded() from None
+
+    def _keep(self, task: asyncio.Future[Any]) -> None:
+        """The event loop keeps only weak references to tasks: hold one until it is done."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _record_rejected(
         self, endpoint: str, params: GenerateParams, exc: ServiceError, caller: Caller = ANONYMOUS
@@ -503,6 +609,19 @@ class ImageService:
             )
             out.append(GeneratedImage(image.data, image.seed, image_id))
         return out
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _deadline_error() -> DeadlineExceededError:
+    return DeadlineExceededError(
+        "The request did not finish within its deadline and was stopped. Raise 'deadline_s' (up to the "
+        "server's GOUACHE_REQUEST_TIMEOUT_S), or ask for fewer steps, a smaller size or fewer images.",
+        param="deadline_s",
+    )
 
 
 def _plain_fields(params: GenerateParams) -> dict[str, Any]:

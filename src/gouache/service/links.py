@@ -38,6 +38,6 @@ class LinkSigner:
         return expires, self._signature(image_id, expires)
 
     def verify(self, image_id: str, expires: int, signature: str, now: float | None = None) -> bool:
-        if expires < (now or time.time()):
-            return False
+        if expires < (now or time.time()) or not (signature.isascii() and image_id.isascii()):
+            return False  # a signature is hex; anything else (even non-ASCII) is simply not one
         return hmac.compare_digest(self._signature(image_id, expires), signature)

@@ -284,6 +284,7 @@ class ResponsesService:
             "safety_identifier": body.get("safety_identifier"),
             "seed": tool.get("seed", context.previous_seed),
             "steps": tool.get("steps"),
+            "deadline_s": body.get("deadline_s"),
         }
         if plan.action == "generate":
             return GenerateParams(**common)
@@ -333,6 +334,9 @@ class ResponsesService:
             result = await self.images.run(turn.planned)
         except ServiceError as exc:
             self._save(turn, "failed", [self._call_item(turn, None, "failed", exc)], error=exc.to_error())
+            raise
+        except asyncio.CancelledError:  # the client went away or the server is stopping
+            self._save(turn, "cancelled", [self._call_item(turn, None, "failed")])
             raise
         return self._finish(turn, result)
 

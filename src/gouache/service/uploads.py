@@ -1,14 +1,17 @@
 """Uploaded images: decode, check and normalise them before any compute, with OpenAI's error codes.
 
 Every failure is a 400 naming the parameter: empty files, files over 50 MB, bytes that are not an image,
-formats other than png/jpeg/webp, truncated files, decompression bombs, and masks without alpha or of
-another size than the first image."""
+formats other than png/jpeg/webp, truncated files, decompression bombs, animated images, and masks without
+alpha or of another size than the first image. Odd but valid images are normalised to RGB(A): CMYK,
+16-bit, palette (with or without transparency), 1-bit, and EXIF-rotated photos (turned upright)."""
 
 from __future__ import annotations
 
 import io
+import re
 import warnings
 
+import numpy as np
 from PIL import Image, ImageOps
 
 from gouache.service.errors import InvalidRequest
@@ -52,12 +55,23 @@ def decode_image(data: bytes, param: str, *, formats: dict[str, str] = ACCEPTED_
                     param,
                     "unsupported_image_media_type",
                 )
+            if getattr(image, "is_animated", False) and fmt != "MPO":
+                raise _fail(
+                    f"The image for '{param}' is animated ({getattr(image, 'n_frames', 'several')} frames); "
+                    "send a still image.",
+                    param,
+                    "animated_image_not_supported",
+                )
             image.load()
     except InvalidRequest:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        declared = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"declares {int(declared.group(1)):,} pixels" if declared else "is too large to decode"
         raise _fail(
-            f"The image for '{param}' is too large to decode: {exc}", param, "image_too_large"
+            f"The image for '{param}' {size}; at most {MAX_PIXELS:,} pixels are accepted.",
+            param,
+            "image_too_large",
         ) from exc
     except Image.UnidentifiedImageError as exc:
         raise _fail(
@@ -69,11 +83,30 @@ def decode_image(data: bytes, param: str, *, formats: dict[str, str] = ACCEPTED_
             param,
             "image_parse_error",
         ) from exc
-    upright: Image.Image = ImageOps.exif_transpose(image) or image
+    upright = _upright(_eight_bit(image))
     has_alpha = upright.mode in ("RGBA", "LA", "PA") or (
         upright.mode == "P" and "transparency" in upright.info
     )
     return upright.convert("RGBA" if has_alpha else "RGB")
+
+
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """16- and 32-bit greyscale scaled to 8 bits (Pillow's own conversion clips everything above 255 to
+    white)."""
+    if image.mode not in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        return image
+    values = np.asarray(image, dtype=np.float64)
+    top = 65535.0 if image.mode != "F" else max(1.0, float(values.max()))
+    scaled = np.clip(values * (255.0 / top), 0, 255).round().astype(np.uint8)
+    return Image.fromarray(scaled)
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation; a malformed EXIF block leaves the image as stored."""
+    try:
+        return ImageOps.exif_transpose(image) or image
+    except Exception:  # Pillow raises many types on broken EXIF data
+        return image
 
 
 def decode_mask(data: bytes, size: tuple[int, int], param: str = "mask") -> Image.Image:

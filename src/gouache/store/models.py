@@ -113,6 +113,10 @@ class RequestRecord(Base):
     error: Mapped[dict[str, Any] | None] = mapped_column(_nullable_json())
     timings: Mapped[dict[str, Any] | None] = mapped_column(_nullable_json())
     usage: Mapped[dict[str, Any] | None] = mapped_column(_nullable_json())
+    #: Jobs ahead of this one (waiting or running) when it entered the engine's queue; 0 once it runs.
+    queue_position: Mapped[int | None] = mapped_column(Integer)
+    #: Set when an engine failure was retried on the catalog's fallback model: {"from", "to", "reason"}.
+    fallback: Mapped[dict[str, Any] | None] = mapped_column(_nullable_json())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -7,6 +7,7 @@ shared by any number of worker threads.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -151,9 +152,9 @@ class Store:
         record = RequestRecord(
             id=request_id,
             endpoint=endpoint,
-            model=model,
+            model=_column_text(model),
             params=_json_copy(params, "params"),
-            user=user,
+            user=None if user is None else _column_text(user),
             status=RequestStatus.QUEUED.value,
             created_at=utcnow(),
             api_key_id=api_key_id,
@@ -170,16 +171,35 @@ class Store:
     def mark_running(
         self, request_id: str, resolved_model: str | None = None, seed: int | None = None
     ) -> None:
-        """Set status "running" and `started_at`; `resolved_model`/`seed` are stored when given."""
+        """Set status "running", `started_at` and queue position 0; `resolved_model`/`seed` are stored when
+        given."""
         _check_seed(seed)
         with self._write() as session:
             record = _get_request_record(session, request_id)
             record.status = RequestStatus.RUNNING.value
             record.started_at = utcnow()
+            record.queue_position = 0
             if resolved_model is not None:
                 record.resolved_model = resolved_model
             if seed is not None:
                 record.seed = seed
+
+    def mark_queued(self, request_id: str, position: int, resolved_model: str | None = None) -> None:
+        """Record that the request entered the engine's queue behind `position` jobs (waiting or running).
+        A request that already started running keeps its state."""
+        with self._write() as session:
+            record = _get_request_record(session, request_id)
+            if record.status == RequestStatus.QUEUED.value:
+                record.queue_position = position
+            if resolved_model is not None and record.resolved_model is None:
+                record.resolved_model = resolved_model
+
+    def record_fallback(self, request_id: str, from_model: str, to_model: str, reason: str) -> None:
+        """Record that an engine failure on `from_model` was retried on `to_model`."""
+        with self._write() as session:
+            record = _get_request_record(session, request_id)
+            record.fallback = {"from": from_model, "to": to_model, "reason": reason[:2000]}
+            record.resolved_model = to_model
 
     def finish_request(
         self,
@@ -306,7 +326,7 @@ class Store:
     ) -> None:
         """Insert or replace a Responses turn (a streamed turn is saved when it starts and when it ends)."""
         values = {
-            "model": model,
+            "model": _column_text(model),
             "status": status,
             "previous_response_id": previous_response_id,
             "request": _json_copy(request, "request"),
@@ -314,7 +334,7 @@ class Store:
             "output": json.loads(json.dumps(list(output))),
             "usage": None if usage is None else _json_copy(usage, "usage"),
             "error": None if error is None else _json_copy(error, "error"),
-            "user": user,
+            "user": None if user is None else _column_text(user),
             "finished_at": utcnow() if status != "in_progress" else None,
             "api_key_id": api_key_id,
         }
@@ -327,6 +347,8 @@ class Store:
                     setattr(record, key, value)
 
     def delete_response(self, response_id: str, owner: Owner = ALL_OWNERS) -> bool:
+        if not _is_id(response_id):
+            return False
         with self._write() as session:
             record = session.get(ResponseRecord, response_id)
             if record is None or not _owns(record.api_key_id, owner):
@@ -350,6 +372,8 @@ class Store:
 
     def get_response(self, response_id: str, owner: Owner = ALL_OWNERS) -> ResponseView | None:
         """A stored turn, or None if there is none or it belongs to another owner."""
+        if not _is_id(response_id):
+            return None
         with self._read_sessions() as session:
             record = session.get(ResponseRecord, response_id)
             if record is None or not _owns(record.api_key_id, owner):
@@ -358,6 +382,8 @@ class Store:
 
     def find_call_image(self, call_id: str, owner: Owner = ALL_OWNERS) -> str | None:
         """The image id of a stored `image_generation_call` item, by the call's id."""
+        if not _is_id(call_id):
+            return None
         stmt = select(ResponseRecord).where(cast_(ResponseRecord.output, String).contains(call_id))
         condition = _owned(ResponseRecord.api_key_id, owner)
         if condition is not None:
@@ -385,6 +411,8 @@ class Store:
         return chain[::-1]
 
     def get_request(self, request_id: str) -> RequestView | None:
+        if not _is_id(request_id):
+            return None
         with self._read_sessions() as session:
             record = session.get(RequestRecord, request_id, options=[selectinload(RequestRecord.images)])
             return None if record is None else RequestView.from_record(record)
@@ -453,6 +481,8 @@ class Store:
 
     def get_image(self, image_id: str, owner: Owner = ALL_OWNERS) -> ImageView | None:
         """An image row, or None if there is none or its request belongs to another owner."""
+        if not _is_id(image_id):
+            return None
         with self._read_sessions() as session:
             record = session.get(ImageRecord, image_id)
             if record is None or not _owns(record.request.api_key_id, owner):
@@ -614,6 +644,21 @@ def _json_copy(value: Mapping[str, Any], what: str) -> dict[str, Any]:
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{what} is not JSON-serialisable: {exc}") from exc
     return cast(dict[str, Any], copied)
+
+
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _is_id(value: str) -> bool:
+    """Whether `value` can be one of our ids; anything else (NUL characters, 10 kB strings) matches no row
+    and is not sent to the database at all."""
+    return _ID.fullmatch(value) is not None
+
+
+def _column_text(value: str, limit: int = 255) -> str:
+    """A client-chosen string made storable in a text column on every backend: PostgreSQL refuses NUL
+    characters, and the columns are 255 characters wide."""
+    return value.replace("\x00", "\ufffd")[:limit]
 
 
 def _check_seed(seed: int | None) -> None:

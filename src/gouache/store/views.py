@@ -66,6 +66,8 @@ class RequestView:
     local_cost_usd: float = 0.0
     wall_s: float | None = None
     cpu_s: float | None = None
+    queue_position: int | None = None
+    fallback: dict[str, Any] | None = None
 
     @classmethod
     def from_record(cls, rec: RequestRecord) -> RequestView:
@@ -94,6 +96,8 @@ class RequestView:
             local_cost_usd=rec.local_cost_usd or 0.0,
             wall_s=rec.wall_s,
             cpu_s=rec.cpu_s,
+            queue_position=rec.queue_position,
+            fallback=rec.fallback,
         )
 
     @property

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Depends
 
 from gouache import __version__
 from gouache.api.deps import services
+from gouache.api.schemas import ERROR_RESPONSES
 from gouache.service.container import Services
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health")
+@router.get("/health", responses=ERROR_RESPONSES)
 async def health(svc: Services = Depends(services)) -> dict[str, Any]:
     return {
         "status": "ok",
@@ -21,4 +22,14 @@ async def health(svc: Services = Depends(services)) -> dict[str, Any]:
         "default_model": svc.default_model.name,
         "models_loaded": svc.cache.loaded(),
         "queue_depth": svc.scheduler.depth,
+        "queue": {
+            "running": svc.scheduler.running,
+            "waiting": svc.scheduler.depth - svc.scheduler.running,
+            "max_depth": svc.scheduler.max_queue,
+            "workers": svc.scheduler.workers,
+        },
+        "model_memory_mb": {
+            "used": round(svc.cache.used_bytes / 2**20, 1),
+            "budget": round((svc.cache.budget_bytes or 0) / 2**20, 1),
+        },
     }

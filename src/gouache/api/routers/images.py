@@ -10,10 +10,12 @@ from pydantic import BaseModel, ValidationError
 
 from gouache.api.access import current_caller
 from gouache.api.deps import services
+from gouache.api.disconnect import unless_disconnected
 from gouache.api.errors import validation_error
 from gouache.api.forms import ParsedForm, read_form
 from gouache.api.schemas import (
-    ERROR_RESPONSES,
+    IMAGE_FILE_RESPONSES,
+    STREAMING_RESPONSES,
     ImageData,
     ImageEditForm,
     ImageGenerateRequest,
@@ -33,6 +35,7 @@ _MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 _GENERATION_FIELDS = {
     "prompt", "model", "n", "size", "quality", "output_format", "output_compression", "background",
     "moderation", "user", "safety_identifier", "seed", "negative_prompt", "steps", "guidance_scale",
+    "deadline_s",
 }  # fmt: skip
 _EDIT_FIELDS = (_GENERATION_FIELDS - {"moderation"}) | {"strength", "input_fidelity"}
 
@@ -41,11 +44,15 @@ _EDIT_FIELDS = (_GENERATION_FIELDS - {"moderation"}) | {"strength", "input_fidel
 _MULTIPART_ROUTE: dict[str, Any] = {
     "response_model": ImagesResponse,
     "response_model_exclude_none": True,
-    "responses": ERROR_RESPONSES,
+    "responses": STREAMING_RESPONSES,
     "openapi_extra": {
         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {"type": "object"}}}}
     },
 }
+
+
+def _max_upload_bytes(svc: Services) -> int:
+    return int(svc.settings.max_upload_mb * 2**20)
 
 
 def _not_yet(param: str, what: str) -> UnsupportedParameter:
@@ -158,14 +165,17 @@ async def _respond(
         )
         _planned_headers(streaming, planned)
         return streaming
-    result = await svc.images.run(planned)
+    result = await unless_disconnected(request, svc.images.run(planned))
     _planned_headers(response, planned)
     _headers(response, result)
     return to_response(result, response_format, request, svc)
 
 
 @router.post(
-    "/generations", response_model=ImagesResponse, response_model_exclude_none=True, responses=ERROR_RESPONSES
+    "/generations",
+    response_model=ImagesResponse,
+    response_model_exclude_none=True,
+    responses=STREAMING_RESPONSES,
 )
 async def create_image(
     body: ImageGenerateRequest, request: Request, response: Response, svc: Services = Depends(services)
@@ -184,7 +194,7 @@ async def edit_image(
     request: Request, response: Response, svc: Services = Depends(services)
 ) -> ImagesResponse:
     """Inpainting (mask), outpainting (transparent areas), image-to-image and several reference images."""
-    form = await read_form(request)
+    form = await read_form(request, _max_upload_bytes(svc))
     for name in ("image", "mask"):
         if name in form.fields:
             raise InvalidRequest(f"'{name}' must be sent as a file.", param=name, code="invalid_type")
@@ -212,7 +222,7 @@ async def create_variation(
     request: Request, response: Response, svc: Services = Depends(services)
 ) -> ImagesResponse:
     """Variations of one image (OpenAI retired this dall-e-2 endpoint; Gouache serves it on any model)."""
-    form = await read_form(request)
+    form = await read_form(request, _max_upload_bytes(svc))
     _reject_unknown_files(form, {"image"})
     body: ImageVariationForm = _validate_form(ImageVariationForm, form.fields)
     images = form.files.get("image", [])
@@ -229,6 +239,7 @@ async def create_variation(
         seed=body.seed,
         steps=body.steps,
         strength=body.strength,
+        deadline_s=body.deadline_s,
         images=tuple(images),
         variation=True,
     )
@@ -237,7 +248,7 @@ async def create_variation(
     )
 
 
-@router.get("/files/{image_id}", name="get_image_file", responses=ERROR_RESPONSES)
+@router.get("/files/{image_id}", name="get_image_file", responses=IMAGE_FILE_RESPONSES)
 async def get_image_file(
     image_id: str,
     expires: int = 0,

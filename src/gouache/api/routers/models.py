@@ -23,7 +23,7 @@ def _model(svc: Services, name: str) -> Model | None:
     )
 
 
-@router.get("", response_model=ModelList, response_model_exclude_none=True)
+@router.get("", response_model=ModelList, response_model_exclude_none=True, responses=ERROR_RESPONSES)
 async def list_models(svc: Services = Depends(services)) -> ModelList:
     models = [_model(svc, name) for name in svc.catalog.names()]
     return ModelList(data=[m for m in models if m is not None])

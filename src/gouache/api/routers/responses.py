@@ -10,8 +10,14 @@ from pydantic import ValidationError
 
 from gouache.api.access import current_caller
 from gouache.api.deps import services
+from gouache.api.disconnect import unless_disconnected
 from gouache.api.errors import validation_error
-from gouache.api.schemas import ERROR_RESPONSES, ImageGenerationTool, ResponseCreateRequest
+from gouache.api.schemas import (
+    ERROR_RESPONSES,
+    STREAMING_RESPONSES,
+    ImageGenerationTool,
+    ResponseCreateRequest,
+)
 from gouache.api.sse import event_stream, sse_frame
 from gouache.service.access import Caller
 from gouache.service.container import Services
@@ -77,7 +83,7 @@ def image_tool(body: ResponseCreateRequest) -> dict[str, Any]:
     return found
 
 
-@router.post("", responses=ERROR_RESPONSES)
+@router.post("", responses=STREAMING_RESPONSES)
 async def create_response(
     body: ResponseCreateRequest,
     request: Request,
@@ -88,7 +94,7 @@ async def create_response(
     turn = await svc.responses.start(body.model_dump(exclude_none=True), tool, caller)
     if body.stream:
         return event_stream(request, lambda stop: _frames(svc.responses.stream(turn, stop)))
-    return await svc.responses.run(turn)
+    return await unless_disconnected(request, svc.responses.run(turn))
 
 
 async def _frames(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
