@@ -100,7 +100,9 @@ class MiniConfig:
     prediction_type: str = "sample"
     # Training.
     batch_size: int = 32
-    learning_rate: float = 2e-4
+    #: Measured on this machine, same seed and data, 400 steps from scratch: validation loss (raw weights)
+    #: 0.118 at 2e-4 against 0.095 at 1e-3 (0.168 / 0.117 at step 200). The first shipped weights used 2e-4.
+    learning_rate: float = 1e-3
     weight_decay: float = 0.01
     warmup_steps: int = 200
     grad_clip: float = 1.0
