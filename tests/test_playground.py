@@ -11,6 +11,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.live import LiveServer
+from tests.live import LiveServer, start_server
 
 pytest.importorskip("playwright", reason="playwright is a dev dependency: pip install -e '.[dev]'")
 
@@ -29,6 +31,8 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "playgro
 LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 WAIT_MS = 90_000
+# Generations take seconds on a busy 2-core machine: assertions wait as long as page actions do.
+expect.set_options(timeout=WAIT_MS)
 
 
 def chromium_path() -> str | None:
@@ -155,8 +159,8 @@ def test_generate_shows_partial_previews_then_the_final_image(page: Page, server
     expect(meta.locator("[data-field=seed]")).to_have_text("7")
     expect(meta.locator("[data-field=size]")).to_have_text("1024x1024")
     expect(meta.locator("[data-field=time]")).to_contain_text(" s")
-    # Hosted-equivalent dollars from the server's x-gouache-cost-usd header, "-" when it sends none.
-    expect(meta.locator("[data-field=cost]")).to_have_text(re.compile(r"^(-|\$\d+\.\d+)"))
+    # Hosted-equivalent dollars from the server's x-gouache-cost-usd header (gpt-image-2 low, 1024x1024).
+    expect(meta.locator("[data-field=cost]")).to_have_text(re.compile(r"^\$0\.0\d+"))
     shot(page, "generate")
 
     # The downloaded file is exactly what the API returns for the same request and seed.
@@ -402,6 +406,47 @@ def test_api_key_is_kept_in_the_browser_and_sent_as_bearer(page: Page) -> None:
     page.press("#api-key", "Enter")
     expect(page.locator("#key-state")).to_have_text("cleared")
     assert page.evaluate("localStorage.getItem('gouache.apiKey')") is None
+
+
+@pytest.fixture(scope="module")
+def keyed_server(
+    tmp_path_factory: pytest.TempPathFactory, catalog_file: Path
+) -> Iterator[tuple[LiveServer, str]]:
+    """A server that requires an API key, with one key made by the CLI before it starts."""
+    data_dir = tmp_path_factory.mktemp("keyed")
+    env = {**os.environ, "GOUACHE_DATA_DIR": str(data_dir)}
+    made = subprocess.run(
+        [sys.executable, "-m", "gouache.cli", "keys", "create", "browser"],
+        env=env, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    secret = made.stdout.strip().splitlines()[-1].strip()
+    live = start_server(data_dir, {"GOUACHE_CATALOG_FILE": str(catalog_file), "GOUACHE_REQUIRE_AUTH": "true"})
+    yield live, secret
+    live.stop()
+
+
+def test_a_server_with_keys_needs_the_key_in_the_page(
+    page: Page, keyed_server: tuple[LiveServer, str]
+) -> None:
+    server, secret = keyed_server
+    page.goto(server.url + "/")
+    page.fill("#gen-prompt", "a green triangle")
+    page.select_option("#gen-quality", "low")
+    page.fill("#gen-seed", "5")
+    page.press("#gen-prompt", "Control+Enter")
+    error = page.locator("#gen-error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("API key")
+    page.fill("#api-key", secret)
+    page.press("#api-key", "Enter")
+    page.press("#gen-prompt", "Control+Enter")
+    expect(page.locator("#gen-stage")).to_have_attribute("data-state", "final")
+    expect(error).to_be_hidden()
+    expect(page.locator("#gen-meta [data-field=cost]")).to_have_text(re.compile(r"^\$0\.0\d+"))
+    # The history gallery reads the keyed API too, thumbnails included.
+    page.click("#tab-history")
+    entry = page.locator(".entry").first
+    expect(entry.locator("img")).to_have_js_property("naturalWidth", 1024)
 
 
 def test_fits_a_phone_width_window(page: Page) -> None:
