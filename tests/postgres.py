@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import glob
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import create_engine, make_url
+
+from gouache.store import Store
 from tests.live import free_port
 
 
@@ -66,3 +72,22 @@ def start_postgres() -> PostgresServer:
         check=True, capture_output=True,
     )  # fmt: skip
     return PostgresServer(bin_dir, root, port, as_user)
+
+
+@contextmanager
+def private_schema_store(url: str, blobs_dir: Path, prefix: str = "gouache_test") -> Iterator[Store]:
+    """A Store (not migrated) on a fresh schema of the test server at `url`, dropped afterwards, so tests
+    sharing one server never see each other's rows."""
+    schema = f"{prefix}_{secrets.token_hex(6)}"
+    admin = create_engine(url)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+    store = Store(scoped.render_as_string(hide_password=False), blobs_dir)
+    try:
+        yield store
+    finally:
+        store.close()
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()

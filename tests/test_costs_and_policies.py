@@ -3,14 +3,12 @@ calculator, moderation policy, token counting, rate-limit windows, budgets and a
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, make_url
 from typer.testing import CliRunner
 
 from gouache.cli import app
@@ -22,6 +20,7 @@ from gouache.service.moderation import ModerationBlocked, ModerationPolicy, Mode
 from gouache.service.pricing import LocalRates, PriceTable, estimate, format_usd, images_cost, text_cost
 from gouache.service.usage import count_text_tokens
 from gouache.store import ALL_OWNERS, Store
+from tests.postgres import private_schema_store
 
 #: gpt-image-2's published per-image prices (the issue's table).
 PUBLISHED = [
@@ -156,20 +155,9 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 @pytest.fixture
 def pg_store(tmp_path: Path, postgres_url: str) -> Iterator[Store]:
-    schema = f"gouache_ops_{secrets.token_hex(6)}"
-    admin = create_engine(postgres_url)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    scoped = make_url(postgres_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    s = Store(scoped.render_as_string(hide_password=False), tmp_path / "blobs")
-    s.migrate()
-    try:
+    with private_schema_store(postgres_url, tmp_path / "blobs", "gouache_ops") as s:
+        s.migrate()
         yield s
-    finally:
-        s.close()
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
 
 
 def _ledger_round_trip(store: Store) -> None:

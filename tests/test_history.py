@@ -4,20 +4,19 @@ server (plus how the playground is mounted)."""
 from __future__ import annotations
 
 import base64
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, make_url
 
 from gouache.api.app import create_app
 from gouache.api.routers.playground import WEB_DIR
 from gouache.settings import Settings
 from gouache.store import Store
 from tests.live import LiveServer
+from tests.postgres import private_schema_store
 
 PNG_A = b"\x89PNG\r\n\x1a\n" + b"a" * 64
 PNG_B = b"\x89PNG\r\n\x1a\n" + b"b" * 64
@@ -31,21 +30,11 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         yield s
         s.close()
         return
-    url = request.getfixturevalue("postgres_url")
-    schema = f"gouache_history_{secrets.token_hex(6)}"
-    admin = create_engine(url)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
-    s = Store(scoped.render_as_string(hide_password=False), tmp_path / "blobs")
-    s.migrate()
-    try:
+    with private_schema_store(
+        request.getfixturevalue("postgres_url"), tmp_path / "blobs", "gouache_history"
+    ) as s:
+        s.migrate()
         yield s
-    finally:
-        s.close()
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
 
 
 def _request(store: Store, endpoint: str, status: str, *images: bytes, **params: object) -> str:

@@ -3,7 +3,6 @@ GOUACHE_TEST_POSTGRES_URL is set (e.g. postgresql+psycopg://user:pw@localhost:54
 
 from __future__ import annotations
 
-import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, make_url, text
+from sqlalchemy import create_engine, inspect, text
 
 from gouache.store import (
     Base,
@@ -25,6 +24,7 @@ from gouache.store import (
     StoreError,
     head_revision,
 )
+from tests.postgres import private_schema_store
 
 PNG_A = b"\x89PNG\r\n\x1a\n" + b"image-a" * 100
 PNG_B = b"\x89PNG\r\n\x1a\n" + b"image-b" * 100
@@ -330,20 +330,8 @@ def test_blob_store(tmp_path: Path) -> None:
 @pytest.fixture
 def pg_store(tmp_path: Path, postgres_url: str) -> Iterator[Store]:
     """A Store on a fresh, private schema of the test server, dropped afterwards."""
-    url = postgres_url
-    schema = f"gouache_test_{secrets.token_hex(6)}"
-    admin = create_engine(url)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
-    store = Store(scoped.render_as_string(hide_password=False), tmp_path / "blobs")
-    try:
+    with private_schema_store(postgres_url, tmp_path / "blobs") as store:
         yield store
-    finally:
-        store.close()
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
 
 
 def test_round_trip_postgres(pg_store: Store) -> None:

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from gouache.api.access import current_caller
 from gouache.api.deps import services
+from gouache.api.routers.images import signed_file_url
 from gouache.api.schemas import ERROR_RESPONSES
 from gouache.service.access import Caller
 from gouache.service.container import Services
@@ -71,12 +72,11 @@ def _timestamp(value: datetime | None) -> int | None:
 def _entry_out(entry: HistoryEntry, request: Request) -> HistoryEntryOut:
     images = []
     for image in entry.images:
-        url = str(request.url_for("get_image_file", image_id=image.id))
         images.append(
             HistoryImageOut(
                 id=image.id,
                 index=image.index,
-                url=f"{url}?expires={image.expires}&signature={image.signature}",
+                url=signed_file_url(request, image.id, image.expires, image.signature),
                 seed=image.seed,
                 width=image.width,
                 height=image.height,

@@ -101,15 +101,20 @@ def _validate_form(schema: type[BaseModel], fields: dict[str, Any]) -> Any:
         raise InvalidRequest(message, param=param, code=code) from exc
 
 
+def signed_file_url(request: Request, image_id: str, expires: int, signature: str) -> str:
+    """The absolute `/v1/images/files/{id}` link for a signature from the link signer."""
+    url = str(request.url_for("get_image_file", image_id=image_id))
+    return f"{url}?expires={expires}&signature={signature}"
+
+
 def to_response(
     result: GenerateResult, response_format: str | None, request: Request, svc: Services
 ) -> ImagesResponse:
     data = []
     for img in result.images:
         if response_format == "url":
-            expires, signature = svc.links.sign(img.image_id)
-            url = str(request.url_for("get_image_file", image_id=img.image_id))
-            data.append(ImageData(url=f"{url}?expires={expires}&signature={signature}", seed=img.seed))
+            url = signed_file_url(request, img.image_id, *svc.links.sign(img.image_id))
+            data.append(ImageData(url=url, seed=img.seed))
         else:
             data.append(ImageData(b64_json=base64.b64encode(img.data).decode("ascii"), seed=img.seed))
     return ImagesResponse.model_validate(
