@@ -230,8 +230,8 @@ def test_paint_a_mask_and_edit(page: Page, server: LiveServer) -> None:
     expect(page.locator("#edit-uploads li")).to_have_count(2)
     expect(page.locator("#edit-uploads li.base")).to_contain_text("edited")
     mask_canvas = page.locator("#edit-mask")
+    expect(page.locator("#edit-clear")).to_be_enabled()
     expect(mask_canvas).to_be_visible()
-    expect(page.locator("#edit-tools")).to_be_enabled()
     box = mask_canvas.bounding_box()
     assert box is not None
     page.fill("#edit-brush", "90")  # brush width in screen pixels
@@ -465,11 +465,14 @@ def test_fits_a_phone_width_window(page: Page) -> None:
     page.click("#tab-edit")
     square = png_bytes(Image.new("RGB", (1024, 1024), (200, 40, 40)))
     page.set_input_files("#edit-files", files=[{"name": "s.png", "mimeType": "image/png", "buffer": square}])
-    expect(page.locator("#edit-tools")).to_be_enabled()
+    # The tools' fieldset itself never counts as disabled for Playwright: wait on a button inside it.
+    expect(page.locator("#edit-clear")).to_be_enabled()
+    expect(page.locator("#edit-mask")).to_be_visible()
     canvas = page.locator("#edit-mask").bounding_box()
     assert canvas is not None and canvas["x"] >= 0 and canvas["x"] + canvas["width"] <= PHONE["width"]
     assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
     page.click("#tab-generate")
+    expect(page.locator("#gen-preview")).to_be_visible()
     box = page.locator("#gen-preview").bounding_box()
     assert box is not None and box["width"] <= PHONE["width"]
     shot(page, "phone", full_page=True)

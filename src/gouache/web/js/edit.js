@@ -60,6 +60,8 @@ export function initEdit(app) {
     if (!controller) run();
   });
   window.addEventListener("resize", fit);
+  // An image loaded while this tab is hidden ("Edit" from another tab) is fitted once the tab is shown.
+  new ResizeObserver(fit).observe(wrap);
   cancel.addEventListener("click", () => controller?.abort());
 
   /** Scale the canvases to the space available, keeping the image's aspect (painting maps back to pixels). */
