@@ -30,6 +30,7 @@ from gouache.mini.train import (
     TRAIN_SEED_LIMIT,
     VALIDATION_SEED_BASE,
     TrainResult,
+    lr_factor,
     scene_seed,
     train,
     validation_loss,
@@ -77,6 +78,18 @@ def test_training_scenes_stay_below_the_held_out_range() -> None:
     assert scene_seed(3, 5) > scene_seed(2, 10**8 - 1)
     with pytest.raises(ValueError):
         scene_seed(9, 0)
+
+
+def test_learning_rate_warms_up_holds_then_decays_by_step() -> None:
+    config = dataclasses.replace(
+        MiniConfig(), warmup_steps=100, lr_decay_start=1000, lr_decay_end=2000, lr_final_fraction=0.1
+    )
+    assert lr_factor(config, 0) == pytest.approx(0.01)
+    assert lr_factor(config, 99) == lr_factor(config, 1000) == 1.0
+    assert lr_factor(config, 1500) == pytest.approx(0.55)
+    assert lr_factor(config, 2000) == lr_factor(config, 50_000) == pytest.approx(0.1)
+    factors = [lr_factor(config, s) for s in range(0, 3000, 7)]
+    assert max(factors) == 1.0 and min(factors[20:]) == pytest.approx(0.1)
 
 
 def test_tiny_training_lowers_the_loss(tiny_run: tuple[Path, TrainResult]) -> None:

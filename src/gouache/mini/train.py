@@ -54,6 +54,7 @@ __all__ = [
     "VALIDATION_SEED_BASE",
     "Objective",
     "TrainResult",
+    "lr_factor",
     "main",
     "make_batch",
     "scene_seed",
@@ -208,10 +209,9 @@ class _Trainer:
         )
 
     def lr_at(self, step: int) -> float:
-        """Linear warm-up, then constant: a schedule that depends on the step alone, not on the wall-clock
-        budget (which would make the run's trajectory depend on the machine's speed); the EMA averages."""
-        warm = self.config.warmup_steps
-        return self.config.learning_rate * (min(1.0, (step + 1) / warm) if warm > 0 else 1.0)
+        """Linear warm-up, constant, then a linear decay (:class:`MiniConfig`): a schedule of the step alone,
+        not of the wall-clock budget (which would make the run's trajectory depend on the machine's speed)."""
+        return self.config.learning_rate * lr_factor(self.config, step)
 
     def step(self, step: int) -> float:
         """One optimisation step; everything random comes from the generator of ``(seed, step)``."""
@@ -277,6 +277,18 @@ class _Trainer:
 def validation_loss(pipe: Any, config: MiniConfig | None = None) -> float:
     """The validation loss (as logged in ``training.json``) of ``pipe.unet``, e.g. of a saved pipeline."""
     return Objective(pipe, config or MiniConfig()).validation_loss()
+
+
+def lr_factor(config: MiniConfig, step: int) -> float:
+    """The multiplier of ``config.learning_rate`` at ``step``."""
+    warm = config.warmup_steps
+    factor = min(1.0, (step + 1) / warm) if warm > 0 else 1.0
+    start, end = config.lr_decay_start, config.lr_decay_end
+    if step >= end:
+        return factor * config.lr_final_fraction
+    if step > start:
+        return factor * (1.0 - (1.0 - config.lr_final_fraction) * (step - start) / (end - start))
+    return factor
 
 
 def _tuples(value: Any) -> Any:
