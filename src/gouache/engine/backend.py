@@ -225,13 +225,16 @@ class OpenVINOUNet:
         config = compile_config(self.options)
         cache_dir = self._cache_dir()
         shapes = [list(x.shape) for x in inputs]
-        for dynamic in (False, True):
+        # A model whose static compilation failed once goes straight to dynamic shapes (also after a restart).
+        dynamic_only = ir.with_suffix(".dynamic")
+        for dynamic in (False, True) if not dynamic_only.is_file() else (True,):
             failure = build.run_child(
                 ["probe", str(ir), json.dumps(shapes), json.dumps(config), str(cache_dir), str(int(dynamic))]
             )
             if failure is None:
                 break
             log.info("model %s: OpenVINO %s compilation failed: %s", self.key, _mode(dynamic), failure)
+            dynamic_only.write_text(f"{failure}\n")
         else:
             _mark_failed(ir, "compilation failed in both static and dynamic mode")
             raise BackendUnavailable("OpenVINO could not compile the UNet (static or dynamic shapes)")
