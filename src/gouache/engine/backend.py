@@ -175,16 +175,16 @@ class OpenVINOUNet:
         inputs = self._inputs(sample, timestep, encoder_hidden_states, added)
         try:
             request = self._request(inputs, bool(added))
-        except Exception as exc:  # the converter raises many types; the API must keep working
+            with self._lock:
+                result = request.infer([t.numpy() for t in inputs], share_inputs=True)
+                out = torch.from_numpy(np.array(result[0], copy=True))
+        except Exception as exc:  # OpenVINO raises many types; the API must keep working
             self.failed = True
             log.warning("model %s stays on PyTorch: %s", self.key, exc)
             return self.original(
                 sample, timestep, encoder_hidden_states, added_cond_kwargs=added_cond_kwargs,
                 return_dict=return_dict, **extras,
             )  # fmt: skip
-        with self._lock:
-            result = request.infer([t.numpy() for t in inputs], share_inputs=True)
-            out = torch.from_numpy(np.array(result[0], copy=True))
         if return_dict:
             from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
 
