@@ -22,6 +22,7 @@ import json
 import logging
 import tempfile
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 
 #: Values of ``GOUACHE_BACKEND`` and of a catalog entry's ``backend`` key.
 BACKENDS = catalog.BACKENDS
+#: Compiled input shapes kept per model (each costs about three times the UNet's weights in memory).
+MAX_COMPILED_SHAPES = 3
 #: OpenVINO inference precisions offered (``bf16`` is faster where the CPU has AVX512-BF16/AMX, less exact).
 PRECISIONS = ("f32", "bf16")
 
@@ -121,7 +124,11 @@ class OpenVINOUNet:
         self.options = options
         self.key = key
         self.failed = False
-        self._compiled: dict[tuple[tuple[int, ...], ...], Any] = {}
+        #: Infer requests by input shapes, least recently used first (``()``: the dynamic-shape one).
+        self._compiled: OrderedDict[tuple[tuple[int, ...], ...], Any] = OrderedDict()
+        #: Shapes whose trial compilation passed (a recompilation after eviction skips the child).
+        self._probed: dict[tuple[tuple[int, ...], ...], bool] = {}
+        self._ir_paths: dict[bool, Path] = {}
         self._lock = threading.Lock()
         self._warned: set[str] = set()
 
@@ -209,10 +216,17 @@ class OpenVINOUNet:
     def _request(self, inputs: list[torch.Tensor], added: bool) -> Any:
         shapes = tuple(tuple(x.shape) for x in inputs)
         with self._lock:
-            request = self._compiled.get(shapes) or self._compiled.get(())
+            key = shapes if shapes in self._compiled else ()
+            request = self._compiled.get(key)
             if request is None:
                 request, dynamic = self._compile(inputs, added)
-                self._compiled[() if dynamic else shapes] = request
+                key = () if dynamic else shapes
+                self._compiled[key] = request
+                # Each compiled shape holds its own weights and buffers (~3x the UNet's size): keep a few.
+                while len(self._compiled) > MAX_COMPILED_SHAPES:
+                    evicted, _ = self._compiled.popitem(last=False)
+                    log.info("model %s: OpenVINO compilation for %s released", self.key, evicted)
+            self._compiled.move_to_end(key)
             return request
 
     def _compile(self, inputs: list[torch.Tensor], added: bool) -> tuple[Any, bool]:
@@ -227,11 +241,15 @@ class OpenVINOUNet:
         shapes = [list(x.shape) for x in inputs]
         # A model whose static compilation failed once goes straight to dynamic shapes (also after a restart).
         dynamic_only = ir.with_suffix(".dynamic")
+        key = tuple(tuple(shape) for shape in shapes)
         for dynamic in (False, True) if not dynamic_only.is_file() else (True,):
+            if self._probed.get(key) is dynamic:
+                break
             failure = build.run_child(
                 ["probe", str(ir), json.dumps(shapes), json.dumps(config), str(cache_dir), str(int(dynamic))]
             )
             if failure is None:
+                self._probed[key] = dynamic
                 break
             log.info("model %s: OpenVINO %s compilation failed: %s", self.key, _mode(dynamic), failure)
             dynamic_only.write_text(f"{failure}\n")
@@ -249,6 +267,13 @@ class OpenVINOUNet:
 
     def _ir(self, inputs: list[torch.Tensor], added: bool) -> Path:
         """The converted (dynamic-shape) IR on disk, converted now in a child process if not there yet."""
+        known = self._ir_paths.get(added)
+        if known is not None and known.is_file():
+            return known
+        self._ir_paths[added] = ir = self._new_ir(inputs, added)
+        return ir
+
+    def _new_ir(self, inputs: list[torch.Tensor], added: bool) -> Path:
         digest = hashlib.sha256(f"{fingerprint(self.unet)}|{added}|{versions()}".encode()).hexdigest()[:20]
         ir = self._cache_dir() / f"unet-{digest}.xml"
         failed = ir.with_suffix(".failed")
