@@ -13,6 +13,10 @@ from gouache.engine.tiny import FAMILIES, build_tiny_pipeline
 from tests.live import LiveServer, start_server
 from tests.postgres import start_postgres
 
+# The suite renders on PyTorch (converting every tiny model to OpenVINO would only slow it down);
+# tests/test_backend.py turns the optimised backend on where it checks it.
+os.environ.setdefault("GOUACHE_BACKEND", "pytorch")
+
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,7 +47,18 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; SQLite under data_dir if unset."
     )
-    torch_threads: int | None = Field(default=None, description="Threads for torch; the core count if unset.")
+    torch_threads: int | None = Field(
+        default=None,
+        description="Threads for torch and OpenVINO; the cores shared out over the workers if unset.",
+    )
+    backend: Literal["auto", "pytorch", "openvino"] = Field(
+        default="auto",
+        description="Denoiser backend: openvino (PyTorch where unsupported), pytorch, or auto (= openvino).",
+    )
+    backend_precision: Literal["f32", "bf16"] = Field(
+        default="f32",
+        description="OpenVINO inference precision (bf16: faster on AVX512-BF16/AMX, less exact).",
+    )
     planner_url: str | None = Field(
         default=None, description="OpenAI-compatible chat endpoint (…/v1) that writes Responses prompts."
     )
@@ -114,6 +126,18 @@ class Settings(BaseSettings):
             return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) // 2
         except (ValueError, OSError, AttributeError):
             return 8 * 2**30
+
+    @property
+    def threads_per_worker(self) -> int:
+        """Threads each engine worker's torch and OpenVINO may use: all workers together match the cores."""
+        if self.torch_threads:
+            return self.torch_threads
+        return max(1, (os.cpu_count() or 1) // self.workers)
+
+    @property
+    def backend_cache_dir(self) -> Path:
+        """Converted models (OpenVINO IR and compiled blobs), kept across restarts."""
+        return self.data_dir / "cache"
 
     @property
     def blob_dir(self) -> Path:

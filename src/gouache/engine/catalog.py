@@ -9,6 +9,7 @@ The shipped `catalog.toml` is merged with an optional user file. A model entry l
     aliases = ["sdxl"]
     upscaler = "lanczos"            # or "flat": crisp edges for flat-colour artwork (gouache-mini)
     fallback = "gouache-mini"       # optional: retried once on this model if this one fails to load or run
+    backend = "openvino"            # optional: "pytorch", "openvino" or "auto", over GOUACHE_BACKEND
     [models.my-sdxl.plans.low]
     steps = 8
     guidance = 5.0
@@ -29,6 +30,7 @@ from typing import Any
 
 from gouache.engine.upscale import UPSCALERS
 
+BACKENDS = ("auto", "pytorch", "openvino")
 QUALITIES = ("low", "medium", "high", "xhigh", "max")
 SCHEDULERS = ("default", "ddim", "dpm++", "euler", "euler_a", "unipc")
 
@@ -98,6 +100,8 @@ class ModelSpec:
     upscaler: str = "lanczos"
     #: Catalog name of the model an engine failure of this one is retried on, once.
     fallback: str | None = None
+    #: Denoiser backend for this model ("pytorch", "openvino", "auto"); None follows GOUACHE_BACKEND.
+    backend: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -198,7 +202,11 @@ def spec_from_entry(name: str, entry: Mapping[str, Any], *, base: Path | None, s
     fallback = entry.get("fallback")
     if fallback is not None and (not isinstance(fallback, str) or not fallback or fallback == name):
         raise CatalogError(f"{where}: 'fallback' must name another model of the catalog")
+    backend = entry.get("backend")
+    if backend is not None and backend not in BACKENDS:
+        raise CatalogError(f"{where}: backend must be one of {', '.join(BACKENDS)}")
     known = {
+        "backend",
         "path",
         "family",
         "resolution",
@@ -222,6 +230,7 @@ def spec_from_entry(name: str, entry: Mapping[str, Any], *, base: Path | None, s
         cfg=bool(entry.get("cfg", traits.cfg)),
         upscaler=upscaler,
         fallback=fallback,
+        backend=backend,
         extra={k: v for k, v in entry.items() if k not in known},
     )
 

@@ -22,6 +22,7 @@ from diffusers import (
     UniPCMultistepScheduler,
 )
 
+from gouache.engine.backend import BackendOptions, apply_backend, backend_of
 from gouache.engine.catalog import CatalogError, ModelSpec, detect_family
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,11 @@ class ModelLoadError(RuntimeError):
 class LoadedModel:
     """A pipeline plus the schedulers its plans ask for (built once from the pipeline's own config)."""
 
-    def __init__(self, spec: ModelSpec, pipeline: Any) -> None:
+    def __init__(self, spec: ModelSpec, pipeline: Any, backend: str = "pytorch") -> None:
         self.spec = spec
         self.pipeline = pipeline
+        #: The backend the denoiser was put on ("pytorch" or "openvino"; see gouache.engine.backend).
+        self.backend = backend
         self._default_scheduler = pipeline.scheduler
         self._schedulers: dict[str, Any] = {"default": pipeline.scheduler}
         self.lock = threading.Lock()
@@ -147,8 +150,9 @@ class ModelCache:
     (`ModelTooLarge`), so the service can fall back to another model. A model still rendering when it is
     unloaded is freed when its job ends."""
 
-    def __init__(self, budget_bytes: int | None = None) -> None:
+    def __init__(self, budget_bytes: int | None = None, backend: BackendOptions | None = None) -> None:
         self.budget_bytes = budget_bytes
+        self.backend = backend or BackendOptions()
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._sizes: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -171,7 +175,9 @@ class ModelCache:
                 while self._models and self.used_bytes + estimate > self.budget_bytes:
                     self._unload(next(iter(self._models)))
             log.info("loading model %s from %s (~%.0f MB)", spec.name, spec.path, estimate / 2**20)
-            model = LoadedModel(spec, load_pipeline(spec.path))
+            pipeline = load_pipeline(spec.path)
+            backend = apply_backend(pipeline, self.backend, override=spec.backend, key=spec.name)
+            model = LoadedModel(spec, pipeline, backend)
             self._models[spec.name] = model
             self._sizes[spec.name] = loaded_bytes(model.pipeline) or estimate
             return model
@@ -190,6 +196,11 @@ class ModelCache:
     def loaded(self) -> list[str]:
         with self._lock:
             return list(self._models)
+
+    def backends(self) -> dict[str, str]:
+        """The backend each loaded model's denoiser runs on now ("openvino" until a conversion fails)."""
+        with self._lock:
+            return {name: backend_of(model.pipeline) for name, model in self._models.items()}
 
     def sizes(self) -> dict[str, int]:
         with self._lock:

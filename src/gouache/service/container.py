@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from gouache.engine.backend import BackendOptions
 from gouache.engine.catalog import Catalog, CatalogError, ModelSpec, spec_for_directory
 from gouache.engine.pipelines import ModelCache
 from gouache.engine.runner import Runner
@@ -79,7 +80,7 @@ def _prompt_writer(settings: Settings) -> ChatPromptWriter | None:
 
 
 def build_services(settings: Settings) -> Services:
-    torch.set_num_threads(settings.torch_threads or os.cpu_count() or 1)
+    torch.set_num_threads(settings.threads_per_worker)
     catalog, default = build_catalog(settings)
     store = open_store(settings)
     ops = Operations.from_settings(settings, store)
@@ -87,7 +88,15 @@ def build_services(settings: Settings) -> Services:
     interrupted += store.fail_unfinished_responses("The server stopped before this response finished.")
     if interrupted:
         log.warning("marked %d interrupted request(s) as failed", interrupted)
-    cache = ModelCache(settings.model_memory_bytes)
+    cache = ModelCache(
+        settings.model_memory_bytes,
+        BackendOptions(
+            backend=settings.backend,
+            threads=settings.threads_per_worker,
+            precision=settings.backend_precision,
+            cache_dir=settings.backend_cache_dir,
+        ),
+    )
     scheduler = Scheduler(Runner(cache), max_queue=settings.queue_depth, workers=settings.workers)
     scheduler.start()
     ops.metrics.track_queue(lambda: scheduler.depth)

@@ -21,6 +21,7 @@ async def health(svc: Services = Depends(services)) -> dict[str, Any]:
         "version": __version__,
         "default_model": svc.default_model.name,
         "models_loaded": svc.cache.loaded(),
+        "model_backends": svc.cache.backends(),
         "queue_depth": svc.scheduler.depth,
         "queue": {
             "running": svc.scheduler.running,
