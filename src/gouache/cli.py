@@ -92,9 +92,8 @@ def _render(
             task = bar.add_task(description, total=None)
 
             def on_step(p: StepProgress) -> None:
-                bar.update(
-                    task, total=p.total_steps * count, completed=p.image_index * p.total_steps + p.step
-                )
+                done = p.image_index * p.total_steps + p.step * p.images
+                bar.update(task, total=p.total_steps * count, completed=done)
 
             return asyncio.run(start(on_step))
     except ServiceError as exc:

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from gouache.engine.catalog import Catalog, CatalogError, ModelSpec, spec_for_directory
+from gouache.engine.embeddings import PromptEmbeddings
 from gouache.engine.pipelines import ModelCache
 from gouache.engine.runner import Runner
 from gouache.engine.scheduler import Scheduler
@@ -88,7 +89,14 @@ def build_services(settings: Settings) -> Services:
     if interrupted:
         log.warning("marked %d interrupted request(s) as failed", interrupted)
     cache = ModelCache(settings.model_memory_bytes)
-    scheduler = Scheduler(Runner(cache), max_queue=settings.queue_depth, workers=settings.workers)
+    runner = Runner(cache, PromptEmbeddings(settings.prompt_cache_size))
+    scheduler = Scheduler(
+        runner,
+        max_queue=settings.queue_depth,
+        workers=settings.workers,
+        batch_window_s=settings.batch_window_ms / 1000,
+        max_batch_images=settings.max_batch_images,
+    )
     scheduler.start()
     ops.metrics.track_queue(lambda: scheduler.depth)
     images = ImageService(

@@ -1,0 +1,113 @@
+"""Cross-request batching: compatible jobs render as one pipeline batch, each image byte-identical to the same
+image rendered alone; a cancelled job leaves the others alone; prompt embeddings are cached."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from gouache.engine.catalog import Catalog, SamplingPlan, spec_for_directory
+from gouache.engine.embeddings import PromptEmbeddings
+from gouache.engine.jobs import Progress, RenderJob
+from gouache.engine.pipelines import ModelCache
+from gouache.engine.runner import BatchEntry, Cancelled, Runner, batch_key
+from gouache.engine.scheduler import Scheduler
+
+PLAN = SamplingPlan(steps=2, guidance=3.0)
+
+
+def _jobs(spec: object, negative: str | None = None) -> list[RenderJob]:
+    return [
+        RenderJob(spec, "a red circle", PLAN, 64, 64, (1,), negative_prompt=negative),  # type: ignore[arg-type]
+        RenderJob(spec, "a blue square", PLAN, 64, 64, (2, 3), negative_prompt=negative),  # type: ignore[arg-type]
+        RenderJob(spec, "a red circle", PLAN, 64, 64, (4,), negative_prompt=negative),  # type: ignore[arg-type]
+    ]
+
+
+@pytest.mark.parametrize("family", ["sd1", "sdxl", "sd3", "flux"])
+def test_batched_images_are_byte_identical_to_lone_ones(family: str, tiny_models: dict[str, Path]) -> None:
+    spec = spec_for_directory(tiny_models[family])
+    runner = Runner(ModelCache())
+    negative = "blurry" if family == "sd1" else None
+    jobs = _jobs(spec, negative)
+    assert len({batch_key(job) for job in jobs}) == 1
+    alone = [[image.data for image in runner.render(job).images] for job in jobs]
+    batched = runner.render_batch([BatchEntry(job) for job in jobs])
+    assert [[image.data for image in r.images] for r in batched if not isinstance(r, BaseException)] == alone
+    assert all(r.timings["batch_images"] == 4 for r in batched if not isinstance(r, BaseException))
+
+
+def test_gouache_mini_batches_byte_identically() -> None:
+    spec = Catalog.load().resolve("gouache-mini")
+    assert spec is not None
+    runner = Runner(ModelCache())
+    plan = spec.plan("low")
+    jobs = [RenderJob(spec, p, plan, 256, 256, (s,)) for p, s in (("a red star", 1), ("a blue circle", 2))]
+    alone = [runner.render(job).images[0].data for job in jobs]
+    batched = runner.render_batch([BatchEntry(job) for job in jobs])
+    assert [r.images[0].data for r in batched if not isinstance(r, BaseException)] == alone
+
+
+def test_a_cancelled_job_leaves_the_batch_and_the_others_finish(tiny_models: dict[str, Path]) -> None:
+    spec = spec_for_directory(tiny_models["sd1"])
+    runner = Runner(ModelCache())
+    jobs = _jobs(spec)
+    alone = runner.render(jobs[2]).images[0].data
+    stop = threading.Event()
+    previews: list[int] = []
+
+    def stop_after_first_step(progress: Progress) -> None:
+        stop.set()
+
+    def should_stop() -> bool:
+        if stop.is_set():
+            raise Cancelled()
+        return False
+
+    def count(progress: Progress) -> None:
+        previews.append(progress.step)
+
+    outcomes = runner.render_batch(
+        [
+            BatchEntry(jobs[0], stop_after_first_step, should_stop),
+            BatchEntry(jobs[1]),
+            BatchEntry(jobs[2], count),
+        ]
+    )
+    assert isinstance(outcomes[0], Cancelled)
+    assert not isinstance(outcomes[2], BaseException) and outcomes[2].images[0].data == alone
+    assert len(previews) >= 2 and previews == sorted(previews)  # progress goes on after the cancel
+    everyone = runner.render_batch([BatchEntry(jobs[0], None, lambda: should_stop())])
+    assert isinstance(everyone[0], Cancelled)
+
+
+def test_the_scheduler_gathers_queued_compatible_jobs(tiny_models: dict[str, Path]) -> None:
+    spec = spec_for_directory(tiny_models["sd1"])
+    runner = Runner(ModelCache())
+    jobs = _jobs(spec)
+    other = RenderJob(spec, "a green star", PLAN, 128, 64, (5,))  # another working size: its own batch
+    alone = [runner.render(job).images[0].data for job in [*jobs, other]]
+    scheduler = Scheduler(runner, batch_window_s=0.5, max_batch_images=8)
+    handles = [scheduler.submit(job) for job in [*jobs, other]]
+    scheduler.start()
+    results = [handle.future.result(timeout=120) for handle in handles]
+    scheduler.stop()
+    assert [r.images[0].data for r in results] == alone
+    assert [r.timings["batch_images"] for r in results] == [4, 4, 4, 1]
+
+
+def test_prompt_embeddings_are_cached_and_evicted(tiny_models: dict[str, Path]) -> None:
+    spec = spec_for_directory(tiny_models["sd1"])
+    embeddings = PromptEmbeddings(size=2)
+    runner = Runner(ModelCache(), embeddings)
+    first = runner.render(RenderJob(spec, "a red circle", PLAN, 64, 64, (1,))).images[0].data
+    misses = embeddings.misses
+    assert runner.render(RenderJob(spec, "a red circle", PLAN, 64, 64, (1,))).images[0].data == first
+    assert embeddings.misses == misses and embeddings.hits >= 1
+    for prompt in ("one", "two", "three"):
+        runner.render(RenderJob(spec, prompt, PLAN, 64, 64, (1,)))
+    assert len(embeddings) == 2
+    uncached = Runner(ModelCache(), PromptEmbeddings(size=0))
+    assert uncached.render(RenderJob(spec, "a red circle", PLAN, 64, 64, (1,))).images[0].data == first
