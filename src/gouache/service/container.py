@@ -106,6 +106,7 @@ def build_services(settings: Settings) -> Services:
         ops,
         render_budget_bytes=int(settings.render_memory_mb * 2**20),
         default_timeout_s=settings.request_timeout_s,
+        result_cache=settings.result_cache,
     )
     links = LinkSigner(load_secret(settings.data_dir / "url-secret"))
     return Services(
