@@ -44,10 +44,11 @@ def test_gouache_mini_batches_byte_identically() -> None:
     assert spec is not None
     runner = Runner(ModelCache())
     plan = spec.plan("low")
-    jobs = [RenderJob(spec, p, plan, 256, 256, (s,)) for p, s in (("a red star", 1), ("a blue circle", 2))]
-    alone = [runner.render(job).images[0].data for job in jobs]
+    cases = (("a red star", (1,)), ("a blue circle", (2, 3)), ("a red star", (4,)), ("two squares", (5,)))
+    jobs = [RenderJob(spec, prompt, plan, 256, 256, seeds) for prompt, seeds in cases]
+    alone = [[image.data for image in runner.render(job).images] for job in jobs]
     batched = runner.render_batch([BatchEntry(job) for job in jobs])
-    assert [r.images[0].data for r in batched if not isinstance(r, BaseException)] == alone
+    assert [[i.data for i in r.images] for r in batched if not isinstance(r, BaseException)] == alone
 
 
 def test_a_cancelled_job_leaves_the_batch_and_the_others_finish(tiny_models: dict[str, Path]) -> None:

@@ -2,10 +2,11 @@
 
 On the CPU, a matrix product's rounding can depend on how many rows it has: the BLAS picks other kernels and
 blockings for small ``M`` (measured: the UNet's time-embedding and per-block time projections, ``M`` = batch,
-differ in the last bits between a batch of 2 and of 6). Convolutions, norms, attention and pointwise ops were
-batch-invariant in the same measurement. So every ``torch.nn.Linear`` of a pipeline's modules computes its
-product one batch element (dim 0) at a time: the same shapes, hence the same bits, whatever the batch. The
-cost is small (the large products keep all their rows: ``tokens x channels`` per element)."""
+differ in the last bits between a batch of 2 and of 6). Convolutions, norms, attention, pointwise ops and the
+products with many rows (``batch x tokens``) were batch-invariant in the same measurement. So a
+``torch.nn.Linear`` whose input has few rows per batch element (below :data:`SMALL_ROWS`) computes its
+product one batch element (dim 0) at a time: the same shapes, hence the same bits, whatever the batch. (Doing
+it for every product also works, but costs gouache-mini half its batching gain.)"""
 
 from __future__ import annotations
 
@@ -18,10 +19,16 @@ import torch.nn.functional as F
 _MARK = "_gouache_batch_invariant"
 
 
+#: Below this many rows per batch element a product is computed one element at a time.
+SMALL_ROWS = 64
+
+
 def _per_element_forward(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    if x.ndim < 2 or x.shape[0] == 1:
+    batch = x.shape[0] if x.ndim >= 2 else 1
+    rows_per_element = x.numel() // max(1, x.shape[-1]) // max(1, batch)
+    if batch == 1 or rows_per_element >= SMALL_ROWS:
         return F.linear(x, self.weight, self.bias)
-    return torch.cat([F.linear(x[i : i + 1], self.weight, self.bias) for i in range(x.shape[0])])
+    return torch.cat([F.linear(x[i : i + 1], self.weight, self.bias) for i in range(batch)])
 
 
 def make_batch_invariant(pipeline: Any) -> None:

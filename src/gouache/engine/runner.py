@@ -10,8 +10,10 @@ each image is byte-identical to the same image rendered alone. A lone job is a b
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +73,7 @@ class Runner:
     def __init__(self, cache: ModelCache, embeddings: PromptEmbeddings | None = None) -> None:
         self.cache = cache
         self.embeddings = embeddings if embeddings is not None else PromptEmbeddings()
+        self._finisher = ThreadPoolExecutor(min(4, os.cpu_count() or 1), thread_name_prefix="gouache-finish")
 
     def render(
         self,
@@ -105,6 +108,8 @@ class Runner:
         model = self.cache.get(first.model)
         loaded = time.perf_counter()
         outcomes: list[RenderResult | BaseException | None] = [None] * len(entries)
+        images: list[Any] | None = None
+        denoise_s, total = 0.0, 1
         with model.lock:
             make_batch_invariant(model.pipeline)
             model.use_scheduler(first.plan.scheduler)
@@ -117,36 +122,32 @@ class Runner:
                 images = self._denoise_batch(model, [entries[i] for i in live], size, outcomes, live)
                 denoise_s = time.perf_counter() - t0
                 total = sum(len(entries[i].job.seeds) for i in live)
-                offset = 0
-                for i in live:
-                    job = entries[i].job
-                    mine = images[offset : offset + len(job.seeds)] if images is not None else []
-                    offset += len(job.seeds)
-                    if outcomes[i] is not None or images is None:
-                        continue
-                    t1 = time.perf_counter()
-                    rendered = [
-                        RenderedImage(
-                            encode(
-                                to_exact_size(pil, job.width, job.height, job.model.upscaler),
-                                job.output_format,
-                                job.output_compression,
-                            ),
-                            job.output_format,
-                            job.width,
-                            job.height,
-                            seed,
-                        )
-                        for pil, seed in zip(mine, job.seeds, strict=True)
-                    ]
-                    timings = {
-                        "load_s": loaded - started,
-                        # the batch's denoising, the job's share by images
-                        "denoise_s": denoise_s * len(job.seeds) / total,
-                        "finish_s": time.perf_counter() - t1,
-                        "batch_images": float(total),
-                    }
-                    outcomes[i] = RenderResult(images=rendered, working_size=size, timings=timings)
+        if live and images is not None:
+            # Finishing (exact size, encode) needs no model: outside the lock, images side by side.
+            work: list[tuple[int, RenderJob, Any, int]] = []
+            offset = 0
+            for i in live:
+                job = entries[i].job
+                if outcomes[i] is None:
+                    work += [(i, job, images[offset + k], seed) for k, seed in enumerate(job.seeds)]
+                offset += len(job.seeds)
+            t1 = time.perf_counter()
+            finished = list(self._finisher.map(lambda w: _finish(w[1], w[2], w[3]), work))
+            finish_s = time.perf_counter() - t1
+            for i in live:
+                job = entries[i].job
+                if outcomes[i] is not None:
+                    continue
+                rendered = [image for (owner, *_), image in zip(work, finished, strict=True) if owner == i]
+                share = len(job.seeds) / total
+                timings = {
+                    "load_s": loaded - started,
+                    # the batch's denoising and finishing, the job's share by images
+                    "denoise_s": denoise_s * share,
+                    "finish_s": finish_s * share,
+                    "batch_images": float(total),
+                }
+                outcomes[i] = RenderResult(images=rendered, working_size=size, timings=timings)
         return [o if o is not None else Cancelled() for o in outcomes]
 
     def _denoise_batch(
@@ -292,6 +293,12 @@ class Runner:
         return run_edit(
             model, job.prompt, job.negative_prompt, job.plan, job.width, job.height, seed, job.edit, step
         )
+
+
+def _finish(job: RenderJob, pil: Any, seed: int) -> RenderedImage:
+    final = to_exact_size(pil, job.width, job.height, job.model.upscaler)
+    data = encode(final, job.output_format, job.output_compression)
+    return RenderedImage(data, job.output_format, job.width, job.height, seed)
 
 
 def _stopped(entry: BatchEntry) -> BaseException | None:
