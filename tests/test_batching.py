@@ -4,6 +4,7 @@ image rendered alone; a cancelled job leaves the others alone; prompt embeddings
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,20 @@ def test_prompt_embeddings_are_cached_and_evicted(tiny_models: dict[str, Path]) 
     assert len(embeddings) == 2
     uncached = Runner(ModelCache(), PromptEmbeddings(size=0))
     assert uncached.render(RenderJob(spec, "a red circle", PLAN, 64, 64, (1,))).images[0].data == first
+
+
+def test_each_job_previews_its_own_image(tiny_models: dict[str, Path]) -> None:
+    spec = spec_for_directory(tiny_models["sd1"])
+    runner = Runner(ModelCache())
+    plan = SamplingPlan(steps=4, guidance=3.0)
+    jobs = [RenderJob(spec, p, plan, 64, 64, (s,), previews=2) for p, s in (("red", 1), ("blue", 2))]
+
+    def collect(into: list[bytes]) -> Callable[[Progress], None]:
+        return lambda progress: into.append(progress.preview.tobytes()) if progress.preview else None
+
+    alone: list[list[bytes]] = [[], []]
+    for job, previews in zip(jobs, alone, strict=True):
+        runner.render(job, collect(previews))
+    together: list[list[bytes]] = [[], []]
+    runner.render_batch([BatchEntry(job, collect(p)) for job, p in zip(jobs, together, strict=True)])
+    assert together == alone and len(alone[0]) == 2 and alone[0] != alone[1]
