@@ -3,6 +3,7 @@ image rendered alone; a cancelled job leaves the others alone; prompt embeddings
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -44,8 +45,8 @@ def test_gouache_mini_batches_byte_identically() -> None:
     spec = Catalog.load().resolve("gouache-mini")
     assert spec is not None
     runner = Runner(ModelCache())
-    plan = spec.plan("low")
-    cases = (("a red star", (1,)), ("a blue circle", (2, 3)), ("a red star", (4,)), ("two squares", (5,)))
+    plan = dataclasses.replace(spec.plan("low"), steps=3)  # few steps: the numerics, not the picture
+    cases = (("a red star", (1,)), ("a blue circle", (2, 3)), ("a red star", (4,)))
     jobs = [RenderJob(spec, prompt, plan, 256, 256, seeds) for prompt, seeds in cases]
     alone = [[image.data for image in runner.render(job).images] for job in jobs]
     batched = runner.render_batch([BatchEntry(job) for job in jobs])

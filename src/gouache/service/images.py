@@ -12,6 +12,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -714,6 +715,7 @@ def result_cache_key(endpoint: str, params: GenerateParams, job: RenderJob) -> s
         "endpoint": endpoint,
         "model": job.model.name,
         "path": str(job.model.path),
+        "weights": _model_fingerprint(str(job.model.path)),
         "upscaler": job.model.upscaler,
         "prompt": job.prompt,
         "negative_prompt": job.negative_prompt,
@@ -732,6 +734,18 @@ def result_cache_key(endpoint: str, params: GenerateParams, job: RenderJob) -> s
         }
     digest.update(json.dumps(inputs, sort_keys=True, default=str).encode())
     return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _model_fingerprint(path: str) -> str:
+    """Names, sizes and modification times of a model folder's files (once per process and folder): weights
+    replaced in place give new cache keys after a restart, which is also when the server loads them."""
+    root = Path(path)
+    if not root.is_dir():
+        return ""
+    files = [f for f in root.rglob("*") if f.is_file()]
+    entries = sorted(f"{f.relative_to(root)}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+    return hashlib.sha256("\n".join(entries).encode()).hexdigest()
 
 
 def _plain_fields(params: GenerateParams) -> dict[str, Any]:
