@@ -152,3 +152,23 @@ def test_concurrent_requests_batch_and_match_lone_renders(cached: CacheServer) -
         lone = [row.timings["batch_images"] for row in single if row is not None and row.timings]
     assert max(sizes) > 2  # at least two requests met in one batch
     assert lone == [1, 2, 1, 2]
+
+
+def test_concurrent_streams_batch_and_each_gets_its_partials(cached: CacheServer) -> None:
+    alice = cached.client("alice")
+
+    def stream(i: int) -> tuple[int, bytes]:
+        partials, final = 0, b""
+        for event in alice.images.generate(
+            **{**BODY, "prompt": f"stream {i}"}, stream=True, partial_images=1, extra_body={"seed": 300 + i}
+        ):
+            if event.type == "image_generation.partial_image":
+                partials += 1
+            elif event.type == "image_generation.completed":
+                final = base64.b64decode(event.b64_json)
+        return partials, final
+
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(stream, range(2)))
+    alone = [stream(i) for i in range(2)]
+    assert together == alone and all(partials == 1 and final for partials, final in together)
