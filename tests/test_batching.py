@@ -131,3 +131,16 @@ def test_each_job_previews_its_own_image(tiny_models: dict[str, Path]) -> None:
     together: list[list[bytes]] = [[], []]
     runner.render_batch([BatchEntry(job, collect(p)) for job, p in zip(jobs, together, strict=True)])
     assert together == alone and len(alone[0]) == 2 and alone[0] != alone[1]
+
+
+def test_a_job_with_more_images_than_a_batch_renders_in_chunks(tiny_models: dict[str, Path]) -> None:
+    spec = spec_for_directory(tiny_models["sd1"])
+    job = RenderJob(spec, "a red circle", PLAN, 64, 64, (1, 2, 3))
+    whole = Runner(ModelCache()).render(job)
+    steps: list[tuple[int, int]] = []
+    chunked = Runner(ModelCache(), max_batch_images=2).render(
+        job, lambda p: steps.append((p.image_index, p.images))
+    )
+    assert [i.data for i in chunked.images] == [i.data for i in whole.images]
+    assert whole.timings["batch_images"] == 3 and chunked.timings["batch_images"] == 2
+    assert {index for index, _ in steps} == {0, 2} and (2, 1) in steps and (0, 2) in steps

@@ -62,6 +62,8 @@ def small_queue(tmp_path_factory: pytest.TempPathFactory, faulty_catalog: Path) 
         {
             "GOUACHE_CATALOG_FILE": str(faulty_catalog),
             "GOUACHE_QUEUE_DEPTH": "2",
+            # One image per pipeline call, so that LONG_JOB's ten images take long enough to hang up on.
+            "GOUACHE_MAX_BATCH_IMAGES": "1",
             "GOUACHE_DEFAULT_MODEL": "tiny-sd1",
         },
     )

@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -70,8 +70,12 @@ class _AllStopped(Exception):
 
 
 class Runner:
-    def __init__(self, cache: ModelCache, embeddings: PromptEmbeddings | None = None) -> None:
+    def __init__(
+        self, cache: ModelCache, embeddings: PromptEmbeddings | None = None, max_batch_images: int = 8
+    ) -> None:
         self.cache = cache
+        #: Most images one pipeline call denoises: a job with more renders in several calls.
+        self.max_batch_images = max_batch_images
         self.embeddings = embeddings if embeddings is not None else PromptEmbeddings()
         self._finisher = ThreadPoolExecutor(min(4, os.cpu_count() or 1), thread_name_prefix="gouache-finish")
 
@@ -82,10 +86,7 @@ class Runner:
         should_stop: Callable[[], bool] | None = None,
     ) -> RenderResult:
         if job.edit is None:
-            outcome = self.render_batch([BatchEntry(job, on_progress, should_stop)])[0]
-            if isinstance(outcome, BaseException):
-                raise outcome
-            return outcome
+            return self._render_in_chunks(job, on_progress, should_stop)
         started = time.perf_counter()
         model = self.cache.get(job.model)
         loaded = time.perf_counter()
@@ -93,6 +94,38 @@ class Runner:
         with model.lock:
             make_batch_invariant(model.pipeline)
             return self._render_edit(model, job, started, loaded, on_progress, should_stop)
+
+    def _render_in_chunks(
+        self,
+        job: RenderJob,
+        on_progress: ProgressCallback | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> RenderResult:
+        """A text-to-image job alone: its images denoise together, at most `max_batch_images` per call."""
+        size = max(1, self.max_batch_images)
+        results: list[RenderResult] = []
+        for start in range(0, len(job.seeds), size):
+            previews = job.previews if start == 0 else 0  # previews show the first image only
+            chunk = replace(job, seeds=job.seeds[start : start + size], previews=previews)
+            report = on_progress
+            if on_progress is not None and start > 0:
+
+                def report(p: Progress, start: int = start) -> None:
+                    assert on_progress is not None
+                    on_progress(replace(p, image_index=p.image_index + start))
+
+            outcome = self.render_batch([BatchEntry(chunk, report, should_stop)])[0]
+            if isinstance(outcome, BaseException):
+                raise outcome
+            results.append(outcome)
+        if len(results) == 1:
+            return results[0]
+        timings = {
+            key: sum(r.timings.get(key, 0.0) for r in results) for key in ("load_s", "denoise_s", "finish_s")
+        }
+        timings["batch_images"] = max(r.timings.get("batch_images", 1.0) for r in results)
+        images = [image for r in results for image in r.images]
+        return RenderResult(images=images, working_size=results[0].working_size, timings=timings)
 
     def render_batch(self, entries: list[BatchEntry]) -> list[RenderResult | BaseException]:
         """Render compatible text-to-image jobs (equal :func:`batch_key`) as one pipeline call. Returns, per

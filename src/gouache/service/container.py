@@ -89,7 +89,7 @@ def build_services(settings: Settings) -> Services:
     if interrupted:
         log.warning("marked %d interrupted request(s) as failed", interrupted)
     cache = ModelCache(settings.model_memory_bytes)
-    runner = Runner(cache, PromptEmbeddings(settings.prompt_cache_size))
+    runner = Runner(cache, PromptEmbeddings(settings.prompt_cache_size), settings.max_batch_images)
     scheduler = Scheduler(
         runner,
         max_queue=settings.queue_depth,
