@@ -62,6 +62,8 @@ def small_queue(tmp_path_factory: pytest.TempPathFactory, faulty_catalog: Path) 
         {
             "GOUACHE_CATALOG_FILE": str(faulty_catalog),
             "GOUACHE_QUEUE_DEPTH": "2",
+            # One image per pipeline call, so that LONG_JOB's ten images take long enough to hang up on.
+            "GOUACHE_MAX_BATCH_IMAGES": "1",
             "GOUACHE_DEFAULT_MODEL": "tiny-sd1",
         },
     )
@@ -118,7 +120,8 @@ def test_full_queue_429_then_disconnects_cancel_queued_and_running_jobs(
     queued = wait_for(lambda: [r for r in records(store, "queue-b") if r.queue_position == 1])[0]
     assert running.queue_position == 0 and running.started_at is not None
     assert queued.status == "queued" and queued.started_at is None
-    refusal = wait_for(lambda: records(store, "queue-c"), message="refusal recorded")[0]  # in the background
+    # Recorded in the background (created, then finished): wait for the finished row.
+    refusal = wait_for(lambda: [r for r in records(store, "queue-c") if r.finished], message="refusal")[0]
     assert refusal.status == "failed" and refusal.error["code"] == "rate_limit_exceeded"
 
     # Both clients hang up: the queued job never runs, the running one stops; the worker is free again.

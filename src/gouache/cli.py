@@ -92,9 +92,8 @@ def _render(
             task = bar.add_task(description, total=None)
 
             def on_step(p: StepProgress) -> None:
-                bar.update(
-                    task, total=p.total_steps * count, completed=p.image_index * p.total_steps + p.step
-                )
+                done = p.image_index * p.total_steps + p.step * p.images
+                bar.update(task, total=p.total_steps * count, completed=done)
 
             return asyncio.run(start(on_step))
     except ServiceError as exc:
@@ -223,6 +222,44 @@ def eval_model(
     from gouache.mini.evaluate import main as run_eval
 
     run_eval(model, n, seed, out)
+
+
+@app.command()
+def bench(
+    quick: Annotated[bool, typer.Option(help="A smoke run: small sizes, one repeat (not figures).")] = False,
+    only: Annotated[
+        list[str] | None, typer.Option(help="Run only this benchmark (repeatable).", show_default=False)
+    ] = None,
+    json_file: Annotated[Path | None, typer.Option("--json", help="Also write the rows as JSON.")] = None,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed repeats per measurement (median).")] = 3,
+    threads: Annotated[int | None, typer.Option(help="Torch threads (default: all cores).")] = None,
+) -> None:
+    """Measure Gouache: one table of ratios, each against a baseline timed in the same run."""
+    import torch
+
+    from gouache.benchmarks import BenchOptions, Ratio
+    from gouache.benchmarks.suite import BENCHMARKS, print_report, run_one, write_json
+
+    names = list(only or BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        err.print(f"[red]Unknown benchmark[/] {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}.")
+        raise typer.Exit(2)
+    if threads:
+        torch.set_num_threads(threads)
+    options = BenchOptions(quick=quick, repeats=repeats, threads=threads)
+    rows: list[Ratio] = []
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("benchmarks", total=len(names))
+        for name in names:
+            bar.update(task, description=f"{name}: {BENCHMARKS[name][1]}")
+            rows.extend(run_one(name, options))
+            bar.advance(task)
+    print_report(console, rows, options)
+    if json_file is not None:
+        write_json(json_file, rows, options)
+        console.print(f"Wrote {json_file}")
 
 
 @app.command()

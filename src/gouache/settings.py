@@ -68,6 +68,20 @@ class Settings(BaseSettings):
     playground: bool = Field(default=True, description="Serve the web playground at /.")
     queue_depth: int = Field(default=64, ge=1, description="Jobs waiting or running before 429s.")
     workers: int = Field(default=1, ge=1, description="Engine worker threads (one suits a CPU).")
+    batch_window_ms: float = Field(
+        default=20.0,
+        ge=0,
+        description="How long a worker waits for compatible requests to render as one batch (0: no wait).",
+    )
+    max_batch_images: int = Field(
+        default=8, ge=1, description="Most images one batch renders together (1 turns batching off)."
+    )
+    prompt_cache_size: int = Field(
+        default=256, ge=0, description="Prompt embeddings kept in memory (least recently used first out)."
+    )
+    result_cache: bool = Field(
+        default=True, description="Serve a repeated request with an explicit seed from the store."
+    )
     request_timeout_s: float | None = Field(
         default=600.0, gt=0, description="Default deadline of a request (queue + render), seconds."
     )

@@ -16,6 +16,10 @@ DEADLINE_DOC = (
     "Extension: seconds the request may take, queue included (at most the server's "
     "GOUACHE_REQUEST_TIMEOUT_S); then it stops with 408 deadline_exceeded."
 )
+CACHE_DOC = (
+    "Extension: false renders even when an identical request with the same explicit seed was served before "
+    "(the x-gouache-cache response header says hit, miss or off)."
+)
 
 
 class StrictModel(BaseModel):
@@ -60,6 +64,7 @@ class ImageFields(BaseModel):
     steps: int | None = Field(default=None, ge=1, le=150, description="Extension: denoising steps.")
     guidance_scale: float | None = Field(default=None, ge=0.0, le=30.0, description="Extension: CFG scale.")
     deadline_s: float | None = Field(default=None, gt=0, le=86_400, description=DEADLINE_DOC)
+    cache: bool | None = Field(default=None, description=CACHE_DOC)
 
 
 class ImageGenerateRequest(ImageFields):
@@ -93,6 +98,7 @@ class ImageVariationForm(BaseModel):
     steps: int | None = Field(default=None, ge=1, le=150)
     strength: float | None = Field(default=None, gt=0.0, le=1.0)
     deadline_s: float | None = Field(default=None, gt=0, le=86_400, description=DEADLINE_DOC)
+    cache: bool | None = Field(default=None, description=CACHE_DOC)
 
 
 class ImageData(BaseModel):

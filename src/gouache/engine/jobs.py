@@ -48,13 +48,16 @@ class RenderResult:
 
 @dataclass(frozen=True)
 class Progress:
-    """One denoising step finished: image `image_index` of the job, step `step` of `total_steps`; at the
-    steps chosen for previews, `preview` is the image so far, at the output size."""
+    """One denoising step finished: image `image_index` of the job (and the `images - 1` after it, when they
+    denoise together in a batch), step `step` of `total_steps`; at the steps chosen for previews, `preview`
+    is the first image so far, at the output size."""
 
     image_index: int
     step: int
     total_steps: int
     preview: Image.Image | None = None
+    #: Images of the job that denoise together and reached `step` with this event (a batch: all of them).
+    images: int = 1
 
 
 ProgressCallback = Callable[[Progress], None]

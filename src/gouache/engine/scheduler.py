@@ -1,4 +1,9 @@
-"""One scheduler in front of the engine: a bounded queue and worker thread(s) that run jobs one at a time.
+"""One scheduler in front of the engine: a bounded queue and worker thread(s) that run jobs.
+
+Cross-request batching: a worker that takes a text-to-image job also takes the queued jobs with the same
+:func:`~gouache.engine.runner.batch_key` (model, plan, working size, negative-prompt-ness), waiting up to
+`batch_window_s` for more to arrive, up to `max_batch_images` images, and renders them as one pipeline batch;
+each job still gets its own images (byte-identical to a lone render), progress, cancellation and deadline.
 
 The API submits a job and awaits its future; progress events are delivered through the job's callback.
 Cancellation is cooperative: the runner checks between denoising steps, so a cancelled or expired job stops
@@ -9,15 +14,15 @@ from __future__ import annotations
 
 import logging
 import math
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from gouache.engine.jobs import ProgressCallback, RenderJob, RenderResult
-from gouache.engine.runner import Cancelled, DeadlineExceeded, Runner
+from gouache.engine.runner import BatchEntry, Cancelled, DeadlineExceeded, Runner, batch_key
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +82,23 @@ class JobHandle:
 
 
 class Scheduler:
-    def __init__(self, runner: Runner, max_queue: int = 64, workers: int = 1) -> None:
-        if max_queue < 1 or workers < 1:
-            raise ValueError("the queue depth and the worker count must be at least 1")
+    def __init__(
+        self,
+        runner: Runner,
+        max_queue: int = 64,
+        workers: int = 1,
+        *,
+        batch_window_s: float = 0.0,
+        max_batch_images: int = 1,
+    ) -> None:
+        if max_queue < 1 or workers < 1 or max_batch_images < 1:
+            raise ValueError("the queue depth, worker count and batch size must be at least 1")
         self.runner = runner
         self.max_queue = max_queue
         self.workers = workers
-        self._queue: queue.Queue[JobHandle | None] = queue.Queue()
+        self.batch_window_s = max(0.0, batch_window_s)
+        self.max_batch_images = max_batch_images
+        self._pending: deque[JobHandle] = deque()
         self._threads = [
             threading.Thread(target=self._work, name=f"gouache-worker-{i}", daemon=True)
             for i in range(workers)
@@ -92,6 +107,7 @@ class Scheduler:
         self._running = 0
         self._active: set[JobHandle] = set()
         self._lock = threading.Lock()
+        self._wakeup = threading.Condition(self._lock)
         self._started = False
         self._closing = False
         self._mean_job_s: float | None = None
@@ -107,10 +123,9 @@ class Scheduler:
         cancel them (they stop after their current denoising step) and wait for the workers to end."""
         with self._lock:
             self._closing = True
+            self._wakeup.notify_all()
         for handle in self._drain():
             handle.cancel()
-        for _ in self._threads:
-            self._queue.put(None)
         self._join(timeout)
         with self._lock:
             active = list(self._active)
@@ -125,16 +140,11 @@ class Scheduler:
                 worker.join(max(0.0, end - time.monotonic()))
 
     def _drain(self) -> list[JobHandle]:
-        drained: list[JobHandle] = []
-        while True:
-            try:
-                handle = self._queue.get_nowait()
-            except queue.Empty:
-                return drained
-            if handle is not None:
-                with self._lock:
-                    self._waiting -= 1
-                drained.append(handle)
+        with self._lock:
+            drained = list(self._pending)
+            self._pending.clear()
+            self._waiting -= len(drained)
+        return drained
 
     @property
     def depth(self) -> int:
@@ -173,7 +183,8 @@ class Scheduler:
                 raise self._full_locked()
             handle = JobHandle(job, on_progress, on_start, deadline, position=depth)
             self._waiting += 1
-        self._queue.put(handle)
+            self._pending.append(handle)
+            self._wakeup.notify_all()
         return handle
 
     def queue_full_error(self) -> QueueFull:
@@ -192,19 +203,48 @@ class Scheduler:
 
     def _work(self) -> None:
         while True:
-            handle = self._queue.get()
-            if handle is None:
+            batch = self._take()
+            if batch is None:
                 return
-            with self._lock:
-                self._waiting -= 1
-                self._running += 1
-                self._active.add(handle)
             try:
-                self._run(handle)
+                if len(batch) == 1:
+                    self._run(batch[0])
+                else:
+                    self._run_batch(batch)
             finally:
                 with self._lock:
-                    self._running -= 1
-                    self._active.discard(handle)
+                    self._running -= len(batch)
+                    self._active.difference_update(batch)
+
+    def _take(self) -> list[JobHandle] | None:
+        """The next job and, if it can batch, the compatible jobs queued within the batch window; None when
+        the scheduler is stopping."""
+        with self._lock:
+            while not self._pending:
+                if self._closing:
+                    return None
+                self._wakeup.wait()
+            first = self._pending.popleft()
+            batch = [first]
+            key = batch_key(first.job) if self.max_batch_images > 1 else None
+            if key is not None:
+                images = len(first.job.seeds)
+                window_ends = time.monotonic() + self.batch_window_s
+                while True:
+                    for handle in list(self._pending):
+                        size = len(handle.job.seeds)
+                        if images + size <= self.max_batch_images and batch_key(handle.job) == key:
+                            self._pending.remove(handle)
+                            batch.append(handle)
+                            images += size
+                    left = window_ends - time.monotonic()
+                    if images >= self.max_batch_images or left <= 0 or self._closing:
+                        break
+                    self._wakeup.wait(left)
+            self._waiting -= len(batch)
+            self._running += len(batch)
+            self._active.update(batch)
+            return batch
 
     def _run(self, handle: JobHandle) -> None:
         if handle.cancelled or not handle.future.set_running_or_notify_cancel():
@@ -229,6 +269,46 @@ class Scheduler:
         except BaseException as exc:  # the worker must survive any job failure
             log.exception("job failed")
             handle.future.set_exception(exc)
+
+    def _run_batch(self, handles: list[JobHandle]) -> None:
+        """Several compatible jobs as one pipeline batch; each job's future gets its own outcome."""
+        live: list[JobHandle] = []
+        for handle in handles:
+            if handle.cancelled or not handle.future.set_running_or_notify_cancel():
+                continue
+            if handle.expired:
+                handle.future.set_exception(DeadlineExceeded())
+                continue
+            live.append(handle)
+        if not live:
+            return
+        started = time.perf_counter()
+        cpu_started = time.process_time()
+        entries = []
+        for handle in live:
+            handle.started_at = started
+            entries.append(BatchEntry(handle.job, handle.on_progress, handle.should_stop))
+        try:
+            for handle in live:
+                if handle.on_start is not None:
+                    handle.on_start()
+            outcomes = self.runner.render_batch(entries)
+        except BaseException as exc:  # the worker must survive any job failure
+            log.exception("batch failed")
+            for handle in live:
+                handle.future.set_exception(exc)
+            return
+        cpu_s = time.process_time() - cpu_started
+        images = sum(len(h.job.seeds) for h in live) or 1
+        self._observe(time.perf_counter() - started)
+        for handle, outcome in zip(live, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                handle.future.set_exception(outcome)
+                continue
+            outcome.timings["queue_s"] = started - handle.submitted_at
+            # The batch's process CPU time, each job's share by its images.
+            outcome.timings["cpu_s"] = cpu_s * len(handle.job.seeds) / images
+            handle.future.set_result(outcome)
 
     def _observe(self, seconds: float) -> None:
         with self._lock:

@@ -12,6 +12,7 @@ import torch
 
 from gouache.engine.backend import BackendOptions
 from gouache.engine.catalog import Catalog, CatalogError, ModelSpec, spec_for_directory
+from gouache.engine.embeddings import PromptEmbeddings
 from gouache.engine.pipelines import ModelCache
 from gouache.engine.runner import Runner
 from gouache.engine.scheduler import Scheduler
@@ -97,7 +98,14 @@ def build_services(settings: Settings) -> Services:
             cache_dir=settings.backend_cache_dir,
         ),
     )
-    scheduler = Scheduler(Runner(cache), max_queue=settings.queue_depth, workers=settings.workers)
+    runner = Runner(cache, PromptEmbeddings(settings.prompt_cache_size), settings.max_batch_images)
+    scheduler = Scheduler(
+        runner,
+        max_queue=settings.queue_depth,
+        workers=settings.workers,
+        batch_window_s=settings.batch_window_ms / 1000,
+        max_batch_images=settings.max_batch_images,
+    )
     scheduler.start()
     ops.metrics.track_queue(lambda: scheduler.depth)
     images = ImageService(
@@ -107,6 +115,7 @@ def build_services(settings: Settings) -> Services:
         ops,
         render_budget_bytes=int(settings.render_memory_mb * 2**20),
         default_timeout_s=settings.request_timeout_s,
+        result_cache=settings.result_cache,
     )
     links = LinkSigner(load_secret(settings.data_dir / "url-secret"))
     return Services(

@@ -4,11 +4,15 @@ result."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
+import hashlib
+import json
 import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -40,6 +44,7 @@ from gouache.service.sizes import Size, resolve_size
 from gouache.service.uploads import decode_image, decode_mask
 from gouache.service.usage import images_usage, input_image_tokens
 from gouache.store import Store
+from gouache.store.views import RequestView
 
 RETIRED_MODELS = {"dall-e-2": "2026-05-12", "dall-e-3": "2026-05-12"}
 MAX_SEED = 2**63 - 1
@@ -67,6 +72,9 @@ class GenerateParams:
     guidance_scale: float | None = None
     #: Extension: seconds the request may take, queue included (the server's default when None).
     deadline_s: float | None = None
+    #: Extension: False skips the result cache (a request with a seed is otherwise served from the store
+    #: when an identical one already ran).
+    cache: bool | None = None
 
     @property
     def effective_user(self) -> str | None:
@@ -118,6 +126,8 @@ class Planned:
     reservation: Reservation | None = None
     #: `time.monotonic()` by which the request must be answered; None for no deadline.
     deadline: float | None = None
+    #: The result-cache key (every input hashed) when the request may be served from the store, else None.
+    cache_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +153,8 @@ class GenerateResult:
     timings: dict[str, float]
     cost_usd: float = 0.0
     local_cost_usd: float = 0.0
+    #: The result cache: "hit" (served from the store, no compute), "miss" (rendered) or "off".
+    cache: str = "off"
 
 
 class ImageService:
@@ -155,6 +167,7 @@ class ImageService:
         *,
         render_budget_bytes: int | None = None,
         default_timeout_s: float | None = None,
+        result_cache: bool = True,
     ) -> None:
         self.catalog = catalog
         self.scheduler = scheduler
@@ -162,6 +175,7 @@ class ImageService:
         self.ops = ops
         self.render_budget_bytes = render_budget_bytes
         self.default_timeout_s = default_timeout_s
+        self.result_cache = result_cache
         self._tasks: set[asyncio.Future[Any]] = set()
 
     def resolve_model(self, name: str) -> ModelSpec:
@@ -353,7 +367,15 @@ class ImageService:
             budget_warnings=tuple(warnings),
             reservation=reservation,
             deadline=deadline,
+            cache_key=self._cache_key(endpoint, params, job) if previews == 0 else None,
         )
+
+    def _cache_key(self, endpoint: str, params: GenerateParams, job: RenderJob) -> str | None:
+        """Key of the result cache: a hash of every input that decides the pixels (the resolved model, plan,
+        size, seeds, output encoding, uploads' bytes). Only requests with an explicit seed are cacheable."""
+        if not self.result_cache or params.cache is False or params.seed is None:
+            return None
+        return result_cache_key(endpoint, params, job)
 
     async def stream(
         self, planned: Planned, stop: asyncio.Event | None = None
@@ -409,8 +431,13 @@ class ImageService:
     async def run(self, planned: Planned, on_progress: ProgressCallback | None = None) -> GenerateResult:
         started = time.perf_counter()
         endpoint, params, job, quality = planned.endpoint, planned.params, planned.job, planned.quality
+        cached = None
+        if planned.cache_key is not None:
+            cached = await asyncio.to_thread(self.store.find_cached, planned.cache_key, planned.caller.key_id)
         try:
             record = await asyncio.to_thread(self._record_params, params, job, quality)
+            if cached is not None:
+                record["cache_hit_of"] = cached.id
             request_id = await asyncio.to_thread(
                 functools.partial(
                     self.store.create_request,
@@ -423,6 +450,7 @@ class ImageService:
                     quality=quality,
                     image_count=len(job.seeds),
                     cost_usd=planned.cost_usd,
+                    cache_key=planned.cache_key,
                 )
             )
         finally:
@@ -430,6 +458,8 @@ class ImageService:
             if planned.reservation is not None:
                 planned.reservation.release()
         unbilled: dict[str, Any] = {"cost_usd": 0.0, "image_count": 0, "seed": job.seeds[0]}
+        if cached is not None:
+            return await self._serve_cached(request_id, planned, cached, started)
         try:
             result = await self._run_with_fallback(request_id, planned, on_progress)
             job = planned.job  # the fallback model's job if it was used
@@ -486,6 +516,58 @@ class ImageService:
             timings=timings,
             cost_usd=planned.cost_usd,
             local_cost_usd=local_cost,
+            cache="off" if planned.cache_key is None else "miss",
+        )
+
+    async def _serve_cached(
+        self, request_id: str, planned: Planned, cached: RequestView, started: float
+    ) -> GenerateResult:
+        """A result-cache hit: the earlier request's images under this new request, no compute. The ledger
+        row keeps the hosted-equivalent cost (what the hosted API would charge for the same answer) and a
+        local cost of zero."""
+        params, job, quality = planned.params, planned.job, planned.quality
+        rendered = [
+            RenderedImage(
+                await asyncio.to_thread(self.store.read_image_bytes, image.id),
+                image.format,
+                image.width,
+                image.height,
+                image.seed if image.seed is not None else job.seeds[image.index],
+            )
+            for image in cached.images
+        ]
+        images = await asyncio.to_thread(self._save_images, request_id, rendered)
+        image_tokens = sum(input_image_tokens(*im.size) for im in job.edit.images) if job.edit else 0
+        usage = images_usage(params.prompt, quality, job.width, job.height, len(images), image_tokens, 0)
+        timings = {"cache_hit": 1.0, "total_s": time.perf_counter() - started}
+        await asyncio.to_thread(
+            functools.partial(
+                self.store.finish_request,
+                request_id,
+                "succeeded",
+                timings=timings,
+                usage=usage,
+                seed=job.seeds[0],
+                local_cost_usd=0.0,
+                wall_s=timings["total_s"],
+                cpu_s=0.0,
+            )
+        )
+        return GenerateResult(
+            request_id=request_id,
+            created=int(time.time()),
+            model=params.model,
+            images=images,
+            background="opaque",
+            output_format=job.output_format,
+            quality=quality,
+            size=f"{job.width}x{job.height}",
+            usage=usage,
+            safety_identifier=params.effective_user,
+            timings=timings,
+            cost_usd=planned.cost_usd,
+            local_cost_usd=0.0,
+            cache="hit",
         )
 
     async def _run_with_fallback(
@@ -622,6 +704,48 @@ def _deadline_error() -> DeadlineExceededError:
         "server's GOUACHE_REQUEST_TIMEOUT_S), or ask for fewer steps, a smaller size or fewer images.",
         param="deadline_s",
     )
+
+
+def result_cache_key(endpoint: str, params: GenerateParams, job: RenderJob) -> str:
+    """SHA-256 over the endpoint, the resolved job (model name and folder, plan, size, seeds, prompts,
+    output encoding) and, for edits, the uploads' bytes and edit settings."""
+    digest = hashlib.sha256()
+    inputs: dict[str, Any] = {
+        "v": 1,
+        "endpoint": endpoint,
+        "model": job.model.name,
+        "path": str(job.model.path),
+        "weights": _model_fingerprint(str(job.model.path)),
+        "upscaler": job.model.upscaler,
+        "prompt": job.prompt,
+        "negative_prompt": job.negative_prompt,
+        "plan": dataclasses.asdict(job.plan),
+        "size": [job.width, job.height],
+        "seeds": list(job.seeds),
+        "format": [job.output_format, job.output_compression],
+    }
+    if isinstance(params, EditParams):
+        inputs["edit"] = {
+            "images": [hashlib.sha256(data).hexdigest() for data in params.images],
+            "mask": None if params.mask is None else hashlib.sha256(params.mask).hexdigest(),
+            "strength": job.edit.strength if job.edit else None,
+            "input_fidelity": job.edit.input_fidelity if job.edit else None,
+            "variation": params.variation,
+        }
+    digest.update(json.dumps(inputs, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _model_fingerprint(path: str) -> str:
+    """Names, sizes and modification times of a model folder's files (once per process and folder): weights
+    replaced in place give new cache keys after a restart, which is also when the server loads them."""
+    root = Path(path)
+    if not root.is_dir():
+        return ""
+    files = [f for f in root.rglob("*") if f.is_file()]
+    entries = sorted(f"{f.relative_to(root)}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+    return hashlib.sha256("\n".join(entries).encode()).hexdigest()
 
 
 def _plain_fields(params: GenerateParams) -> dict[str, Any]:

@@ -100,6 +100,7 @@ class RequestRecord(Base):
     __table_args__ = (
         Index("ix_requests_created_at", "created_at"),
         Index("ix_requests_api_key_id_created_at", "api_key_id", "created_at"),
+        Index("ix_requests_cache_key", "cache_key"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -117,6 +118,8 @@ class RequestRecord(Base):
     queue_position: Mapped[int | None] = mapped_column(Integer)
     #: Set when an engine failure was retried on the catalog's fallback model: {"from", "to", "reason"}.
     fallback: Mapped[dict[str, Any] | None] = mapped_column(_nullable_json())
+    #: Hash of every input of a request with an explicit seed (the result cache); None when not cacheable.
+    cache_key: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -144,6 +144,7 @@ class Store:
         quality: str | None = None,
         image_count: int = 0,
         cost_usd: float = 0.0,
+        cache_key: str | None = None,
     ) -> str:
         """Record a new request with status "queued" and return its id. The ledger fields known before any
         compute (owner, size, quality, images, hosted-equivalent cost) are stored at once, so budgets count
@@ -163,6 +164,7 @@ class Store:
             image_count=image_count,
             cost_usd=cost_usd,
             local_cost_usd=0.0,
+            cache_key=cache_key,
         )
         with self._write() as session:
             session.add(record)
@@ -409,6 +411,28 @@ class Store:
             chain.append(view)
             current = view.previous_response_id
         return chain[::-1]
+
+    def find_cached(self, cache_key: str, api_key_id: str | None) -> RequestView | None:
+        """The latest succeeded request with this result-cache key made by the same key (`api_key_id`;
+        None: requests made without a key), whose images are all still stored; None if there is none."""
+        query = (
+            select(RequestRecord)
+            .where(
+                RequestRecord.cache_key == cache_key,
+                RequestRecord.status == RequestStatus.SUCCEEDED.value,
+                _owned(RequestRecord.api_key_id, api_key_id),  # type: ignore[arg-type]
+            )
+            .order_by(RequestRecord.created_at.desc())
+            .limit(1)
+            .options(selectinload(RequestRecord.images))
+        )
+        with self._read_sessions() as session:
+            record = session.scalars(query).first()
+            if record is None or not record.images or len(record.images) != record.image_count:
+                return None
+            if not all(self.blobs.exists(image.blob_key) for image in record.images):
+                return None
+            return RequestView.from_record(record)
 
     def get_request(self, request_id: str) -> RequestView | None:
         if not _is_id(request_id):

@@ -35,7 +35,7 @@ _MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 _GENERATION_FIELDS = {
     "prompt", "model", "n", "size", "quality", "output_format", "output_compression", "background",
     "moderation", "user", "safety_identifier", "seed", "negative_prompt", "steps", "guidance_scale",
-    "deadline_s",
+    "deadline_s", "cache",
 }  # fmt: skip
 _EDIT_FIELDS = (_GENERATION_FIELDS - {"moderation"}) | {"strength", "input_fidelity"}
 
@@ -143,7 +143,13 @@ def _planned_headers(response: Response, planned: Planned) -> None:
         response.headers[BUDGET_WARNING_HEADER] = "; ".join(planned.budget_warnings)
 
 
+#: The result cache: "hit" (served from the store without compute), "miss" (rendered, now cached) or "off"
+#: (no explicit seed, `"cache": false`, a streamed request, or GOUACHE_RESULT_CACHE=false).
+CACHE_HEADER = "x-gouache-cache"
+
+
 def _headers(response: Response, result: GenerateResult) -> None:
+    response.headers[CACHE_HEADER] = result.cache
     response.headers["x-gouache-request-id"] = result.request_id
     response.headers["x-gouache-seed"] = ",".join(str(img.seed) for img in result.images)
 
@@ -169,6 +175,7 @@ async def _respond(
             request, lambda stop: image_events(prefix, planned, svc.images.stream(planned, stop))
         )
         _planned_headers(streaming, planned)
+        streaming.headers[CACHE_HEADER] = "off"  # partial images need the denoising: never served cached
         return streaming
     result = await unless_disconnected(request, svc.images.run(planned))
     _planned_headers(response, planned)
@@ -245,6 +252,7 @@ async def create_variation(
         steps=body.steps,
         strength=body.strength,
         deadline_s=body.deadline_s,
+        cache=body.cache,
         images=tuple(images),
         variation=True,
     )
