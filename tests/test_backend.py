@@ -107,6 +107,26 @@ def test_gouache_mini_runs_on_openvino_close_to_pytorch(tmp_path: Path) -> None:
     assert render(model.pipeline).tobytes() == first.tobytes()
 
 
+def test_batches_on_openvino_are_byte_identical_to_lone_images(tmp_path: Path) -> None:
+    """The served default (gouache-mini on OpenVINO) keeps the batching guarantee: each image of a batch is
+    byte-identical to the same image rendered alone."""
+    from gouache.engine.catalog import Catalog
+    from gouache.engine.jobs import RenderJob
+    from gouache.engine.runner import BatchEntry, Runner
+
+    spec = Catalog.load().resolve("gouache-mini")
+    assert spec is not None
+    runner = Runner(ModelCache(backend=BackendOptions("openvino", threads=2, cache_dir=tmp_path)))
+    plan = spec.plan("low")
+    cases = (("a red star", (1,)), ("a blue circle", (2, 3)), ("a red star", (4,)))
+    jobs = [RenderJob(spec, prompt, plan, 128, 128, seeds) for prompt, seeds in cases]
+    alone = [[image.data for image in runner.render(job).images] for job in jobs]
+    assert runner.cache.backends() == {"gouache-mini": "openvino"}
+    batched = runner.render_batch([BatchEntry(job) for job in jobs])
+    assert [[i.data for i in r.images] for r in batched if not isinstance(r, BaseException)] == alone
+    assert len({data for images in alone for data in images}) == 4
+
+
 def test_unsupported_denoiser_stays_on_pytorch(tiny_models: dict[str, Path], tmp_path: Path) -> None:
     spec = spec_for_directory(tiny_models["flux"], "tiny-flux")
     reference = render(ModelCache().get(spec).pipeline)
