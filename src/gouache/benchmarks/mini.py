@@ -54,7 +54,9 @@ def measure(options: BenchOptions) -> list[Ratio]:
     qualities = ["low"] if options.quick else list(spec.qualities)
     rows = []
     with tempfile.TemporaryDirectory(prefix="gouache-bench-") as tmp:
-        env = {"GOUACHE_LOG_LEVEL": "warning"}
+        # The server on PyTorch, like the raw baseline: this row is the server's own cost; the backend row
+        # compares OpenVINO with PyTorch.
+        env = {"GOUACHE_LOG_LEVEL": "warning", "GOUACHE_BACKEND": "pytorch"}
         if options.threads:
             env["GOUACHE_TORCH_THREADS"] = str(options.threads)
         server = start_server(Path(tmp) / "data", env)
