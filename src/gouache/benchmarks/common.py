@@ -62,8 +62,8 @@ def tiny_server(
             "GOUACHE_CATALOG_FILE": str(catalog),
             "GOUACHE_DEFAULT_MODEL": "bench",
             "GOUACHE_LOG_LEVEL": "warning",
-            # Like the raw PyTorch baselines; the backend has its own row. (Two thread pools, OpenVINO's in the
-            # server and torch's in this process, also disturb each other's timings.)
+            # Like the raw PyTorch baselines; the backend has its own row. (Two thread pools, OpenVINO's in
+            # the server and torch's in this process, also disturb each other's timings.)
             "GOUACHE_BACKEND": "pytorch",
             **({"GOUACHE_TORCH_THREADS": str(threads)} if threads else {}),
             **(env or {}),
