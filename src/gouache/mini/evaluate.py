@@ -975,8 +975,14 @@ def evaluate_service(
         with asyncio.Runner() as runner:
 
             def generate(prompt: str, image_seed: int) -> Image.Image:
+                # cache=False: the determinism check must render again, not read the result cache.
                 params = GenerateParams(
-                    prompt=prompt, model=model, seed=image_seed, size="1024x1024", quality=quality
+                    prompt=prompt,
+                    model=model,
+                    seed=image_seed,
+                    size="1024x1024",
+                    quality=quality,
+                    cache=False,
                 )
                 result = runner.run(services.images.generate(params))
                 with Image.open(io.BytesIO(result.images[0].data)) as img:

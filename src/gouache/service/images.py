@@ -461,8 +461,7 @@ class ImageService:
         if cached is not None:
             return await self._serve_cached(request_id, planned, cached, started)
         try:
-            result = await self._run_with_fallback(request_id, planned, on_progress)
-            job = planned.job  # the fallback model's job if it was used
+            result = await self._run_with_fallback(request_id, planned, on_progress)  # may swap planned.job
         except ServiceError as exc:
             await asyncio.to_thread(
                 functools.partial(
@@ -478,14 +477,49 @@ class ImageService:
                 )
             )
             raise
+        timings = {**result.timings, "total_s": time.perf_counter() - started}
+        local_cost = self.ops.local.cost(timings["total_s"], timings.get("cpu_s", 0.0))
+        cache = "off" if planned.cache_key is None else "miss"
+        return await self._complete(request_id, planned, result.images, timings, local_cost, cache)
+
+    async def _serve_cached(
+        self, request_id: str, planned: Planned, cached: RequestView, started: float
+    ) -> GenerateResult:
+        """A result-cache hit: the earlier request's images under this new request, no compute. The ledger
+        row keeps the hosted-equivalent cost (what the hosted API would charge for the same answer) and a
+        local cost of zero."""
+        job = planned.job
+        rendered = [
+            RenderedImage(
+                await asyncio.to_thread(self.store.read_image_bytes, image.id),
+                image.format,
+                image.width,
+                image.height,
+                image.seed if image.seed is not None else job.seeds[image.index],
+            )
+            for image in cached.images
+        ]
+        timings = {"cache_hit": 1.0, "total_s": time.perf_counter() - started}
+        return await self._complete(request_id, planned, rendered, timings, 0.0, "hit")
+
+    async def _complete(
+        self,
+        request_id: str,
+        planned: Planned,
+        rendered: list[RenderedImage],
+        timings: dict[str, float],
+        local_cost: float,
+        cache: str,
+    ) -> GenerateResult:
+        """Store the images (rendered now or taken from the result cache), close the ledger row as succeeded
+        and build the answer."""
+        params, job, quality = planned.params, planned.job, planned.quality
+        images = await asyncio.to_thread(self._save_images, request_id, rendered)
         image_tokens = sum(input_image_tokens(*im.size) for im in job.edit.images) if job.edit else 0
         usage = images_usage(
-            params.prompt, quality, job.width, job.height, len(job.seeds), image_tokens, planned.partials_sent
+            params.prompt, quality, job.width, job.height, len(images), image_tokens, planned.partials_sent
         )
-        images = await asyncio.to_thread(self._save_images, request_id, result.images)
-        timings = {**result.timings, "total_s": time.perf_counter() - started}
         wall_s, cpu_s = timings["total_s"], timings.get("cpu_s", 0.0)
-        local_cost = self.ops.local.cost(wall_s, cpu_s)
         await asyncio.to_thread(
             functools.partial(
                 self.store.finish_request,
@@ -499,9 +533,10 @@ class ImageService:
                 cpu_s=cpu_s,
             )
         )
-        self.ops.metrics.observe_images(
-            job.model.name, quality, wall_s, len(images), usage, planned.cost_usd, local_cost
-        )
+        if cache != "hit":
+            self.ops.metrics.observe_images(
+                job.model.name, quality, wall_s, len(images), usage, planned.cost_usd, local_cost
+            )
         return GenerateResult(
             request_id=request_id,
             created=int(time.time()),
@@ -516,58 +551,7 @@ class ImageService:
             timings=timings,
             cost_usd=planned.cost_usd,
             local_cost_usd=local_cost,
-            cache="off" if planned.cache_key is None else "miss",
-        )
-
-    async def _serve_cached(
-        self, request_id: str, planned: Planned, cached: RequestView, started: float
-    ) -> GenerateResult:
-        """A result-cache hit: the earlier request's images under this new request, no compute. The ledger
-        row keeps the hosted-equivalent cost (what the hosted API would charge for the same answer) and a
-        local cost of zero."""
-        params, job, quality = planned.params, planned.job, planned.quality
-        rendered = [
-            RenderedImage(
-                await asyncio.to_thread(self.store.read_image_bytes, image.id),
-                image.format,
-                image.width,
-                image.height,
-                image.seed if image.seed is not None else job.seeds[image.index],
-            )
-            for image in cached.images
-        ]
-        images = await asyncio.to_thread(self._save_images, request_id, rendered)
-        image_tokens = sum(input_image_tokens(*im.size) for im in job.edit.images) if job.edit else 0
-        usage = images_usage(params.prompt, quality, job.width, job.height, len(images), image_tokens, 0)
-        timings = {"cache_hit": 1.0, "total_s": time.perf_counter() - started}
-        await asyncio.to_thread(
-            functools.partial(
-                self.store.finish_request,
-                request_id,
-                "succeeded",
-                timings=timings,
-                usage=usage,
-                seed=job.seeds[0],
-                local_cost_usd=0.0,
-                wall_s=timings["total_s"],
-                cpu_s=0.0,
-            )
-        )
-        return GenerateResult(
-            request_id=request_id,
-            created=int(time.time()),
-            model=params.model,
-            images=images,
-            background="opaque",
-            output_format=job.output_format,
-            quality=quality,
-            size=f"{job.width}x{job.height}",
-            usage=usage,
-            safety_identifier=params.effective_user,
-            timings=timings,
-            cost_usd=planned.cost_usd,
-            local_cost_usd=0.0,
-            cache="hit",
+            cache=cache,
         )
 
     async def _run_with_fallback(
