@@ -19,6 +19,9 @@ PROMPTS = [
     "a purple heart left of an orange square",
     "a sign that says HELLO",
     "a pink hexagon above a cyan ring",
+    "a small crimson star in the top right, sketched",
+    "two black crosses and a white ring on a striped blue background",
+    "an orange sign reading OPEN below a green heart",
 ]
 TILE = 192
 
@@ -35,12 +38,12 @@ def main() -> None:
                 check=True, capture_output=True,
             )  # fmt: skip
             tiles.append(Image.open(out).convert("RGB").resize((TILE, TILE), Image.Resampling.LANCZOS))
-    grid = Image.new("RGB", (TILE * 3, (TILE + 28) * 2), "white")
+    grid = Image.new("RGB", (TILE * 3, (TILE + 28) * ((len(PROMPTS) + 2) // 3)), "white")
     draw = ImageDraw.Draw(grid)
     for i, (tile, prompt) in enumerate(zip(tiles, PROMPTS, strict=True)):
         x, y = (i % 3) * TILE, (i // 3) * (TILE + 28)
         grid.paste(tile, (x, y))
-        draw.text((x + 4, y + TILE + 6), prompt[:34], fill="black")
+        draw.text((x + 4, y + TILE + 6), prompt if len(prompt) <= 34 else prompt[:32] + "...", fill="black")
     target = Path(__file__).with_name("samples.png")
     grid.save(target, optimize=True)
     print(f"wrote {target}")

@@ -144,7 +144,7 @@ def test_extensions_steps_and_guidance_change_the_image(client: OpenAI) -> None:
     def make(**extra: object) -> str:
         body = {"seed": 9, **extra}
         result = client.images.generate(
-            model="gpt-image-2", prompt="a cat", size="1024x1024", quality="low", extra_body=body
+            model="gpt-image-2", prompt="a red circle", size="1024x1024", quality="low", extra_body=body
         )
         return result.data[0].b64_json or ""
 

@@ -119,6 +119,18 @@ def test_resume_continues_exactly(tiny_run: tuple[Path, TrainResult], tmp_path: 
         train(tmp_path, 5.0, seed=0, config=config, max_steps=1, progress=False, threads=1)
 
 
+def test_the_text_conditioned_design_still_trains_and_loads(tmp_path: Path) -> None:
+    """``conditioning="text"`` (the first gouache-mini: cross-attention to MiniLM's word embeddings)."""
+    from gouache.mini.pipeline import load_mini_pipeline
+
+    config = dataclasses.replace(MiniConfig.tiny(), conditioning="text")
+    result = train(tmp_path, 5.0, seed=0, config=config, max_steps=3, progress=False, threads=1)
+    assert result.steps == 3 and result.pipeline_dir is not None
+    pipe: Any = load_mini_pipeline(result.pipeline_dir)
+    assert type(pipe.unet).__name__ == "UNet2DConditionModel"
+    assert pipe.encode_prompt("a red circle", torch.device("cpu"), 1, False)[0].shape == (1, 32, 384)
+
+
 def test_saved_pipeline_loads_with_diffusers(tiny_run: tuple[Path, TrainResult]) -> None:
     from diffusers import DiffusionPipeline
 
@@ -126,6 +138,8 @@ def test_saved_pipeline_loads_with_diffusers(tiny_run: tuple[Path, TrainResult])
     index = json.loads((folder / "model_index.json").read_text())
     assert index["_class_name"] == "StableDiffusionPipeline"
     assert index["vae"] == ["gouache.mini.codec", "PixelUnshuffleCodec"]
+    assert index["unet"] == ["gouache.mini.grounding", "LayoutUNet"]
+    assert index["text_encoder"] == ["gouache.mini.model", "GroundedTextEncoder"]
     assert sorted(p.name for p in (folder / "text_encoder").iterdir()) == [MARKER_FILE]
     assert folder_size(folder) <= MAX_SHIPPED_BYTES
     pipe: Any = DiffusionPipeline.from_pretrained(str(folder), local_files_only=True)
@@ -140,6 +154,36 @@ def test_saved_pipeline_loads_with_diffusers(tiny_run: tuple[Path, TrainResult])
         generator=torch.Generator().manual_seed(0),
     ).images[0]
     assert image.size == (64, 64)
+
+
+def test_each_seed_gets_its_own_layout(tiny_run: tuple[Path, TrainResult]) -> None:
+    from gouache.engine.embeddings import PromptEmbeddings
+    from gouache.mini.pipeline import load_mini_pipeline
+
+    pipe: Any = load_mini_pipeline(tiny_run[0] / "pipeline")
+    cache = PromptEmbeddings()
+    one, unconditional = cache.get("mini", "path", pipe, "a red circle", None, True, 1)
+    two, _ = cache.get("mini", "path", pipe, "a red circle", None, True, 2)
+    again, _ = PromptEmbeddings().get("mini", "path", pipe, "a red circle", None, True, 1)
+    assert one.shape == (1, 16, 128) and torch.equal(one, again) and not torch.equal(one, two)
+    assert unconditional is not None and not unconditional.any()  # the empty prompt: no layout
+    plain = pipe.encode_prompt("a red circle", torch.device("cpu"), 1, False)[0]
+    assert torch.equal(plain, pipe.encode_prompt("a red circle", torch.device("cpu"), 1, False)[0])
+
+
+def test_inpainting_plans_the_layout_inside_the_mask(tiny_run: tuple[Path, TrainResult]) -> None:
+    from gouache.engine.edits import _planned_layout
+    from gouache.mini.grounding import SLOTS
+    from gouache.mini.pipeline import load_mini_pipeline
+
+    pipe: Any = load_mini_pipeline(tiny_run[0] / "pipeline")
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (32, 0, 64, 32))  # the top right quarter
+    with _planned_layout(pipe, 5, mask):
+        tokens = pipe.encode_prompt("two blue squares", torch.device("cpu"), 1, False)[0][0]
+    boxes = tokens[1:3, SLOTS["box"]]
+    centres_x, centres_y = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    assert bool(((centres_x > 0.5) & (centres_y < 0.5)).all()), boxes
 
 
 def test_runner_and_edits_on_the_saved_pipeline(tiny_run: tuple[Path, TrainResult]) -> None:

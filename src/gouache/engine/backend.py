@@ -179,7 +179,10 @@ class OpenVINOUNet:
                 return_dict=return_dict,
                 **extras,
             )
-        inputs = self._inputs(sample, timestep, encoder_hidden_states, added)
+        # A UNet that widens its own input (gouache-mini's layout map) is converted without that step.
+        widen = getattr(self.unet, "layout_input", None)
+        wide = widen(sample, encoder_hidden_states) if widen is not None else sample
+        inputs = self._inputs(wide, timestep, encoder_hidden_states, added)
         try:
             request = self._request(inputs, bool(added))
             with self._lock:
@@ -286,7 +289,8 @@ class OpenVINOUNet:
         with tempfile.TemporaryDirectory(dir=self._cache_dir(), prefix="convert-") as tmp:
             self.unet.save_pretrained(tmp, safe_serialization=True)
             shapes = [list(x.shape) for x in inputs]
-            failure = build.run_child(["convert", tmp, str(ir), json.dumps(shapes)])
+            cls = f"{type(self.unet).__module__}:{type(self.unet).__qualname__}"
+            failure = build.run_child(["convert", tmp, str(ir), json.dumps(shapes), cls])
         if failure is not None or not ir.is_file():
             _mark_failed(ir, f"conversion failed: {failure}")
             raise BackendUnavailable(f"OpenVINO could not convert the UNet: {failure}")

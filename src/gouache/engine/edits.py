@@ -82,6 +82,7 @@ at least one step runs, and ``step_callback(step, total, latents)`` reports the 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import threading
 import weakref
@@ -459,6 +460,7 @@ def _render(
     strength: float,
     step_callback: StepCallback | None,
     blend: _LatentBlend | None = None,
+    region: Image.Image | None = None,
 ) -> Image.Image:
     steps = effective_steps(plan.steps, strength)
     estimate = steps - int(max(steps - steps * strength, 0))
@@ -492,8 +494,26 @@ def _render(
         if not model.spec.cfg:
             # Guidance-distilled models (FLUX) embed guidance; a negative prompt needs true CFG on top.
             kwargs["true_cfg_scale"] = max(1.5, plan.guidance)
-    output = pipe(**_supported(pipe, kwargs))
+    with _planned_layout(pipe, seed, region):
+        output = pipe(**_supported(pipe, kwargs))
     return output.images[0].convert("RGB")
+
+
+def _planned_layout(pipe: Any, seed: int, mask: Image.Image | None) -> contextlib.AbstractContextManager[Any]:
+    """For a text encoder that plans a layout (gouache-mini): plan it for this seed and, when inpainting,
+    inside the mask's bounds, so that what the prompt asks for lands where the mask is."""
+    encoder = getattr(pipe, "text_encoder", None)
+    seeded = getattr(encoder, "layout_seed", None)
+    fitted = getattr(encoder, "layout_region", None)
+    if seeded is None or fitted is None:
+        return contextlib.nullcontext()
+    stack = contextlib.ExitStack()
+    stack.enter_context(seeded(seed))
+    box = mask.getbbox() if mask is not None else None
+    if box is not None and mask is not None:
+        w, h = mask.size
+        stack.enter_context(fitted((box[0] / w, box[1] / h, box[2] / w, box[3] / h)))
+    return stack
 
 
 def _latent_grid_mask(mask: Image.Image, size: tuple[int, int], grid: int) -> Image.Image:
@@ -578,6 +598,7 @@ def run_edit(
             strength,
             step_callback,
             blend,
+            work_mask,
         )
 
     out = to_exact_size(out, width, height, model.spec.upscaler).convert("RGB")

