@@ -4,7 +4,6 @@ hold, and the planned layouts honour what was asked (relations, grid cells, coun
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -22,14 +21,6 @@ from gouache.mini.scenes import (
 )
 
 HELD_OUT = 10**9  # the evaluator's held-out seeds (paraphrased captions)
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _same_relation(request: SceneRequest, scene_objects: list, truth_relation: tuple[int, str, int]) -> bool:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -73,6 +73,32 @@ _NUMBERS |= {str(i): i for i in range(1, 7)}
 _NUMBERS |= {"a pair of": 2, "a couple of": 2, "a group of": 0, "exactly": 0}  # 0: a number follows
 
 
+_EXTRA_SHAPES = {
+    "disk": "circle", "dot": "circle", "oval": "circle", "ball": "circle", "rectangle": "square",
+    "plus": "cross", "donut": "ring", "doughnut": "ring", "lozenge": "diamond",
+}  # fmt: skip
+_EXTRA_RELATIONS = {
+    "on top of": "above", "over": "above", "underneath": "below",
+    "to the side of": "next to", "alongside": "next to", "by": "next to",
+}  # fmt: skip
+#: "A with B to its right": B is right of A.
+_TAILS = {
+    "to its right": "right of", "on its right": "right of",
+    "to its left": "left of", "on its left": "left of",
+    "beneath it": "below", "below it": "below", "under it": "below", "above it": "above",
+    "beside it": "next to", "next to it": "next to",
+}  # fmt: skip
+_SAYS = (
+    "that says", "which says", "saying", "reading", "that reads", "with the word", "with the text",
+    "the word", "the text", "the letter", "the letters", "says", "reads",
+)  # fmt: skip
+_EXTRA_STYLES = {
+    "sketch": "sketch", "sketched": "sketch", "hand-drawn": "sketch", "drawn by hand": "sketch",
+    "pencil": "sketch", "outline": "outlined", "outlines": "outlined", "outlined": "outlined",
+    "shadow": "shadow", "shadows": "shadow", "shadowed": "shadow", "flat": "flat",
+}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Phrase:
     """A merged phrase: ``kind`` (colour, shape, size, number, relation, tail, position, sign, says,
@@ -90,120 +116,49 @@ def _table() -> dict[str, Phrase]:
     def add(words: str, kind: str, value: str, plural: bool = False) -> None:
         t.setdefault(words, Phrase(kind, value, words, plural))
 
+    def named(kind: str, table: Mapping[str, Sequence[str]]) -> None:  # {name: its phrases}
+        for name, phrases in table.items():
+            for p in phrases:
+                add(p, kind, name)
+
+    def aliases(kind: str, table: Mapping[str, str]) -> None:  # {phrase: name}
+        for p, name in table.items():
+            add(p, kind, name)
+
     for name, forms in SHAPE_WORDS.items():
         for singular, plural in forms:
             add(singular, "shape", name)
             add(plural, "shape", name, True)
-    extra_shapes = {
-        "disk": "circle",
-        "dot": "circle",
-        "oval": "circle",
-        "ball": "circle",
-        "rectangle": "square",
-        "plus": "cross",
-        "donut": "ring",
-        "doughnut": "ring",
-        "lozenge": "diamond",
-    }
-    for word, name in extra_shapes.items():
+    for word, name in _EXTRA_SHAPES.items():
         add(word, "shape", name)
         add(word + ("es" if word.endswith("s") else "s"), "shape", name, True)
-    for name, words in COLOUR_WORDS.items():
-        for w in words:
-            add(w, "colour", name)
-    for w, name in EXTRA_COLOURS.items():
-        add(w, "colour", name)
-    for name, words in SIZE_WORDS.items():
-        for w in words:
-            add(w, "size", name)
-    for w, name in {"tiny": "small", "huge": "large", "giant": "large", "mid-sized": "medium"}.items():
-        add(w, "size", name)
-    for w, n in _NUMBERS.items():
-        add(w, "number", str(n))
-    for name, phrases in RELATION_WORDS.items():
-        for p in phrases:
-            add(p, "relation", name)
-    for p, name in {
-        "on top of": "above",
-        "over": "above",
-        "underneath": "below",
-        "to the side of": "next to",
-        "alongside": "next to",
-        "by": "next to",
-    }.items():
-        add(p, "relation", name)
-    for p, name in {
-        "to its right": "right of",
-        "on its right": "right of",
-        "to its left": "left of",
-        "on its left": "left of",
-        "beneath it": "below",
-        "below it": "below",
-        "under it": "below",
-        "above it": "above",
-        "beside it": "next to",
-        "next to it": "next to",
-    }.items():
-        add(p, "tail", name)
+    named("colour", COLOUR_WORDS)
+    aliases("colour", EXTRA_COLOURS)
+    named("size", SIZE_WORDS)
+    aliases("size", {"tiny": "small", "huge": "large", "giant": "large", "mid-sized": "medium"})
+    aliases("number", {w: str(n) for w, n in _NUMBERS.items()})
+    named("relation", RELATION_WORDS)
+    aliases("relation", _EXTRA_RELATIONS)
+    aliases("tail", _TAILS)
     for name, phrases in POSITION_PHRASES.items():
         for p in phrases:
             add(p, "position", name)
             add(p.replace("in the ", "at the ", 1), "position", name)
-    for w in ("sign", "signs", "label", "labels", "signboard", "plaque", "board", "plate"):
-        add(w, "sign", "sign")
-    for p in (
-        "that says",
-        "which says",
-        "saying",
-        "reading",
-        "that reads",
-        "with the word",
-        "with the text",
-        "the word",
-        "the text",
-        "the letter",
-        "the letters",
-        "says",
-        "reads",
-    ):
-        add(p, "says", "says")
-    for w in ("background", "backdrop"):
-        add(w, "background", "background")
-    for name, adjectives in BACKGROUND_ADJECTIVES.items():
-        for a in adjectives:
-            add(a, "pattern", name)
-    add("gradient", "pattern", "gradient")
-    add("striped", "pattern", "stripes")
-    add("stripes", "pattern", "stripes")
-    add("checked", "pattern", "checker")
-    add("dots", "pattern", "dots")
+    named("sign", {"sign": ("sign", "signs", "label", "labels", "signboard", "plaque", "board", "plate")})
+    named("says", {"says": _SAYS})
+    named("background", {"background": ("background", "backdrop")})
+    named("pattern", BACKGROUND_ADJECTIVES)
+    aliases("pattern", {"gradient": "gradient", "striped": "stripes", "stripes": "stripes"})
+    aliases("pattern", {"checked": "checker", "dots": "dots"})
     for name, phrases in STYLE_PHRASES.items():
         add(name, "style", name)
         for p in phrases:
             add(p, "style", name)
-    for p, name in {
-        "sketch": "sketch",
-        "sketched": "sketch",
-        "hand-drawn": "sketch",
-        "drawn by hand": "sketch",
-        "pencil": "sketch",
-        "outline": "outlined",
-        "outlines": "outlined",
-        "outlined": "outlined",
-        "shadow": "shadow",
-        "shadows": "shadow",
-        "shadowed": "shadow",
-        "flat": "flat",
-    }.items():
-        add(p, "style", name)
-    for w in ("letters", "letter", "text", "lettering", "ink", "font"):
-        add(w, "letters", "letters")
-    for p in ("written in", "painted in", "printed in"):
-        add(p, "written", "written")
-    for w in ("the", "this", "that"):
-        add(w, "the", "the")
-    for w in ("of them",):
-        add(w, "of them", "of them")
+    aliases("style", _EXTRA_STYLES)
+    named("letters", {"letters": ("letters", "letter", "text", "lettering", "ink", "font")})
+    named("written", {"written": ("written in", "painted in", "printed in")})
+    named("the", {"the": ("the", "this", "that")})
+    named("of them", {"of them": ("of them",)})
     return t
 
 

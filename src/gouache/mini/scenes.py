@@ -622,19 +622,7 @@ def _sizes_for(rng: random.Random, n: int) -> list[str]:
 def _layout_single(rng: random.Random) -> tuple[list[_Spec], tuple[int, str, int] | None]:
     size = rng.choice(SIZES)
     spec = _Spec(rng.choice(SHAPES), rng.choice(list(COLOURS)), size, _radius(rng, size))
-    cell = rng.randrange(9)
-    row, col = divmod(cell, 3)
-    inner = 0.035  # keep clear of the grid lines so the position name is unambiguous
-
-    def span(i: int) -> tuple[float, float]:
-        lo = i / 3 + (inner if i > 0 else 0.0)
-        hi = (i + 1) / 3 - (inner if i < 2 else 0.0)
-        return max(lo, spec.r + PAD), min(hi, 1 - spec.r - PAD)
-
-    (x0, x1), (y0, y1) = span(col), span(row)
-    if x0 > x1 or y0 > y1:
-        raise _LayoutError("object too big for its cell")
-    spec.cx, spec.cy = rng.uniform(x0, x1), rng.uniform(y0, y1)
+    _place_in_cell(rng, spec, POSITIONS[rng.randrange(9)])
     return [spec], None
 
 
@@ -1296,8 +1284,9 @@ class SceneRequest:
 
 
 def _place_in_cell(rng: random.Random, spec: _Spec, position: str) -> None:
+    """Place ``spec`` at random inside the grid cell ``position`` (one of :data:`POSITIONS`)."""
     row, col = divmod(POSITIONS.index(position), 3)
-    inner = 0.035
+    inner = 0.035  # keep clear of the grid lines so the position name is unambiguous
 
     def span(i: int) -> tuple[float, float]:
         lo = i / 3 + (inner if i > 0 else 0.0)
