@@ -119,6 +119,21 @@ def test_planned_layouts_honour_the_request() -> None:
     assert truth.text is not None and truth.text.word == "JAZZ" and truth.objects[0].colour == "yellow"
 
 
+def test_sizes_left_open_are_drawn_large_enough_to_read() -> None:
+    def sizes(caption: str) -> list[str]:
+        truth = plan(caption)
+        assert truth is not None
+        return [o.size for o in truth.objects]
+
+    assert sizes("a blue star") == ["large"]
+    assert sizes("a red hexagon left of a green cross") == ["large", "large"]
+    assert sizes("a red heart, a blue ring and a yellow star") == ["medium"] * 3
+    assert sizes("three green triangles") == ["medium"] * 3
+    assert sizes("a small orange star in the top left corner") == ["small"]
+    assert sizes("a star in the bottom right corner") == ["medium"]  # a large one hardly fits a cell
+    assert sizes("a small red square above a large blue circle") == ["small", "large"]
+
+
 def test_layouts_are_fixed_per_caption_and_seed() -> None:
     caption = "two purple hexagons"
     assert torch.equal(plan_tokens(caption), plan_tokens(caption))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from gouache.engine.catalog import Catalog, CatalogError, spec_from_entry
 from gouache.engine.upscale import upscale
@@ -62,6 +62,48 @@ def test_flat_keeps_gradients_smooth_and_exact_sizes() -> None:
     assert upscale(circle(), 32, 32, "flat").size == (32, 32)  # reductions: plain resample
     rgba = circle().convert("RGBA")
     assert upscale(rgba, 256, 256, "flat").mode == "RGBA"
+
+
+def star(size: int, scale: int) -> Image.Image:
+    """A five-pointed red star on white (radius a tenth of the canvas: a small object of gouache-mini's
+    scenes), drawn at ``size * scale`` px and box-filtered down by ``scale``."""
+    big = size * 4 * scale
+    c, outer = big / 2, big / 10
+    points = [
+        (c + (outer if i % 2 == 0 else outer * 0.4) * np.sin(i * np.pi / 5),
+         c - (outer if i % 2 == 0 else outer * 0.4) * np.cos(i * np.pi / 5))
+        for i in range(10)
+    ]  # fmt: skip
+    image = Image.new("RGB", (big, big), WHITE)
+    ImageDraw.Draw(image).polygon(points, fill=RED)
+    return image.resize((size * scale, size * scale), Image.Resampling.BOX)
+
+
+def test_flat_sharpens_soft_edges_and_keeps_the_painted_shape() -> None:
+    # A small star with edges two pixels soft, as a small diffusion model paints them.
+    soft = star(64, 1).filter(ImageFilter.GaussianBlur(0.6))
+    flat = np.asarray(upscale(soft, 1024, 1024, "flat"))[..., 1].astype(int)  # green: 250 out, 30 in
+    # Crisp: few output pixels are between the two colours (a soft edge would leave thousands).
+    between = np.count_nonzero((flat > 60) & (flat < 220))
+    smooth = np.asarray(upscale(soft, 1024, 1024, "lanczos"))[..., 1].astype(int)
+    assert between < 0.2 * np.count_nonzero((smooth > 60) & (smooth < 220))
+    # The shape is the true star's: high overlap (Lanczos's 0.5 contour: 0.88; snapping the source pixels to
+    # the nearer colour, the first design: 0.82), and each of the five points is there.
+    truth = np.asarray(star(64, 16))[..., 1] < 140
+    inside = flat < 140
+    assert np.count_nonzero(inside & truth) / np.count_nonzero(inside | truth) > 0.85
+    for i in range(5):
+        tip_y = 512 - 0.85 * (1024 / 10) * np.cos(2 * i * np.pi / 5)
+        tip_x = 512 + 0.85 * (1024 / 10) * np.sin(2 * i * np.pi / 5)
+        assert inside[int(tip_y), int(tip_x)], f"point {i} of the star is lost"
+
+
+def test_flat_does_not_grow_a_speck_into_a_blotch() -> None:
+    source = np.full((64, 64, 3), 200, dtype=np.uint8)
+    source[30, 30] = (40, 40, 200)
+    out = np.asarray(upscale(Image.fromarray(source), 1024, 1024, "flat")).astype(int)
+    bluish = np.count_nonzero(out[..., 2] - out[..., 0] > 80)
+    assert bluish <= 16 * 16  # at most the one source pixel's footprint
 
 
 def test_catalog_upscaler_setting() -> None:

@@ -204,11 +204,20 @@ def train_mini(
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its checkpoint.")] = False,
     seed: Annotated[int, typer.Option(help="Training seed (0-8; data and weights are deterministic).")] = 0,
     tiny: Annotated[bool, typer.Option(help="A tiny model, for a smoke test.")] = False,
+    rewarm: Annotated[
+        float | None,
+        typer.Option(
+            help="With --resume and a larger --minutes: raise the learning rate to this fraction of the "
+            "configured one, decaying over the rest of the budget.",
+            min=0.0,
+            max=1.0,
+        ),
+    ] = None,
 ) -> None:
     """Train the embedded model gouache-mini from scratch on procedural scenes (CPU, resumable)."""
     from gouache.mini.train import main as run_training
 
-    run_training(minutes, out, resume, seed, tiny)
+    run_training(minutes, out, resume, seed, tiny, rewarm)
 
 
 @app.command("eval")

@@ -129,6 +129,11 @@ class MiniConfig:
     lr_decay_start: int = 6000
     lr_decay_end: int = 11500
     lr_final_fraction: float = 0.05
+    #: Re-warms added when a finished run is resumed with a larger budget (``train-mini --resume --rewarm``):
+    #: ``(start, end, peak)`` steps and fraction. From ``start`` the rate climbs linearly over
+    #: ``warmup_steps`` to ``peak``, then falls linearly to ``lr_final_fraction`` at ``end``. Recorded in the
+    #: checkpoint, so the run stays reproducible from its config and seed.
+    lr_rewarms: tuple[tuple[int, int, float], ...] = ()
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     caption_dropout: float = 0.1

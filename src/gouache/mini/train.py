@@ -294,6 +294,9 @@ def validation_loss(pipe: Any, config: MiniConfig | None = None) -> float:
 
 def lr_factor(config: MiniConfig, step: int) -> float:
     """The multiplier of ``config.learning_rate`` at ``step``."""
+    rewarms = [r for r in config.lr_rewarms if r[0] <= step]
+    if rewarms:
+        return _rewarm_factor(config, step, *rewarms[-1])
     warm = config.warmup_steps
     factor = min(1.0, (step + 1) / warm) if warm > 0 else 1.0
     start, end = config.lr_decay_start, config.lr_decay_end
@@ -302,6 +305,41 @@ def lr_factor(config: MiniConfig, step: int) -> float:
     if step > start:
         return factor * (1.0 - (1.0 - config.lr_final_fraction) * (step - start) / (end - start))
     return factor
+
+
+def _rewarm_factor(config: MiniConfig, step: int, start: int, end: int, peak: float) -> float:
+    final = config.lr_final_fraction
+    warm_end = start + max(config.warmup_steps, 1)
+    if step < warm_end:
+        return final + (peak - final) * (step - start + 1) / (warm_end - start)
+    if step >= end:
+        return final
+    return peak - (peak - final) * (step - warm_end) / max(end - warm_end, 1)
+
+
+def plan_rewarm(
+    config: MiniConfig,
+    step: int,
+    sessions: list[dict[str, Any]],
+    budget_s: float,
+    elapsed_s: float,
+    peak: float,
+) -> MiniConfig:
+    """``config`` with a re-warm of the rate to ``peak`` from ``step``, decaying to the final rate where the
+    remaining budget should run out at the speed of the last session (its steps per wall second)."""
+    if not 0.0 < peak <= 1.0:
+        raise ValueError(f"--rewarm is a fraction of the learning rate in (0, 1], not {peak}")
+    timed = [s for s in sessions if s.get("wall_s", 0) > 0 and s["end_step"] > s["start_step"]]
+    if not timed:
+        raise ValueError("--rewarm needs a checkpoint from an earlier session, to know this machine's speed")
+    last = timed[-1]
+    rate = (last["end_step"] - last["start_step"]) / last["wall_s"]
+    remaining = int(max(0.0, budget_s - elapsed_s) * rate)
+    if remaining <= config.warmup_steps:
+        raise ValueError(
+            f"--rewarm needs a budget left for more than {config.warmup_steps} steps; raise --minutes"
+        )
+    return replace(config, lr_rewarms=(*config.lr_rewarms, (step, step + remaining, peak)))
 
 
 def _tuples(value: Any) -> Any:
@@ -363,16 +401,21 @@ def train(
     progress: bool = True,
     console: Console | None = None,
     threads: int | None = None,
+    rewarm: float | None = None,
 ) -> TrainResult:
     """Train (or, with ``resume``, continue) gouache-mini in ``out_dir`` until ``minutes`` of training wall
     time in total (or ``max_steps`` steps in total) have passed; write ``checkpoint.pt``, ``pipeline/`` and
     ``training.json`` there. With ``resume`` and no checkpoint, starts afresh. The checkpoint's config and
     seed win on resume; a different ``config``/``seed``/``batch_size`` given explicitly is an error.
-    ``threads``: torch intra-op threads while training (default: every core); restored afterwards."""
+    ``threads``: torch intra-op threads while training (default: every core); restored afterwards.
+    ``rewarm``: on resume, raise the learning rate again to this fraction of the configured one and let it
+    decay over what is left of the budget (:func:`plan_rewarm`)."""
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads or os.cpu_count() or 1)
     try:
-        return _train(out_dir, minutes, resume, seed, config, batch_size, max_steps, progress, console)
+        return _train(
+            out_dir, minutes, resume, seed, config, batch_size, max_steps, progress, console, rewarm
+        )
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -384,7 +427,8 @@ def _load_checkpoint(
     if ckpt.get("format") != _FORMAT:
         raise ValueError(f"{path} has checkpoint format {ckpt.get('format')}, expected {_FORMAT}")
     saved = _config_from(ckpt["config"])
-    if config is not None and config != saved:
+    # Re-warms are added on resume, so a config given without them still matches the run it continues.
+    if config is not None and replace(config, lr_rewarms=saved.lr_rewarms) != saved:
         raise ValueError(f"{path} was trained with another config; resume with the same one or start afresh")
     if batch_size is not None and batch_size != saved.batch_size:
         raise ValueError(f"{path} was trained with batch size {saved.batch_size}, not {batch_size}")
@@ -403,6 +447,7 @@ def _train(
     max_steps: int | None,
     progress: bool,
     console: Console | None,
+    rewarm: float | None = None,
 ) -> TrainResult:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -419,6 +464,16 @@ def _train(
     trainer = _Trainer(build_mini_pipeline(config, seed), config, seed)
     state = trainer.restore(ckpt) if ckpt is not None else _State()
     budget_s = max(0.0, minutes * 60.0)
+    if rewarm is not None:
+        if ckpt is None:
+            raise ValueError("--rewarm continues a run: pass --resume with a checkpoint in --out")
+        config = trainer.config = plan_rewarm(
+            config, state.step, state.sessions, budget_s, state.elapsed_s, rewarm
+        )
+        start, end, peak = config.lr_rewarms[-1]
+        (console or Console()).print(
+            f"re-warm: rate {peak:g} x {config.learning_rate:g} from step {start}, down by step {end}"
+        )
     session: dict[str, Any] = {
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "start_step": state.step,
@@ -495,11 +550,13 @@ def _clock(elapsed_s: float, budget_s: float) -> str:
     return f"{elapsed_s / 60.0:.1f} / {budget_s / 60.0:.1f} min"
 
 
-def main(minutes: float, out: Path, resume: bool, seed: int, tiny: bool) -> None:
-    """Entry point for ``gouache train-mini [--minutes N] [--out DIR] [--resume]``."""
+def main(minutes: float, out: Path, resume: bool, seed: int, tiny: bool, rewarm: float | None = None) -> None:
+    """Entry point for ``gouache train-mini [--minutes N] [--out DIR] [--resume [--rewarm F]]``."""
     console = Console()
     config = MiniConfig.tiny() if tiny else MiniConfig()
-    result = train(Path(out), minutes, resume=resume, seed=seed, config=config, console=console)
+    result = train(
+        Path(out), minutes, resume=resume, seed=seed, config=config, console=console, rewarm=rewarm
+    )
     console.print(
         f"gouache-mini: {result.steps} steps, {result.elapsed_s / 60.0:.1f} min of training in total; "
         f"pipeline in {result.pipeline_dir} (copy it to src/gouache/mini/weights/gouache-mini to ship it)"
