@@ -65,26 +65,25 @@ def flat_upscale(image: Image.Image, width: int, height: int) -> Image.Image:
     src = np.asarray(rgb, dtype=np.float32)
     h, w = src.shape[:2]
     out = np.array(rgb.resize((width, height), Image.Resampling.BICUBIC), dtype=np.float32)
-    # Bicubic overshoots next to edges; no pixel leaves the colour range of the source pixels around it.
     corners = _corners(src)
-    y0, x0 = _cell_index(height, h), _cell_index(width, w)
-    np.clip(out, corners.min(axis=2)[np.ix_(y0, x0)], corners.max(axis=2)[np.ix_(y0, x0)], out=out)
     a_cell, b_cell, strength = _cell_pairs(src)
     slope_cell = _cell_slopes(corners, a_cell, b_cell) * max(h / height, w / width)
     # Per-cell fields are interpolated between cell centres, so nothing changes abruptly at a cell's border.
-    ys, xs = _Lerp(height, h), _Lerp(width, w)
-    rows, cols = np.nonzero(ys.any_of(xs, strength > 0))
-    a = ys.at(xs, a_cell, rows, cols)
-    span = ys.at(xs, b_cell, rows, cols) - a
-    colour = out[rows, cols]
+    strength_out = _enlarge_cells(strength, width, height)
+    rows, cols = np.nonzero(strength_out > 0)
+    fields = np.concatenate([a_cell, b_cell, slope_cell[..., None]], axis=-1)
+    at = np.stack([_enlarge_cells(fields[..., k], width, height)[rows, cols] for k in range(7)], axis=-1)
+    a, span, slope, weight = at[:, :3], at[:, 3:6] - at[:, :3], at[:, 6], strength_out[rows, cols]
+    # Bicubic overshoots next to edges; no pixel leaves the colour range of the source pixels around it.
+    cell = (_cell_index(height, h)[rows], _cell_index(width, w)[cols])
+    colour = np.clip(out[rows, cols], corners.min(axis=2)[cell], corners.max(axis=2)[cell])
     length2 = np.maximum(np.sum(span * span, axis=-1), 1e-6)
     t = np.clip(np.sum((colour - a) * span, axis=-1) / length2, 0.0, 1.0)
     residual = np.sqrt(np.sum((colour - a - t[:, None] * span) ** 2, axis=-1))
     # Distance to the edge in output pixels: (t - 0.5) over the slope of t.
-    distance = (t - 0.5) / ys.at(xs, slope_cell, rows, cols)
-    sharp = 1.0 / (1.0 + np.exp(-np.clip(_STEEPNESS * distance, -30.0, 30.0)))
+    sharp = 1.0 / (1.0 + np.exp(-np.clip(_STEEPNESS * (t - 0.5) / slope, -30.0, 30.0)))
     # Weak edges are sharpened partly; a pixel off the segment (where three colours meet) keeps its colour.
-    weight = ys.at(xs, strength, rows, cols) * np.clip(2.0 - residual / MIX_TOLERANCE, 0.0, 1.0)
+    weight = weight * np.clip(2.0 - residual / MIX_TOLERANCE, 0.0, 1.0)
     target = a + sharp[:, None] * span
     out[rows, cols] = colour + weight[:, None] * (target - colour)
     result = Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8), "RGB")
@@ -96,35 +95,13 @@ def flat_upscale(image: Image.Image, width: int, height: int) -> Image.Image:
     return result
 
 
-class _Lerp:
-    """Linear interpolation along one axis of a per-cell field (cell ``i`` centred between source pixels
-    ``i`` and ``i + 1``) at every output coordinate."""
-
-    def __init__(self, out_size: int, src_size: int) -> None:
-        pos = (np.arange(out_size, dtype=np.float64) + 0.5) * (src_size / out_size) - 1.0
-        base = np.floor(pos)
-        self.frac = (pos - base).astype(np.float32)
-        self.lo = np.clip(base.astype(np.int64), 0, src_size - 1)
-        self.hi = np.clip(base.astype(np.int64) + 1, 0, src_size - 1)
-
-    def any_of(self, xs: _Lerp, mask: np.ndarray) -> np.ndarray:
-        """Output pixels with ``mask`` set in any of the four cells they are interpolated from."""
-        return (
-            mask[np.ix_(self.lo, xs.lo)]
-            | mask[np.ix_(self.lo, xs.hi)]
-            | mask[np.ix_(self.hi, xs.lo)]
-            | mask[np.ix_(self.hi, xs.hi)]
-        )
-
-    def at(self, xs: _Lerp, field: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """``field`` [h, w, ...] bilinearly interpolated at output pixels (``rows``, ``cols``)."""
-        fy, fx = self.frac[rows], xs.frac[cols]
-        y_lo, y_hi, x_lo, x_hi = self.lo[rows], self.hi[rows], xs.lo[cols], xs.hi[cols]
-        if field.ndim == 3:
-            fy, fx = fy[:, None], fx[:, None]
-        top = field[y_lo, x_lo] * (1 - fx) + field[y_lo, x_hi] * fx
-        bottom = field[y_hi, x_lo] * (1 - fx) + field[y_hi, x_hi] * fx
-        return top * (1 - fy) + bottom * fy
+def _enlarge_cells(field: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A per-cell field [h, w] (cell ``i`` centred between source pixels ``i`` and ``i + 1``) interpolated
+    bilinearly at every output pixel, clamped at the borders: [height, width] float32."""
+    h, w = field.shape
+    padded = Image.fromarray(np.pad(field.astype(np.float32), 1, mode="edge"), "F")
+    box = (0.5, 0.5, w + 0.5, h + 0.5)  # output pixel centre u maps to cell coordinate u * w / width - 1
+    return np.asarray(padded.resize((width, height), Image.Resampling.BILINEAR, box=box))
 
 
 def _neighbourhoods(src: np.ndarray) -> np.ndarray:
