@@ -35,6 +35,16 @@ def test_generate_reports_invalid_size(tmp_path: Path, monkeypatch: pytest.Monke
     assert "(size)" in output and "divisible by 16" in output
 
 
+def test_train_mini_reports_wrong_options_without_a_traceback(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["train-mini", "--tiny", "--out", str(tmp_path / "run"), "--rewarm", "0.3"]
+    )
+    assert result.exit_code == 2
+    output = " ".join(result.output.split())
+    assert "--rewarm continues a run: pass --resume" in output and "Traceback" not in output
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
 def test_models_lists_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, catalog_file: Path) -> None:
     monkeypatch.setenv("GOUACHE_CATALOG_FILE", str(catalog_file))
     monkeypatch.setenv("COLUMNS", "250")

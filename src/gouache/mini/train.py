@@ -457,6 +457,8 @@ def _train(
         ckpt, config = _load_checkpoint(ckpt_path, seed, config, batch_size)
     elif not resume and ckpt_path.exists():
         raise FileExistsError(f"{ckpt_path} exists: pass resume=True (--resume) or choose another directory")
+    if rewarm is not None and ckpt is None:
+        raise ValueError(f"--rewarm continues a run: pass --resume, with a checkpoint in {out_dir}")
     config = config or MiniConfig()
     if batch_size is not None and batch_size != config.batch_size:
         config = replace(config, batch_size=batch_size)
@@ -465,8 +467,6 @@ def _train(
     state = trainer.restore(ckpt) if ckpt is not None else _State()
     budget_s = max(0.0, minutes * 60.0)
     if rewarm is not None:
-        if ckpt is None:
-            raise ValueError("--rewarm continues a run: pass --resume with a checkpoint in --out")
         config = trainer.config = plan_rewarm(
             config, state.step, state.sessions, budget_s, state.elapsed_s, rewarm
         )
@@ -554,9 +554,13 @@ def main(minutes: float, out: Path, resume: bool, seed: int, tiny: bool, rewarm:
     """Entry point for ``gouache train-mini [--minutes N] [--out DIR] [--resume [--rewarm F]]``."""
     console = Console()
     config = MiniConfig.tiny() if tiny else MiniConfig()
-    result = train(
-        Path(out), minutes, resume=resume, seed=seed, config=config, console=console, rewarm=rewarm
-    )
+    try:
+        result = train(
+            Path(out), minutes, resume=resume, seed=seed, config=config, console=console, rewarm=rewarm
+        )
+    except (ValueError, FileExistsError) as error:  # a wrong combination of options: say which, no traceback
+        console.print(f"[red]error:[/] {error}")
+        raise SystemExit(2) from None
     console.print(
         f"gouache-mini: {result.steps} steps, {result.elapsed_s / 60.0:.1f} min of training in total; "
         f"pipeline in {result.pipeline_dir} (copy it to src/gouache/mini/weights/gouache-mini to ship it)"
