@@ -101,6 +101,26 @@ def test_the_scheduler_gathers_queued_compatible_jobs(tiny_models: dict[str, Pat
     assert [r.timings["batch_images"] for r in results] == [4, 4, 4, 1]
 
 
+def test_each_worker_thread_uses_the_configured_torch_threads(tiny_models: dict[str, Path]) -> None:
+    import torch
+
+    spec = spec_for_directory(tiny_models["sd1"])
+    seen: list[int] = []
+    scheduler = Scheduler(Runner(ModelCache()), workers=2, torch_threads=1)
+    scheduler.start()
+    try:
+        handles = [
+            scheduler.submit(job, lambda progress: seen.append(torch.get_num_threads()))
+            for job in _jobs(spec)
+        ]
+        for handle in handles:
+            handle.future.result(timeout=120)
+    finally:
+        scheduler.stop()
+    # OpenMP's thread count is per thread: without the worker setting it, it would be every core.
+    assert seen and set(seen) == {1}
+
+
 def test_prompt_embeddings_are_cached_and_evicted(tiny_models: dict[str, Path]) -> None:
     spec = spec_for_directory(tiny_models["sd1"])
     embeddings = PromptEmbeddings(size=2)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from gouache.engine.jobs import ProgressCallback, RenderJob, RenderResult
 from gouache.engine.runner import BatchEntry, Cancelled, DeadlineExceeded, Runner, batch_key
+from gouache.engine.threads import use_torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +91,14 @@ class Scheduler:
         *,
         batch_window_s: float = 0.0,
         max_batch_images: int = 1,
+        torch_threads: int | None = None,
     ) -> None:
+        """``torch_threads``: the intra-op threads each worker thread sets for itself when it starts (OpenMP's
+        thread count is per thread; see :func:`gouache.engine.threads.use_torch_threads`)."""
         if max_queue < 1 or workers < 1 or max_batch_images < 1:
             raise ValueError("the queue depth, worker count and batch size must be at least 1")
         self.runner = runner
+        self.torch_threads = torch_threads
         self.max_queue = max_queue
         self.workers = workers
         self.batch_window_s = max(0.0, batch_window_s)
@@ -202,6 +207,8 @@ class Scheduler:
         return max(1, min(120, math.ceil(mean / self.workers)))
 
     def _work(self) -> None:
+        if self.torch_threads:
+            use_torch_threads(self.torch_threads)
         while True:
             batch = self._take()
             if batch is None:

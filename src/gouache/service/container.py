@@ -8,14 +8,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from gouache.engine.backend import BackendOptions
 from gouache.engine.catalog import Catalog, CatalogError, ModelSpec, spec_for_directory
 from gouache.engine.embeddings import PromptEmbeddings
 from gouache.engine.pipelines import ModelCache
 from gouache.engine.runner import Runner
 from gouache.engine.scheduler import Scheduler
+from gouache.engine.threads import use_torch_threads
 from gouache.service.access import KeyService
 from gouache.service.chat_planner import ChatPromptWriter
 from gouache.service.history import HistoryService
@@ -81,7 +80,7 @@ def _prompt_writer(settings: Settings) -> ChatPromptWriter | None:
 
 
 def build_services(settings: Settings) -> Services:
-    torch.set_num_threads(settings.threads_per_worker)
+    use_torch_threads(settings.threads_per_worker)  # this thread's count; each engine worker sets its own
     catalog, default = build_catalog(settings)
     store = open_store(settings)
     ops = Operations.from_settings(settings, store)
@@ -105,6 +104,7 @@ def build_services(settings: Settings) -> Services:
         workers=settings.workers,
         batch_window_s=settings.batch_window_ms / 1000,
         max_batch_images=settings.max_batch_images,
+        torch_threads=settings.threads_per_worker,
     )
     scheduler.start()
     ops.metrics.track_queue(lambda: scheduler.depth)
