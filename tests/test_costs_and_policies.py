@@ -13,11 +13,18 @@ from typer.testing import CliRunner
 
 from gouache.cli import app
 from gouache.service.access import ANONYMOUS, Caller, KeyService, Unauthorized
-from gouache.service.budgets import BudgetExceeded, Budgets, month_start
 from gouache.service.ledger import PageQuery, costs_page, parse_since, usage_images_page, usage_summary
-from gouache.service.limits import RateLimited, RateLimiter, format_duration
-from gouache.service.moderation import ModerationBlocked, ModerationPolicy, ModerationPolicyError
-from gouache.service.pricing import LocalRates, PriceTable, estimate, format_usd, images_cost, text_cost
+from gouache.service.policies.budgets import BudgetExceeded, Budgets, month_start
+from gouache.service.policies.moderation import ModerationBlocked, ModerationPolicy, ModerationPolicyError
+from gouache.service.policies.pricing import (
+    LocalRates,
+    PriceTable,
+    estimate,
+    format_usd,
+    images_cost,
+    text_cost,
+)
+from gouache.service.policies.rate_limits import RateLimited, RateLimiter, format_duration
 from gouache.service.usage import count_text_tokens
 from gouache.store import ALL_OWNERS, Store
 from tests.postgres import private_schema_store

@@ -108,8 +108,8 @@ def _start_services(settings: Settings) -> Services:
     from gouache.engine.catalog import CatalogError
     from gouache.engine.pipelines import ModelLoadError
     from gouache.service.container import build_services
-    from gouache.service.moderation import ModerationPolicyError
-    from gouache.service.pricing import PriceTableError
+    from gouache.service.policies.moderation import ModerationPolicyError
+    from gouache.service.policies.pricing import PriceTableError
 
     try:
         with console.status(f"Loading {settings.default_model}..."):
@@ -303,7 +303,7 @@ def _store() -> Store:
 
 
 def _usd(value: float) -> str:
-    from gouache.service.pricing import format_usd
+    from gouache.service.policies.pricing import format_usd
 
     return f"${format_usd(value)}"
 
@@ -392,7 +392,7 @@ def cost_estimate(
     from datetime import timedelta
 
     from gouache.service.ledger import local_cost_per_image
-    from gouache.service.pricing import PriceTable, PriceTableError, estimate, parse_size
+    from gouache.service.policies.pricing import PriceTable, PriceTableError, estimate, parse_size
 
     settings = Settings()
     try:

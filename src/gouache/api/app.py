@@ -13,8 +13,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gouache import __version__
 from gouache.api.access import AccessMiddleware
+from gouache.api.body_limits import BodyLimitsMiddleware
 from gouache.api.errors import install_error_handlers
-from gouache.api.limits import RequestLimitsMiddleware
 from gouache.api.metrics import MetricsMiddleware
 from gouache.api.metrics import router as metrics_router
 from gouache.api.routers import health, history, images, models, organization, responses
@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     if settings.playground:
         install_playground(app)
     app.add_middleware(
-        RequestLimitsMiddleware,
+        BodyLimitsMiddleware,
         max_body_bytes=int(settings.max_body_mb * 2**20),
         max_json_depth=settings.max_json_depth,
     )

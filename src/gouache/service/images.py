@@ -25,8 +25,6 @@ from gouache.engine.pipelines import ModelLoadError
 from gouache.engine.runner import Cancelled, DeadlineExceeded
 from gouache.engine.scheduler import JobHandle, QueueFull, Scheduler, ShuttingDown
 from gouache.service.access import ANONYMOUS, Caller
-from gouache.service.budget import check_render_budget
-from gouache.service.budgets import Reservation
 from gouache.service.errors import (
     DeadlineExceededError,
     EngineFailure,
@@ -37,9 +35,11 @@ from gouache.service.errors import (
     ServiceError,
 )
 from gouache.service.operations import Operations
-from gouache.service.pricing import images_cost
+from gouache.service.policies.budgets import Reservation
+from gouache.service.policies.pricing import images_cost
 from gouache.service.prompts import check_text
 from gouache.service.quality import resolve_quality
+from gouache.service.render_memory import check_render_memory
 from gouache.service.sizes import Size, resolve_size
 from gouache.service.uploads import decode_image, decode_mask
 from gouache.service.usage import images_usage, input_image_tokens
@@ -205,7 +205,7 @@ class ImageService:
         else:
             size = resolve_size(params.size)
         if self.render_budget_bytes is not None:
-            check_render_budget(params.n, size.width, size.height, self.render_budget_bytes)
+            check_render_memory(params.n, size.width, size.height, self.render_budget_bytes)
         if params.background == "transparent":
             if params.output_format not in ("png", "webp"):
                 raise InvalidRequest(

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gouache.service.access import Caller
-from gouache.service.budgets import Budgets
-from gouache.service.limits import LimitState, RateLimiter
 from gouache.service.metrics import Metrics
-from gouache.service.moderation import ModerationPolicy
-from gouache.service.pricing import LocalRates, PriceTable
+from gouache.service.policies.budgets import Budgets
+from gouache.service.policies.moderation import ModerationPolicy
+from gouache.service.policies.pricing import LocalRates, PriceTable
+from gouache.service.policies.rate_limits import LimitState, RateLimiter
 from gouache.settings import Settings
 from gouache.store import Store
 

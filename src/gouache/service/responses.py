@@ -31,7 +31,7 @@ from gouache.service.images import (
     Planned,
 )
 from gouache.service.planner import TurnPlan, plan_turn
-from gouache.service.pricing import text_cost
+from gouache.service.policies.pricing import text_cost
 from gouache.service.usage import count_text_tokens
 from gouache.store import Owner, Store
 

@@ -27,7 +27,7 @@ from gouache.service.access import Caller
 from gouache.service.container import Services
 from gouache.service.errors import InvalidRequest, NotFound, UnsupportedParameter
 from gouache.service.images import EditParams, GenerateParams, GenerateResult, Planned
-from gouache.service.pricing import format_usd
+from gouache.service.policies.pricing import format_usd
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
 

@@ -19,7 +19,7 @@ import httpx
 
 from gouache.service.access import Caller
 from gouache.service.errors import ServiceError
-from gouache.service.pricing import format_usd
+from gouache.service.policies.pricing import format_usd
 from gouache.store import ALL_OWNERS, AllOwners, Owner, Store
 
 log = logging.getLogger(__name__)

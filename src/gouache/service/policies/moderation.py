@@ -62,7 +62,7 @@ class ModerationPolicy:
     def load(cls, path: Path | None = None) -> ModerationPolicy:
         try:
             if path is None:
-                text = resources.files("gouache.service").joinpath("policies/moderation.toml").read_text()
+                text = resources.files("gouache.service.policies").joinpath("moderation.toml").read_text()
             else:
                 text = Path(path).read_text()
             data = tomllib.loads(text)

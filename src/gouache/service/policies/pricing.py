@@ -30,7 +30,7 @@ class PriceTable:
 
     @classmethod
     def load(cls, override: Path | None = None) -> PriceTable:
-        shipped = resources.files("gouache.service").joinpath("policies/prices.toml").read_text()
+        shipped = resources.files("gouache.service.policies").joinpath("prices.toml").read_text()
         data = tomllib.loads(shipped)
         if override is not None:
             try:

@@ -46,7 +46,7 @@ def _error(status: int, message: str, code: str) -> tuple[Message, Message]:
     return start, {"type": "http.response.body", "body": body}
 
 
-class RequestLimitsMiddleware:
+class BodyLimitsMiddleware:
     def __init__(self, app: ASGIApp, max_body_bytes: int, max_json_depth: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
