@@ -17,7 +17,7 @@ from fastapi.responses import StreamingResponse
 
 from gouache.api.disconnect import watch_disconnect
 from gouache.service.errors import ServiceError
-from gouache.service.images import GenerateResult, PartialImage, Planned
+from gouache.service.images import GenerateResult, PartialImage, PreparedRequest
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def _split_usage(usage: dict[str, Any], n: int, index: int) -> dict[str, Any]:
 
 
 async def image_events(
-    prefix: str, planned: Planned, events: AsyncIterator[PartialImage | GenerateResult]
+    prefix: str, planned: PreparedRequest, events: AsyncIterator[PartialImage | GenerateResult]
 ) -> AsyncIterator[bytes]:
     """`<prefix>.partial_image` events, then one `<prefix>.completed` event per image."""
     params = planned.params

@@ -113,7 +113,7 @@ def build_services(settings: Settings) -> Services:
         scheduler,
         store,
         ops,
-        render_budget_bytes=int(settings.render_memory_mb * 2**20),
+        render_memory_bytes=int(settings.render_memory_mb * 2**20),
         default_timeout_s=settings.request_timeout_s,
         result_cache=settings.result_cache,
     )

@@ -1,18 +1,38 @@
 """The operational checks around every request, in one place: moderation, prices, budgets, rate limits and
-metrics. The image and responses services consult it before any compute and report to it afterwards."""
+metrics. The image and responses services consult it before any compute and report to it afterwards.
+
+"Why was I refused?" has one answer per stage: the requests limit in `api/access.py` (before any route),
+moderation and OpenAI's rules in the image service, and everything that depends on the request's price
+in `Operations.admit`: the monthly budgets, then the per-key images limit."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from gouache.service.access import Caller
+from gouache.service.errors import ServiceError
 from gouache.service.metrics import Metrics
-from gouache.service.policies.budgets import Budgets
+from gouache.service.policies.budgets import Budgets, Reservation
 from gouache.service.policies.moderation import ModerationPolicy
 from gouache.service.policies.pricing import LocalRates, PriceTable
 from gouache.service.policies.rate_limits import LimitState, RateLimiter
 from gouache.settings import Settings
 from gouache.store import Store
+
+
+@dataclass
+class Admission:
+    """A priced request let in: the soft-budget warnings it reached (sent as `x-gouache-budget-warning`) and
+    its cost, held against its budgets until `release()`."""
+
+    warnings: tuple[str, ...] = ()
+    reservation: Reservation | None = None
+
+    def release(self) -> None:
+        """Stop holding the cost: once the request's ledger row counts it, or when the request does not go
+        ahead after all. Safe to call more than once."""
+        if self.reservation is not None:
+            self.reservation.release()
 
 
 @dataclass
@@ -53,8 +73,18 @@ class Operations:
     def take_request(self, caller: Caller) -> LimitState | None:
         return self.limiter.take(caller.limit_key, "requests", self.requests_limit(caller))
 
-    def take_images(self, caller: Caller, n: int) -> LimitState | None:
-        return self.limiter.take(caller.limit_key, "images", self.images_limit(caller), n)
+    def admit(self, caller: Caller, cost_usd: float, images: int) -> Admission:
+        """Let a priced request in, or raise why not: a hard budget (429 `insufficient_quota`), then the
+        per-key images limit (429 `rate_limit_exceeded`; 400 when `n` alone is over it). A refusal by the
+        images limit releases what the budgets held. Reads the ledger: call it off the event loop."""
+        warnings, reservation = self.budgets.admit(caller, cost_usd, images)
+        admission = Admission(tuple(warnings), reservation)
+        try:
+            self.limiter.take(caller.limit_key, "images", self.images_limit(caller), images)
+        except ServiceError:
+            admission.release()
+            raise
+        return admission
 
     def limit_headers(self, caller: Caller) -> dict[str, str]:
         """The current `x-ratelimit-*` headers of a caller (requests and images, where limited)."""

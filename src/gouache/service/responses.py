@@ -28,7 +28,7 @@ from gouache.service.images import (
     GenerateResult,
     ImageService,
     PartialImage,
-    Planned,
+    PreparedRequest,
 )
 from gouache.service.planner import TurnPlan, plan_turn
 from gouache.service.policies.pricing import text_cost
@@ -64,7 +64,7 @@ class Turn:
     body: dict[str, Any]
     tool: dict[str, Any]
     plan: TurnPlan
-    planned: Planned
+    planned: PreparedRequest
     input_items: list[dict[str, Any]]
     caller: Caller = ANONYMOUS
     call_id: str = field(default_factory=lambda: _new_id("ig"))
@@ -129,9 +129,7 @@ class ResponsesService:
         if self.writer is not None:
             plan = await asyncio.to_thread(self.writer.revise, plan, context.text, context.previous_prompt)
         params = self._image_params(plan, tool, context, body, owner)
-        planned = await self.images.prepare(
-            self.images.endpoint_of(params), params, tool.get("partial_images") or 0, caller
-        )
+        planned = await self.images.prepare(params, tool.get("partial_images") or 0, caller)
         return Turn(_new_id("resp"), body, {**TOOL_DEFAULTS, **tool}, plan, planned, input_items, caller)
 
     def _screen(self, body: dict[str, Any], tool: dict[str, Any], text: str, caller: Caller) -> None:

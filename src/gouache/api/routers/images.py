@@ -26,7 +26,7 @@ from gouache.api.sse import event_stream, image_events
 from gouache.service.access import Caller
 from gouache.service.container import Services
 from gouache.service.errors import InvalidRequest, NotFound, UnsupportedParameter
-from gouache.service.images import EditParams, GenerateParams, GenerateResult, Planned
+from gouache.service.images import EditParams, GenerateParams, GenerateResult, PreparedRequest
 from gouache.service.policies.pricing import format_usd
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
@@ -137,10 +137,10 @@ COST_HEADER = "x-gouache-cost-usd"
 BUDGET_WARNING_HEADER = "x-gouache-budget-warning"
 
 
-def _planned_headers(response: Response, planned: Planned) -> None:
-    response.headers[COST_HEADER] = format_usd(planned.cost_usd)
-    if planned.budget_warnings:
-        response.headers[BUDGET_WARNING_HEADER] = "; ".join(planned.budget_warnings)
+def _admission_headers(response: Response, prepared: PreparedRequest) -> None:
+    response.headers[COST_HEADER] = format_usd(prepared.cost_usd)
+    if prepared.admission.warnings:
+        response.headers[BUDGET_WARNING_HEADER] = "; ".join(prepared.admission.warnings)
 
 
 #: The result cache: "hit" (served from the store without compute), "miss" (rendered, now cached) or "off"
@@ -164,21 +164,19 @@ async def _respond(
     response: Response,
     svc: Services,
 ) -> Any:
-    """Run a request: as server-sent events when `stream` is set, else as one `ImagesResponse`."""
-    endpoint = svc.images.endpoint_of(params)
+    """Run a request: as server-sent events when `stream` is set, else as one `ImagesResponse`. Refusals
+    (moderation, OpenAI's rules, budgets, limits, a full queue) are raised by `ImageService.prepare`."""
     caller: Caller = current_caller(request)
-    planned = await svc.images.prepare(
-        endpoint, params, previews=partial_images if stream else 0, caller=caller
-    )
+    prepared = await svc.images.prepare(params, previews=partial_images if stream else 0, caller=caller)
     if stream:
         streaming = event_stream(
-            request, lambda stop: image_events(prefix, planned, svc.images.stream(planned, stop))
+            request, lambda stop: image_events(prefix, prepared, svc.images.stream(prepared, stop))
         )
-        _planned_headers(streaming, planned)
+        _admission_headers(streaming, prepared)
         streaming.headers[CACHE_HEADER] = "off"  # partial images need the denoising: never served cached
         return streaming
-    result = await unless_disconnected(request, svc.images.run(planned))
-    _planned_headers(response, planned)
+    result = await unless_disconnected(request, svc.images.run(prepared))
+    _admission_headers(response, prepared)
     _headers(response, result)
     return to_response(result, response_format, request, svc)
 

@@ -1,0 +1,138 @@
+"""The image service's side of the engine boundary: submit a job to the engine's queue, wait for it within
+the request's deadline, retry once on the catalog's fallback model, and keep the request record in step
+(queued, running, fallback).
+
+Engine exceptions become service errors here and nowhere else (`engine_error`): a full queue is 429 with
+`retry-after`, a stopping server 503 `shutting_down`, a passed deadline 408, a model that cannot load 500
+`model_unavailable`, anything else the engine raises 500. `Cancelled` (the caller went away) is no error
+and passes through, so the service records the request as cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from gouache.engine.catalog import Catalog
+from gouache.engine.jobs import ProgressCallback, RenderJob, RenderResult
+from gouache.engine.pipelines import ModelLoadError
+from gouache.engine.runner import Cancelled, DeadlineExceeded
+from gouache.engine.scheduler import JobHandle, QueueFull, Scheduler, ShuttingDown
+from gouache.service.errors import (
+    DeadlineExceededError,
+    EngineFailure,
+    Overloaded,
+    QueueFullError,
+    ServiceError,
+)
+from gouache.service.images.rules import fallback_job
+from gouache.store import Store
+
+
+def engine_error(exc: Exception) -> ServiceError:
+    """The service error an engine exception means for the client (the one place this is decided)."""
+    if isinstance(exc, QueueFull):
+        return _queue_full(exc)
+    if isinstance(exc, ShuttingDown):
+        return Overloaded(str(exc), code="shutting_down")
+    if isinstance(exc, DeadlineExceeded):
+        return DeadlineExceededError(
+            "The request did not finish within its deadline and was stopped. Raise 'deadline_s' (up to the "
+            "server's GOUACHE_REQUEST_TIMEOUT_S), or ask for fewer steps, a smaller size or fewer images.",
+            param="deadline_s",
+        )
+    if isinstance(exc, ModelLoadError):
+        return EngineFailure(str(exc), code="model_unavailable")
+    return EngineFailure(f"The engine failed while rendering: {exc}")
+
+
+def _queue_full(exc: QueueFull) -> QueueFullError:
+    return QueueFullError(str(exc), exc.retry_after)
+
+
+class Dispatcher:
+    def __init__(
+        self, catalog: Catalog, scheduler: Scheduler, store: Store, default_timeout_s: float | None = None
+    ) -> None:
+        self.catalog = catalog
+        self.scheduler = scheduler
+        self.store = store
+        self.default_timeout_s = default_timeout_s
+
+    def deadline(self, requested_s: float | None) -> float | None:
+        """`time.monotonic()` by which a request starting now must be answered. The server's limit is a
+        ceiling: a request may shorten its deadline, never extend it."""
+        limits = [t for t in (requested_s, self.default_timeout_s) if t is not None]
+        return time.monotonic() + min(limits) if limits else None
+
+    def queue_full(self) -> QueueFullError | None:
+        """The refusal a new request gets now if the queue is full, else None."""
+        if not self.scheduler.full:
+            return None
+        return _queue_full(self.scheduler.queue_full_error())
+
+    async def render(
+        self,
+        request_id: str,
+        job: RenderJob,
+        quality: str,
+        deadline: float | None,
+        on_progress: ProgressCallback | None = None,
+    ) -> tuple[RenderJob, RenderResult]:
+        """Render `job`; an engine failure (model fails to load, out of memory, ...) is retried once on the
+        catalog's fallback model and recorded, instead of failing the request. Returns the job that ran."""
+        try:
+            return job, await self._render(request_id, job, deadline, on_progress)
+        except EngineFailure as exc:
+            fallback = fallback_job(self.catalog, job, quality)
+            if fallback is None:
+                raise
+            await asyncio.to_thread(
+                self.store.record_fallback, request_id, job.model.name, fallback.model.name, exc.message
+            )
+            return fallback, await self._render(request_id, fallback, deadline, on_progress)
+
+    async def _render(
+        self, request_id: str, job: RenderJob, deadline: float | None, on_progress: ProgressCallback | None
+    ) -> RenderResult:
+        def started() -> None:  # on the engine's worker, as the job leaves the queue
+            self.store.mark_running(request_id, resolved_model=job.model.name, seed=job.seeds[0])
+
+        try:
+            handle = self.scheduler.submit(job, on_progress, on_start=started, deadline=deadline)
+        except (QueueFull, ShuttingDown) as exc:
+            raise engine_error(exc) from exc
+        try:
+            await asyncio.to_thread(self.store.mark_queued, request_id, handle.position, job.model.name)
+            return await _wait(handle, deadline)
+        except asyncio.CancelledError:
+            handle.cancel()
+            task = asyncio.current_task()
+            if task is not None and task.cancelling() == 0:
+                # Not our task being cancelled: the scheduler dropped the job because it is stopping.
+                raise engine_error(ShuttingDown("The server is shutting down.")) from None
+            raise
+        except DeadlineExceeded as exc:  # a `Cancelled` too, but by the deadline: the client is told
+            raise engine_error(exc) from exc
+        except (Cancelled, ServiceError):
+            raise
+        except Exception as exc:
+            raise engine_error(exc) from exc
+
+
+async def _wait(handle: JobHandle, deadline: float | None) -> RenderResult:
+    """The job's result; past the deadline the job is stopped and `DeadlineExceeded` raised."""
+    future = asyncio.wrap_future(handle.future)
+    if deadline is None:
+        return await future
+    try:
+        return await asyncio.wait_for(asyncio.shield(future), max(0.0, deadline - time.monotonic()))
+    except TimeoutError:
+        handle.cancel()  # a running job stops after its current denoising step
+        future.add_done_callback(_retrieve)  # nobody awaits it any more: no "never retrieved" warning
+        raise DeadlineExceeded() from None
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -1,0 +1,205 @@
+"""OpenAI's rules for the Images API and the engine job they give: which model a name means, which
+parameters each model and endpoint takes, the output size and quality tier, and the `RenderJob` itself.
+
+Pure functions of the request and the catalog (decoding uploads aside, and a random seed when none is
+given): every rule can be checked in a unit test without a server, a store or an engine. Each refusal is a
+`ServiceError` naming the parameter to fix."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import replace
+
+from gouache.engine.catalog import Catalog, ModelSpec, SamplingPlan
+from gouache.engine.edits import EditInputs
+from gouache.engine.jobs import RenderJob
+from gouache.service.errors import InvalidRequest, ModelNotFound
+from gouache.service.images.types import EditParams, GenerateParams
+from gouache.service.prompts import check_text
+from gouache.service.quality import resolve_quality
+from gouache.service.render_memory import check_render_memory
+from gouache.service.sizes import Size, resolve_size
+from gouache.service.uploads import decode_image, decode_mask
+from gouache.service.usage import input_image_tokens
+
+#: Model names OpenAI retired, and when: refused with a pointer to the current model.
+RETIRED_MODELS = {"dall-e-2": "2026-05-12", "dall-e-3": "2026-05-12"}
+MAX_SEED = 2**63 - 1
+MAX_INPUT_IMAGES = 16
+DEFAULT_STRENGTH = 0.6
+VARIATION_SIZES = ("256x256", "512x512", "1024x1024")
+#: OpenAI's input_fidelity rules by API model name: gpt-image-2 is always high and refuses the parameter,
+#: gpt-image-1-mini only takes "low"; names not listed (ours, 1, 1.5, 2.5...) take both, default "low".
+FIDELITY_FIXED_HIGH = ("gpt-image-2", "gpt-image-2-2026-04-21")
+FIDELITY_LOW_ONLY = ("gpt-image-1-mini",)
+
+
+def endpoint_of(params: GenerateParams) -> str:
+    """The ledger's name for the endpoint a request belongs to."""
+    if isinstance(params, EditParams):
+        return "images.variations" if params.variation else "images.edits"
+    return "images.generations"
+
+
+def resolve_model(catalog: Catalog, name: str) -> ModelSpec:
+    """The catalog's model for an API name (aliases included), or 404 `model_not_found`."""
+    spec = catalog.resolve(name)
+    if spec is not None:
+        return spec
+    if name in RETIRED_MODELS:
+        raise ModelNotFound(
+            f"The model '{name}' was retired on {RETIRED_MODELS[name]}. Use 'gpt-image-2' instead.",
+            param="model",
+        )
+    raise ModelNotFound(
+        f"The model '{name}' does not exist. Available models: {', '.join(catalog.names())}.",
+        param="model",
+    )
+
+
+def build_job(
+    catalog: Catalog, params: GenerateParams, render_memory_bytes: int | None = None
+) -> tuple[RenderJob, str]:
+    """Check a request against the rules and build its engine job; returns the job and the resolved quality.
+    The checks run in this order, so the first problem of a request is the one reported."""
+    # 1. The prompts: text the model can read.
+    check_text(params.prompt, "prompt")
+    if params.negative_prompt is not None:
+        check_text(params.negative_prompt, "negative_prompt")
+    # 2. The model.
+    spec = resolve_model(catalog, params.model)
+    # 3. The uploads (edits and variations) and the output size.
+    edit: EditInputs | None = None
+    if isinstance(params, EditParams):
+        edit, size = edit_inputs(params)
+    else:
+        size = resolve_size(params.size)
+    # 4. The render memory the images need until the response is sent.
+    if render_memory_bytes is not None:
+        check_render_memory(params.n, size.width, size.height, render_memory_bytes)
+    # 5. The output encoding.
+    check_output(params)
+    # 6. The quality tier and its sampling plan, with the request's overrides.
+    quality = resolve_quality(params.quality, params.prompt, size, spec)
+    plan = sampling_plan(spec, quality, params)
+    # 7. One seed per image, consecutive from the request's (or a random) one.
+    base_seed = params.seed if params.seed is not None else secrets.randbelow(2**31)
+    seeds = tuple((base_seed + i) % (MAX_SEED + 1) for i in range(params.n))
+    job = RenderJob(
+        model=spec,
+        prompt=params.prompt,
+        plan=plan,
+        width=size.width,
+        height=size.height,
+        seeds=seeds,
+        output_format=params.output_format,
+        output_compression=100 if params.output_compression is None else params.output_compression,
+        negative_prompt=params.negative_prompt,
+        edit=edit,
+    )
+    return job, quality
+
+
+def check_output(params: GenerateParams) -> None:
+    """Background and compression: what the output format allows and what the models can draw."""
+    if params.background == "transparent":
+        if params.output_format not in ("png", "webp"):
+            raise InvalidRequest(
+                "Transparent backgrounds need output_format 'png' or 'webp'.", param="background"
+            )
+        raise InvalidRequest(
+            f"background='transparent' is not supported by model '{params.model}' yet; "
+            "use 'opaque' or 'auto'.",
+            param="background",
+            code="unsupported_value",
+        )
+    compression = params.output_compression
+    if params.output_format == "png" and compression is not None and compression != 100:
+        raise InvalidRequest(
+            "output_compression applies only to output_format 'jpeg' or 'webp' (png is lossless).",
+            param="output_compression",
+        )
+
+
+def sampling_plan(spec: ModelSpec, quality: str, params: GenerateParams) -> SamplingPlan:
+    """The model's plan for the tier, with explicit `steps` and `guidance_scale` taking precedence."""
+    plan = spec.plan(quality)
+    if params.steps is not None:
+        plan = replace(plan, steps=params.steps)
+    if params.guidance_scale is not None:
+        plan = replace(plan, guidance=params.guidance_scale)
+    return plan
+
+
+def edit_inputs(params: EditParams) -> tuple[EditInputs, Size]:
+    """Decode and check the uploads, then the edit's size and fidelity."""
+    if not params.images:
+        raise InvalidRequest(
+            "Missing required parameter: 'image'.", param="image", code="missing_required_parameter"
+        )
+    if len(params.images) > MAX_INPUT_IMAGES:
+        raise InvalidRequest(
+            f"At most {MAX_INPUT_IMAGES} images can be edited together; got {len(params.images)}.",
+            param="image",
+            code="too_many_images",
+        )
+    name = "image" if len(params.images) == 1 else "image[]"
+    images = tuple(
+        decode_image(data, name if len(params.images) == 1 else f"image[{i}]")
+        for i, data in enumerate(params.images)
+    )
+    mask = None
+    if params.mask is not None:
+        mask = decode_mask(params.mask, images[0].size)
+    if params.variation:
+        if params.size not in VARIATION_SIZES and params.size != "auto":
+            raise InvalidRequest(
+                f"Invalid value: '{params.size}'. Supported values are: {', '.join(VARIATION_SIZES)}.",
+                param="size",
+            )
+        side = 1024 if params.size == "auto" else int(params.size.split("x")[0])
+        size = Size(side, side)
+    else:
+        size = resolve_size(params.size, like=images[0].size)
+    fidelity = input_fidelity(params)
+    strength = DEFAULT_STRENGTH if params.strength is None else params.strength
+    return EditInputs(images=images, mask=mask, strength=strength, input_fidelity=fidelity), size
+
+
+def input_fidelity(params: EditParams) -> str:
+    """The edit's input fidelity under the model's rule (see `FIDELITY_FIXED_HIGH`, `FIDELITY_LOW_ONLY`)."""
+    if params.model in FIDELITY_FIXED_HIGH:
+        if params.input_fidelity is not None:
+            raise InvalidRequest(
+                f"input_fidelity is not supported by '{params.model}': it always processes inputs at "
+                "high fidelity. Omit the parameter.",
+                param="input_fidelity",
+                code="unsupported_parameter",
+            )
+        return "high"
+    if params.model in FIDELITY_LOW_ONLY and params.input_fidelity == "high":
+        raise InvalidRequest(
+            f"Invalid value: 'high'. '{params.model}' supports input_fidelity 'low' only.",
+            param="input_fidelity",
+        )
+    return params.input_fidelity or "low"
+
+
+def edit_image_tokens(job: RenderJob) -> int:
+    """The input image tokens of a job's uploads (0 for text-to-image): priced, and reported in usage."""
+    return sum(input_image_tokens(*im.size) for im in job.edit.images) if job.edit else 0
+
+
+def fallback_job(catalog: Catalog, job: RenderJob, quality: str) -> RenderJob | None:
+    """The same job on the catalog's fallback model, keeping explicit `steps` and `guidance_scale`; None
+    when the model names no fallback (or itself)."""
+    name = job.model.fallback
+    spec = catalog.resolve(name) if name else None
+    if spec is None or spec.name == job.model.name:
+        return None
+    plan = spec.plans.get(quality) or spec.plan("high")
+    if job.plan.steps != job.model.plan(quality).steps:  # an explicit `steps` override
+        plan = replace(plan, steps=job.plan.steps)
+    if job.plan.guidance != job.model.plan(quality).guidance:
+        plan = replace(plan, guidance=job.plan.guidance)
+    return replace(job, model=spec, plan=plan)
