@@ -1,5 +1,6 @@
-"""The Responses API with the `image_generation` tool: one turn = plan (generate or edit, revised prompt),
-render through the image service, answer with an `image_generation_call` item and an assistant message.
+"""The Responses API with the `image_generation` tool: one turn = a decision (generate or edit, revised
+prompt), render through the image service, answer with an `image_generation_call` item
+and an assistant message.
 
 Turns are stored (request, input items, output items with image ids rather than base64) so that chains
 through `previous_response_id` continue after a restart."""
@@ -20,7 +21,7 @@ from typing import Any
 from PIL import Image
 
 from gouache.service.access import ANONYMOUS, Caller
-from gouache.service.chat_planner import ChatPromptWriter
+from gouache.service.chat_turns import ChatPromptWriter
 from gouache.service.errors import InvalidRequest, NotFound, ServiceError
 from gouache.service.images import (
     EditParams,
@@ -30,8 +31,8 @@ from gouache.service.images import (
     PartialImage,
     Planned,
 )
-from gouache.service.planner import TurnPlan, plan_turn
 from gouache.service.pricing import text_cost
+from gouache.service.turns import TurnDecision, decide_turn
 from gouache.service.usage import count_text_tokens
 from gouache.store import Owner, Store
 
@@ -63,7 +64,7 @@ class Turn:
     response_id: str
     body: dict[str, Any]
     tool: dict[str, Any]
-    plan: TurnPlan
+    decision: TurnDecision
     planned: Planned
     input_items: list[dict[str, Any]]
     caller: Caller = ANONYMOUS
@@ -92,7 +93,7 @@ class ResponsesService:
     # --- creating a turn -------------------------------------------------------------------------------
 
     async def start(self, body: dict[str, Any], tool: dict[str, Any], caller: Caller = ANONYMOUS) -> Turn:
-        """Validate and plan a turn (raising `ServiceError` before anything runs)."""
+        """Validate and decide a turn (raising `ServiceError` before anything runs)."""
         context = _Context()
         owner = caller.owner
         previous = body.get("previous_response_id")
@@ -119,7 +120,7 @@ class ResponsesService:
                 "that has one (previous_response_id).",
                 param="tools[0].action",
             )
-        plan = plan_turn(
+        decision = decide_turn(
             context.text,
             previous_prompt=context.previous_prompt,
             has_image=has_image,
@@ -127,12 +128,14 @@ class ResponsesService:
             instructions=body.get("instructions"),
         )
         if self.writer is not None:
-            plan = await asyncio.to_thread(self.writer.revise, plan, context.text, context.previous_prompt)
-        params = self._image_params(plan, tool, context, body, owner)
+            decision = await asyncio.to_thread(
+                self.writer.revise, decision, context.text, context.previous_prompt
+            )
+        params = self._image_params(decision, tool, context, body, owner)
         planned = await self.images.prepare(
             self.images.endpoint_of(params), params, tool.get("partial_images") or 0, caller
         )
-        return Turn(_new_id("resp"), body, {**TOOL_DEFAULTS, **tool}, plan, planned, input_items, caller)
+        return Turn(_new_id("resp"), body, {**TOOL_DEFAULTS, **tool}, decision, planned, input_items, caller)
 
     def _screen(self, body: dict[str, Any], tool: dict[str, Any], text: str, caller: Caller) -> None:
         """The moderation pre-filter on what the user wrote (the image prompt is screened again later)."""
@@ -269,10 +272,15 @@ class ResponsesService:
         return self.store.read_image_bytes(image_id)
 
     def _image_params(
-        self, plan: TurnPlan, tool: dict[str, Any], context: _Context, body: dict[str, Any], owner: Owner
+        self,
+        decision: TurnDecision,
+        tool: dict[str, Any],
+        context: _Context,
+        body: dict[str, Any],
+        owner: Owner,
     ) -> GenerateParams:
         common: dict[str, Any] = {
-            "prompt": plan.revised_prompt,
+            "prompt": decision.revised_prompt,
             "model": tool.get("model") or TOOL_DEFAULTS["model"],
             "size": tool.get("size") or "auto",
             "quality": tool.get("quality") or "auto",
@@ -286,21 +294,23 @@ class ResponsesService:
             "steps": tool.get("steps"),
             "deadline_s": body.get("deadline_s"),
         }
-        if plan.action == "generate":
+        if decision.action == "generate":
             return GenerateParams(**common)
         source = context.images[0] if context.images else context.previous_image
         assert source is not None
         references = tuple(context.images[1:]) if context.images else ()
-        mask = self._mask_bytes(tool, plan, source, owner)
+        mask = self._mask_bytes(tool, decision, source, owner)
         return EditParams(
             **{k: v for k, v in common.items() if k != "moderation"},
             images=(source, *references),
             mask=mask,
-            strength=plan.strength,
+            strength=decision.strength,
             input_fidelity=tool.get("input_fidelity"),
         )
 
-    def _mask_bytes(self, tool: dict[str, Any], plan: TurnPlan, source: bytes, owner: Owner) -> bytes | None:
+    def _mask_bytes(
+        self, tool: dict[str, Any], decision: TurnDecision, source: bytes, owner: Owner
+    ) -> bytes | None:
         explicit = tool.get("input_image_mask")
         if explicit:
             if explicit.get("file_id"):
@@ -310,7 +320,7 @@ class ResponsesService:
             return self._input_image(
                 {"image_url": explicit.get("image_url")}, "tools[0].input_image_mask", owner
             )
-        if plan.region is None:
+        if decision.region is None:
             return None
         with Image.open(io.BytesIO(source)) as image:
             width, height = image.size
@@ -321,7 +331,7 @@ class ResponsesService:
             "bottom": (0, int(height * 0.55), width, height),
         }
         mask = Image.new("RGBA", (width, height), (0, 0, 0, 255))
-        mask.paste((0, 0, 0, 0), boxes[plan.region])
+        mask.paste((0, 0, 0, 0), boxes[decision.region])
         buf = io.BytesIO()
         mask.save(buf, format="PNG")
         return buf.getvalue()
@@ -457,8 +467,8 @@ class ResponsesService:
             "type": "image_generation_call",
             "status": status,
             "result": None,
-            "action": turn.plan.action,
-            "revised_prompt": turn.plan.revised_prompt,
+            "action": turn.decision.action,
+            "revised_prompt": turn.decision.revised_prompt,
             **self._echo(turn),
         }
         if image_id is not None:
@@ -474,7 +484,7 @@ class ResponsesService:
             "type": "message",
             "role": "assistant",
             "status": "completed",
-            "content": [{"type": "output_text", "text": turn.plan.reply, "annotations": []}],
+            "content": [{"type": "output_text", "text": turn.decision.reply, "annotations": []}],
         }
 
     def _usage(self, turn: Turn) -> dict[str, Any]:
@@ -485,7 +495,7 @@ class ResponsesService:
             if "text" in part
         )
         inp = count_text_tokens(prompt_text + " " + (turn.body.get("instructions") or ""))
-        out = count_text_tokens(turn.plan.reply)
+        out = count_text_tokens(turn.decision.reply)
         return {
             "input_tokens": inp,
             "input_tokens_details": {"cached_tokens": 0},
