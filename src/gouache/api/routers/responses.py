@@ -12,12 +12,8 @@ from gouache.api.access import current_caller
 from gouache.api.deps import services
 from gouache.api.disconnect import unless_disconnected
 from gouache.api.errors import validation_error
-from gouache.api.schemas import (
-    ERROR_RESPONSES,
-    STREAMING_RESPONSES,
-    ImageGenerationTool,
-    ResponseCreateRequest,
-)
+from gouache.api.protocol.common import ERROR_RESPONSES, STREAMING_RESPONSES
+from gouache.api.protocol.responses import ImageGenerationTool, ResponseCreateRequest
 from gouache.api.sse import event_stream, sse_frame
 from gouache.service.access import Caller
 from gouache.service.container import Services
