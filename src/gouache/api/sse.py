@@ -1,5 +1,7 @@
-"""Server-sent events for streamed image requests, as OpenAI sends them: `event: <type>` lines matching the
-JSON `type`, one `data:` line of JSON, a blank line. A failure after the stream started becomes an `error`
+"""Server-sent events for streamed requests, as OpenAI sends them: `event: <type>` lines matching the JSON
+`type`, one `data:` line of JSON, a blank line. Two streams are framed here: the Images API's
+(`image_generation.partial_image` ... `.completed`) and the Responses API's (`response.created` ...
+`response.completed`, numbered by `sequence_number`). A failure after the stream started becomes an `error`
 event (the SDK raises it as `APIError`)."""
 
 from __future__ import annotations
@@ -16,8 +18,18 @@ from fastapi import Request
 from fastapi.responses import StreamingResponse
 
 from gouache.api.disconnect import watch_disconnect
+from gouache.api.protocol.responses import ImageGenerationCall, OutputMessage, OutputText, ResponseObject
 from gouache.service.errors import ServiceError
 from gouache.service.images import GenerateResult, PartialImage, PreparedRequest
+from gouache.service.response_items import (
+    AssistantMessage,
+    TurnCompleted,
+    TurnEvent,
+    TurnFailed,
+    TurnPreview,
+    TurnRendered,
+    TurnStarted,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +60,10 @@ def _split_usage(usage: dict[str, Any], n: int, index: int) -> dict[str, Any]:
 
 
 async def image_events(
-    prefix: str, planned: PreparedRequest, events: AsyncIterator[PartialImage | GenerateResult]
+    prefix: str, prepared: PreparedRequest, events: AsyncIterator[PartialImage | GenerateResult]
 ) -> AsyncIterator[bytes]:
     """`<prefix>.partial_image` events, then one `<prefix>.completed` event per image."""
-    params = planned.params
+    params = prepared.params
     requested = {
         "size": params.size,
         "quality": params.quality,
@@ -94,6 +106,74 @@ async def image_events(
         error = {"message": "The server had an error while streaming.", "type": "server_error", "param": None,
                  "code": "server_error"}  # fmt: skip
         yield sse_frame({"type": "error", "error": error})
+
+
+async def response_events(events: AsyncIterator[TurnEvent]) -> AsyncIterator[bytes]:
+    """The Responses event sequence of one turn: the response and its image_generation_call in progress,
+    partial images, the call completed, the assistant's message as text events, `response.completed`; or
+    `error` and `response.failed`."""
+    seq = 0
+
+    def frame(kind: str, **fields: Any) -> bytes:
+        nonlocal seq
+        seq += 1
+        return sse_frame({"type": kind, "sequence_number": seq - 1, **fields})
+
+    async for event in events:
+        if isinstance(event, TurnStarted):
+            shell = ResponseObject.of(event.snapshot).model_dump(mode="json")
+            call_id = event.call.id
+            yield frame("response.created", response=shell)
+            yield frame("response.in_progress", response=shell)
+            item = ImageGenerationCall.of(event.call).model_dump(mode="json")
+            yield frame("response.output_item.added", output_index=0, item=item)
+            yield frame("response.image_generation_call.in_progress", output_index=0, item_id=call_id)
+            yield frame("response.image_generation_call.generating", output_index=0, item_id=call_id)
+        elif isinstance(event, TurnPreview):
+            call = event.call
+            yield frame(
+                "response.image_generation_call.partial_image",
+                output_index=0,
+                item_id=call.id,
+                partial_image_b64=_b64(event.data),
+                partial_image_index=event.index,
+                size=call.size,
+                quality=call.quality,
+                background=call.background,
+                output_format=call.output_format,
+            )
+        elif isinstance(event, TurnRendered):
+            yield frame("response.image_generation_call.completed", output_index=0, item_id=event.call.id)
+        elif isinstance(event, TurnFailed):
+            exc = event.error
+            yield frame("error", code=exc.code, message=exc.message, param=exc.param)
+            yield frame("response.failed", response=ResponseObject.of(event.snapshot).model_dump(mode="json"))
+        elif isinstance(event, TurnCompleted):
+            for part in _completed_frames(event, frame):
+                yield part
+
+
+def _completed_frames(event: TurnCompleted, frame: Callable[..., bytes]) -> list[bytes]:
+    """The image_generation_call done, then the assistant's message streamed as one text delta."""
+    final = ResponseObject.of(event.snapshot)
+    call, message = final.output
+    assert isinstance(message, OutputMessage)
+    reply = event.snapshot.output[1]
+    assert isinstance(reply, AssistantMessage)
+    text, message_id = reply.text, reply.id
+    empty = OutputText(text="").model_dump(mode="json")
+    where = {"output_index": 1, "item_id": message_id, "content_index": 0}
+    in_progress = message.model_copy(update={"status": "in_progress", "content": []})
+    return [
+        frame("response.output_item.done", output_index=0, item=call.model_dump(mode="json")),
+        frame("response.output_item.added", output_index=1, item=in_progress.model_dump(mode="json")),
+        frame("response.content_part.added", **where, part=empty),
+        frame("response.output_text.delta", **where, delta=text, logprobs=[]),
+        frame("response.output_text.done", **where, text=text, logprobs=[]),
+        frame("response.content_part.done", **where, part={**empty, "text": text}),
+        frame("response.output_item.done", output_index=1, item=message.model_dump(mode="json")),
+        frame("response.completed", response=final.model_dump(mode="json")),
+    ]
 
 
 def event_stream(

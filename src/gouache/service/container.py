@@ -16,7 +16,7 @@ from gouache.engine.runner import Runner
 from gouache.engine.scheduler import Scheduler
 from gouache.engine.threads import use_torch_threads
 from gouache.service.access import KeyService
-from gouache.service.chat_planner import ChatPromptWriter
+from gouache.service.chat_turns import ChatPromptWriter
 from gouache.service.history import HistoryService
 from gouache.service.images import ImageService
 from gouache.service.links import LinkSigner, load_secret

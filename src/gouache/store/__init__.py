@@ -5,6 +5,7 @@ Knows nothing about HTTP or the engine; everything above it talks to `Store`.
 
 from gouache.store.blobs import BlobStore, make_key
 from gouache.store.errors import BlobNotFound, NotFound, RecordNotFound, StoreError
+from gouache.store.facade import Store
 from gouache.store.migrate import alembic_config, head_revision
 from gouache.store.models import (
     TERMINAL_STATUSES,
@@ -16,7 +17,7 @@ from gouache.store.models import (
     RequestStatus,
     ResponseRecord,
 )
-from gouache.store.repository import ALL_OWNERS, AllOwners, Owner, Store
+from gouache.store.owners import ALL_OWNERS, AllOwners, Owner
 from gouache.store.views import ApiKeyView, ImageView, LedgerEntry, RequestView, ResponseView
 
 __all__ = [

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 
 from gouache import __version__
 from gouache.api.deps import services
-from gouache.api.schemas import ERROR_RESPONSES
+from gouache.api.protocol.common import ERROR_RESPONSES
 from gouache.service.container import Services
 
 router = APIRouter(tags=["health"])

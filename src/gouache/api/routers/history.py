@@ -12,8 +12,8 @@ from pydantic import BaseModel
 
 from gouache.api.access import current_caller
 from gouache.api.deps import services
+from gouache.api.protocol.common import ERROR_RESPONSES
 from gouache.api.routers.images import signed_file_url
-from gouache.api.schemas import ERROR_RESPONSES
 from gouache.service.access import Caller
 from gouache.service.container import Services
 from gouache.service.history import MAX_PAGE, HistoryEntry

@@ -13,9 +13,9 @@ from gouache.api.deps import services
 from gouache.api.disconnect import unless_disconnected
 from gouache.api.errors import validation_error
 from gouache.api.forms import ParsedForm, read_form
-from gouache.api.schemas import (
+from gouache.api.protocol.common import STREAMING_RESPONSES
+from gouache.api.protocol.images import (
     IMAGE_FILE_RESPONSES,
-    STREAMING_RESPONSES,
     ImageData,
     ImageEditForm,
     ImageGenerateRequest,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from gouache.api.deps import services
-from gouache.api.schemas import ERROR_RESPONSES, Model, ModelList
+from gouache.api.protocol.common import ERROR_RESPONSES
+from gouache.api.protocol.models import Model, ModelList
 from gouache.service.container import Services
 from gouache.service.errors import ModelNotFound
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 
 from gouache.api.access import current_caller
 from gouache.api.deps import services
-from gouache.api.schemas import ERROR_RESPONSES
+from gouache.api.protocol.common import ERROR_RESPONSES
 from gouache.service.access import Caller
 from gouache.service.container import Services
 from gouache.service.errors import InvalidRequest

@@ -1,8 +1,9 @@
-"""`/v1/responses`: the Responses API with the `image_generation` tool."""
+"""`/v1/responses`: the Responses API with the `image_generation` tool. Validates the tool, hands the turn to
+the Responses service, and shapes what comes back as OpenAI's JSON (`api/protocol/responses.py`) or SSE
+(`api/sse.py`)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -12,13 +13,15 @@ from gouache.api.access import current_caller
 from gouache.api.deps import services
 from gouache.api.disconnect import unless_disconnected
 from gouache.api.errors import validation_error
-from gouache.api.schemas import (
-    ERROR_RESPONSES,
-    STREAMING_RESPONSES,
+from gouache.api.protocol.common import ERROR_RESPONSES, STREAMING_RESPONSES
+from gouache.api.protocol.responses import (
     ImageGenerationTool,
+    InputItemList,
     ResponseCreateRequest,
+    ResponseDeleted,
+    ResponseObject,
 )
-from gouache.api.sse import event_stream, sse_frame
+from gouache.api.sse import event_stream, response_events
 from gouache.service.access import Caller
 from gouache.service.container import Services
 from gouache.service.errors import InvalidRequest, UnsupportedParameter
@@ -93,27 +96,23 @@ async def create_response(
     tool = image_tool(body)
     turn = await svc.responses.start(body.model_dump(exclude_none=True), tool, caller)
     if body.stream:
-        return event_stream(request, lambda stop: _frames(svc.responses.stream(turn, stop)))
-    return await unless_disconnected(request, svc.responses.run(turn))
-
-
-async def _frames(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
-    async for event in events:
-        yield sse_frame(event)
+        return event_stream(request, lambda stop: response_events(svc.responses.stream(turn, stop)))
+    return ResponseObject.of(await unless_disconnected(request, svc.responses.run(turn)))
 
 
 @router.get("/{response_id}", responses=ERROR_RESPONSES)
 async def get_response(
     response_id: str, svc: Services = Depends(services), caller: Caller = Depends(current_caller)
 ) -> Any:
-    return svc.responses.get(response_id, caller.owner)
+    return ResponseObject.of(await svc.responses.get(response_id, caller.owner))
 
 
 @router.delete("/{response_id}", responses=ERROR_RESPONSES)
 async def delete_response(
     response_id: str, svc: Services = Depends(services), caller: Caller = Depends(current_caller)
 ) -> Any:
-    return svc.responses.delete(response_id, caller.owner)
+    await svc.responses.delete(response_id, caller.owner)
+    return ResponseDeleted(id=response_id)
 
 
 @router.get("/{response_id}/input_items", responses=ERROR_RESPONSES)
@@ -125,4 +124,4 @@ async def list_input_items(
 ) -> Any:
     if order not in ("asc", "desc"):
         raise InvalidRequest(f"Invalid value: '{order}'. Supported values are: 'asc', 'desc'.", param="order")
-    return svc.responses.input_items(response_id, caller.owner, order)
+    return InputItemList.of(await svc.responses.input_items(response_id, caller.owner, order))

@@ -1,8 +1,9 @@
-"""The turn planner: stands in for the text model of a Responses turn. From the conversation so far and the
+"""The turn decision: stands in for the text model of a Responses turn. From the conversation so far and the
 new message it decides whether to generate a new image or edit the previous one, writes the revised
 prompt, and picks how the edit is done (a whole-image edit of some strength, or a repaint of one region).
 
-The planner is rule-based and deterministic: the same conversation always gives the same plan."""
+The rules are deterministic: the same conversation always gives the same decision. (The word "plan" is kept
+for the engine catalog's `SamplingPlan`; what is decided here is a turn, not a sampling plan.)"""
 
 from __future__ import annotations
 
@@ -37,7 +38,9 @@ _COMPARATIVE = re.compile(r"^(?:the\s+)?(.+?)\s+((?:more|less)\s+\w+|\w+er)$", r
 
 
 @dataclass(frozen=True)
-class TurnPlan:
+class TurnDecision:
+    """What one turn does: generate or edit, with which prompt, how, and what the assistant says."""
+
     action: str  # "generate" | "edit"
     revised_prompt: str
     #: How far an edit moves from the previous image (image-to-image); ignored when `region` is set.
@@ -67,15 +70,15 @@ def _modification(base: str, text: str) -> str:
     return f"{base}, {_clean(text)}"
 
 
-def plan_turn(
+def decide_turn(
     text: str,
     *,
     previous_prompt: str | None,
     has_image: bool,
     action: str = "auto",
     instructions: str | None = None,
-) -> TurnPlan:
-    """Plan one turn. `previous_prompt` is the revised prompt of the last image in the conversation, and
+) -> TurnDecision:
+    """Decide one turn. `previous_prompt` is the revised prompt of the last image in the conversation, and
     `has_image` says whether an image is in context (a previous one or one the user sent)."""
     text = _clean(text) or "an image"
     wants_edit = action == "edit" or (
@@ -83,16 +86,16 @@ def plan_turn(
     )
     if not wants_edit or not has_image:
         prompt = text if not instructions else f"{text}, {_clean(instructions)}"
-        return TurnPlan("generate", prompt, reply=f"Here is the image: {prompt}.")
+        return TurnDecision("generate", prompt, reply=f"Here is the image: {prompt}.")
     base = previous_prompt or "the image"
     prompt = _modification(base, text)
     region = next((name for name, pattern in _REGIONS.items() if pattern.search(text)), None)
     if region is not None and _ADD.match(text):
-        return TurnPlan("edit", prompt, 1.0, region, f"I repainted the {region} of the image: {prompt}.")
+        return TurnDecision("edit", prompt, 1.0, region, f"I repainted the {region} of the image: {prompt}.")
     if _TURN_INTO.match(text):
         strength = 0.75
     elif _TONE.search(text):
         strength = 0.4
     else:
         strength = 0.6
-    return TurnPlan("edit", prompt, strength, None, f"I edited the image: {prompt}.")
+    return TurnDecision("edit", prompt, strength, None, f"I edited the image: {prompt}.")

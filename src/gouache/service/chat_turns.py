@@ -1,6 +1,7 @@
 """An optional chat model that writes the revised prompt of a Responses turn (`GOUACHE_PLANNER_URL`: any
-OpenAI-compatible `/chat/completions` endpoint). The rule-based planner still decides generate vs. edit and
-how to edit; the chat model only rewrites the prompt, and any failure falls back to the rule-based prompt."""
+OpenAI-compatible `/chat/completions` endpoint). The rule-based turn decision (`service/turns.py`) still
+decides generate vs. edit and how to edit; the chat model only rewrites the prompt, and any failure falls
+back to the rule-based prompt."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import replace
 
 import httpx
 
-from gouache.service.planner import TurnPlan
+from gouache.service.turns import TurnDecision
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ class ChatPromptWriter:
         self.headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self.timeout = timeout
 
-    def revise(self, plan: TurnPlan, text: str, previous_prompt: str | None) -> TurnPlan:
+    def revise(self, decision: TurnDecision, text: str, previous_prompt: str | None) -> TurnDecision:
         context = (
             f"Current image prompt: {previous_prompt}\n" if previous_prompt else "There is no image yet.\n"
         )
@@ -45,9 +46,11 @@ class ChatPromptWriter:
             prompt = str(response.json()["choices"][0]["message"]["content"]).strip().strip('"')
         except (httpx.HTTPError, KeyError, IndexError, TypeError, ValueError) as exc:
             log.warning("planner chat model failed (%s); using the rule-based prompt", exc)
-            return plan
+            return decision
         if not prompt:
-            return plan
+            return decision
         return replace(
-            plan, revised_prompt=prompt[:4000], reply=plan.reply.replace(plan.revised_prompt, prompt)
+            decision,
+            revised_prompt=prompt[:4000],
+            reply=decision.reply.replace(decision.revised_prompt, prompt),
         )

@@ -1,0 +1,87 @@
+"""Wire types every API shares: the strict base model, the enums of image options, OpenAI's error body, and
+the OpenAPI declarations of the errors and server-sent events an endpoint may answer."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Quality = Literal["low", "medium", "high", "auto", "xhigh", "max", "standard", "hd"]
+OutputFormat = Literal["png", "jpeg", "webp", "gif", "svg"]
+Background = Literal["transparent", "opaque", "auto"]
+
+
+DEADLINE_DOC = (
+    "Extension: seconds the request may take, queue included (at most the server's "
+    "GOUACHE_REQUEST_TIMEOUT_S); then it stops with 408 deadline_exceeded."
+)
+CACHE_DOC = (
+    "Extension: false renders even when an identical request with the same explicit seed was served before "
+    "(the x-gouache-cache response header says hit, miss or off)."
+)
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class SvgReasoning(StrictModel):
+    effort: Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None = None
+
+
+class SvgOptions(StrictModel):
+    model: str | None = None
+    reasoning: SvgReasoning | None = None
+
+
+class ErrorObject(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorObject
+
+
+def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"model": ErrorResponse, "description": description}
+    if headers:
+        entry["headers"] = headers
+    return entry
+
+
+_RETRY_AFTER = {
+    "retry-after": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}},
+    "retry-after-ms": {"description": "The same in milliseconds.", "schema": {"type": "integer"}},
+}
+
+#: Every error an endpoint may answer, in OpenAI's shape (declared so that clients and fuzzers know them).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _error("Invalid request: the message names the parameter"),
+    404: _error("Unknown model, object or URL"),
+    405: _error("Method not allowed"),
+    408: _error("The request's deadline passed (deadline_s or GOUACHE_REQUEST_TIMEOUT_S)"),
+    413: _error("Request body larger than GOUACHE_MAX_BODY_MB"),
+    429: _error("The engine's queue is full; retry after `retry-after` seconds", _RETRY_AFTER),
+    500: _error("Engine failure (no fallback model could serve the request)"),
+    503: _error("Shutting down"),
+}
+
+#: One server-sent event: `event:` is the JSON's `type`, `data:` one line of JSON.
+SSE_EVENT: dict[str, Any] = {
+    "type": "object",
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
+    "required": ["event", "data"],
+}
+
+#: Endpoints that stream server-sent events when `stream` is true.
+STREAMING_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    200: {
+        "description": "The result, or with `stream: true` server-sent events",
+        "content": {"text/event-stream": {"schema": SSE_EVENT}},
+    },
+}
