@@ -27,9 +27,9 @@ HEADER = (
 
 @contextmanager
 def locked(catalog_file: Path) -> Iterator[None]:
-    """Hold the exclusive lock of `catalog_file` (a `.lock` file beside it)."""
+    """Hold the exclusive lock of `catalog_file` (a hidden `.lock` file beside it)."""
     catalog_file.parent.mkdir(parents=True, exist_ok=True)
-    with catalog_file.with_suffix(".lock").open("a") as lock:
+    with (catalog_file.parent / f".{catalog_file.name}.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -79,7 +79,8 @@ def _table(keys: tuple[str, ...], table: Mapping[str, Any]) -> str:
     """One TOML table: its scalar keys, then its sub-tables (enough for catalog entries)."""
     scalars = [f"{_key(k)} = {_value(v)}" for k, v in table.items() if not isinstance(v, Mapping)]
     tables = any(isinstance(v, Mapping) for v in table.values())
-    text = "" if tables and not scalars else "\n".join([f"\n[{'.'.join(_key(k) for k in keys)}]", *scalars]) + "\n"
+    header = f"\n[{'.'.join(_key(k) for k in keys)}]"
+    text = "" if tables and not scalars else "\n".join([header, *scalars]) + "\n"
     for key, sub in table.items():
         if isinstance(sub, Mapping):
             text += _table((*keys, key), sub)
