@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Every GPT image model name the official SDK (3.57) knows. Each is served by the default model unless the
@@ -31,11 +31,31 @@ GPT_IMAGE_MODEL_NAMES: tuple[str, ...] = (
 class Settings(BaseSettings):
     """Configuration from `GOUACHE_*` environment variables (or keyword arguments in tests)."""
 
-    model_config = SettingsConfigDict(env_prefix="GOUACHE_", env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="GOUACHE_", env_file=None, extra="ignore", populate_by_name=True
+    )
 
     host: str = "127.0.0.1"
     port: int = 8000
-    data_dir: Path = Field(default=Path(".gouache"), description="Database, images and caches live here.")
+    data_dir: Path = Field(
+        default=Path(".gouache"),
+        # GOUACHE_HOME is the documented name; GOUACHE_DATA_DIR, the older one, still works (HOME wins).
+        validation_alias=AliasChoices("GOUACHE_HOME", "GOUACHE_DATA_DIR"),
+        description="Database, images, caches and pulled models live here.",
+    )
+    models_dir: Path | None = Field(
+        default=None, description="Pulled models and their catalog; GOUACHE_HOME/models if unset."
+    )
+    hf_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("HF_ENDPOINT"),
+        description="Model hub `gouache pull` downloads from (huggingface_hub's default if unset).",
+    )
+    hf_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("HF_TOKEN"),
+        description="Hub token for gated or private repositories.",
+    )
     catalog_file: Path | None = Field(
         default=None, description="A user catalog TOML merged over the shipped one."
     )
@@ -152,6 +172,16 @@ class Settings(BaseSettings):
     def backend_cache_dir(self) -> Path:
         """Converted models (OpenVINO IR and compiled blobs), kept across restarts."""
         return self.data_dir / "cache"
+
+    @property
+    def pulled_models_dir(self) -> Path:
+        """Where `gouache pull` puts models, each in a folder named after it, beside `catalog.toml`."""
+        return self.models_dir if self.models_dir is not None else self.data_dir / "models"
+
+    @property
+    def pulled_catalog_file(self) -> Path:
+        """The catalog of pulled models, merged between the shipped catalog and GOUACHE_CATALOG_FILE."""
+        return self.pulled_models_dir / "catalog.toml"
 
     @property
     def blob_dir(self) -> Path:

@@ -1,6 +1,7 @@
 """The model catalog: API model names -> diffusers pipeline directories, their family and sampling plans.
 
-The shipped `catalog.toml` is merged with an optional user file. A model entry looks like::
+The shipped `catalog.toml` is merged with the pulled models' catalog (`gouache pull`, see `pulled.py`) and an
+optional user file. A model entry looks like::
 
     [models.my-sdxl]
     path = "/models/sdxl-base"      # a diffusers pipeline directory ("builtin:NAME" = shipped package data)
@@ -270,23 +271,25 @@ class Catalog:
         return list(self._specs.values())
 
     @classmethod
-    def load(cls, user_file: Path | None = None) -> Catalog:
-        """The shipped catalog, then the user's file on top (same names replace shipped entries)."""
+    def load(cls, user_file: Path | None = None, pulled_file: Path | None = None) -> Catalog:
+        """The shipped catalog, then the pulled models' catalog (`gouache pull`; skipped while it does not
+        exist), then the user's file on top: later layers replace entries of the same name."""
         shipped = resources.files("gouache.engine").joinpath("catalog.toml").read_text()
         entries = _entries(tomllib.loads(shipped), "catalog.toml")
         specs = {
             name: spec_from_entry(name, e, base=None, source="catalog.toml") for name, e in entries.items()
         }
+        layers: list[Path] = []
+        if pulled_file is not None and Path(pulled_file).expanduser().is_file():
+            layers.append(Path(pulled_file).expanduser())
         if user_file is not None:
             user_file = Path(user_file).expanduser()
             if not user_file.is_file():
                 raise CatalogError(f"Catalog file {user_file} does not exist (GOUACHE_CATALOG_FILE).")
-            try:
-                data = tomllib.loads(user_file.read_text())
-            except tomllib.TOMLDecodeError as exc:
-                raise CatalogError(f"{user_file} is not valid TOML: {exc}") from exc
-            for name, entry in _entries(data, str(user_file)).items():
-                specs[name] = spec_from_entry(name, entry, base=user_file.parent, source=str(user_file))
+            layers.append(user_file)
+        for layer in layers:
+            for name, entry in read_entries(layer).items():
+                specs[name] = spec_from_entry(name, entry, base=layer.parent, source=str(layer))
         catalog = cls(specs.values())
         for spec in specs.values():
             if spec.fallback is not None and catalog.resolve(spec.fallback) is None:
@@ -295,6 +298,15 @@ class Catalog:
                     f"({', '.join(catalog.names())})."
                 )
         return catalog
+
+
+def read_entries(path: Path) -> dict[str, Mapping[str, Any]]:
+    """The `[models.*]` tables of a catalog file, by name."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(f"{path} is not valid TOML: {exc}") from exc
+    return _entries(data, str(path))
 
 
 def _entries(data: Mapping[str, Any], source: str) -> dict[str, Mapping[str, Any]]:

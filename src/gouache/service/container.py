@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 def build_catalog(settings: Settings) -> tuple[Catalog, ModelSpec]:
     """The catalog with the default model resolved (a catalog name or a diffusers directory) and the GPT image
     model names aliased to it."""
-    catalog = Catalog.load(settings.catalog_file)
+    catalog = Catalog.load(settings.catalog_file, settings.pulled_catalog_file)
     default = catalog.resolve(settings.default_model)
     if default is None:
         path = Path(settings.default_model).expanduser()
