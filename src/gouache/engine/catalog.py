@@ -4,8 +4,11 @@ The shipped `catalog.toml` is merged with the pulled models' catalog (`gouache p
 optional user file. A model entry looks like::
 
     [models.my-sdxl]
-    path = "/models/sdxl-base"      # a diffusers pipeline directory ("builtin:NAME" = shipped package data)
-    family = "sdxl"                 # optional: read from model_index.json when omitted
+    path = "/models/sdxl-base"      # a diffusers pipeline directory ("builtin:NAME" = shipped package data),
+                                    # or a single-file checkpoint (.safetensors/.ckpt, see engine.single_file)
+    family = "sdxl"                 # optional: read from model_index.json (or a checkpoint's keys)
+    config = "/models/sdxl-config"  # single files only, optional: a diffusers folder giving component configs
+                                    # and tokenizers (default: the published architecture's configs, shipped)
     resolution = 1024               # working resolution (side of the square of the same area)
     aliases = ["sdxl"]
     upscaler = "lanczos"            # or "flat": crisp edges for flat-colour artwork (gouache-mini)
@@ -103,6 +106,8 @@ class ModelSpec:
     fallback: str | None = None
     #: Denoiser backend for this model ("pytorch", "openvino", "auto"); None follows GOUACHE_BACKEND.
     backend: str | None = None
+    #: For a single-file checkpoint: a diffusers folder with component configs and tokenizers (None: shipped).
+    config: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -184,8 +189,22 @@ def spec_from_entry(name: str, entry: Mapping[str, Any], *, base: Path | None, s
     if "path" not in entry:
         raise CatalogError(f"{where}: 'path' is required")
     path = _resolve_path(str(entry["path"]), base)
+    config = _resolve_path(str(entry["config"]), base) if "config" in entry else None
     family = entry.get("family")
-    if family is None:
+    from gouache.engine.single_file import detect_file_family, is_single_file
+
+    if is_single_file(path):
+        if config is not None and not config.is_dir():
+            raise CatalogError(
+                f"{where}: config folder {config} does not exist (a diffusers pipeline folder)."
+            )
+        if family is None:
+            family = detect_file_family(path)
+    elif config is not None:
+        raise CatalogError(
+            f"{where}: 'config' applies only to a single-file checkpoint path (.safetensors/.ckpt)"
+        )
+    elif family is None:
         family = detect_family(path)
     if family not in FAMILIES:
         raise CatalogError(f"{where}: family must be one of {', '.join(FAMILIES)}")
@@ -208,6 +227,7 @@ def spec_from_entry(name: str, entry: Mapping[str, Any], *, base: Path | None, s
         raise CatalogError(f"{where}: backend must be one of {', '.join(BACKENDS)}")
     known = {
         "backend",
+        "config",
         "path",
         "family",
         "resolution",
@@ -232,6 +252,7 @@ def spec_from_entry(name: str, entry: Mapping[str, Any], *, base: Path | None, s
         upscaler=upscaler,
         fallback=fallback,
         backend=backend,
+        config=config,
         extra={k: v for k, v in entry.items() if k not in known},
     )
 

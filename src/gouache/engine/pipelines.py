@@ -24,6 +24,7 @@ from diffusers import (
 
 from gouache.engine.backend import BackendOptions, apply_backend, backend_of
 from gouache.engine.catalog import CatalogError, ModelSpec, detect_family
+from gouache.engine.single_file import is_single_file, load_single_file
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +60,19 @@ class LoadedModel:
         self.pipeline.scheduler = self._schedulers[name]
 
 
-def load_pipeline(path: Path) -> Any:
-    """Load a diffusers pipeline directory on the CPU, offline, in float32."""
+def load_pipeline(path: Path, family: str | None = None, config: Path | None = None) -> Any:
+    """Load a diffusers pipeline directory, or a single-file checkpoint (`family` and `config` as in its
+    catalog entry; see gouache.engine.single_file), on the CPU, offline, in float32."""
     path = Path(path)
+    if is_single_file(path):
+        try:
+            pipe = load_single_file(path, family, config)
+        except (CatalogError, ValueError) as exc:
+            raise ModelLoadError(str(exc)) from exc
+        except Exception as exc:  # diffusers and transformers raise many types for a broken file
+            raise ModelLoadError(f"Could not load the checkpoint {path}: {exc}") from exc
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
     try:
         detect_family(path)
     except CatalogError as exc:
@@ -103,10 +114,11 @@ class ModelTooLarge(ModelLoadError):
 
 
 def estimate_model_bytes(path: Path) -> int:
-    """Memory a pipeline will take once loaded in float32: its weight files, doubled when they are stored
-    in half precision (read from the safetensors headers)."""
+    """Memory a pipeline will take once loaded in float32: its weight files (or its single checkpoint file),
+    doubled when they are stored in half precision (read from the safetensors headers)."""
     total = 0
-    for file in Path(path).rglob("*"):
+    files = [Path(path)] if Path(path).is_file() else Path(path).rglob("*")
+    for file in files:
         if file.suffix not in _WEIGHT_SUFFIXES or not file.is_file():
             continue
         size = file.stat().st_size
@@ -165,7 +177,7 @@ class ModelCache:
                 return model
             if model is not None:
                 self._unload(spec.name)
-            estimate = estimate_model_bytes(spec.path) if Path(spec.path).is_dir() else 0
+            estimate = estimate_model_bytes(spec.path) if Path(spec.path).exists() else 0
             if self.budget_bytes is not None:
                 if estimate > self.budget_bytes:
                     raise ModelTooLarge(
@@ -175,7 +187,7 @@ class ModelCache:
                 while self._models and self.used_bytes + estimate > self.budget_bytes:
                     self._unload(next(iter(self._models)))
             log.info("loading model %s from %s (~%.0f MB)", spec.name, spec.path, estimate / 2**20)
-            pipeline = load_pipeline(spec.path)
+            pipeline = load_pipeline(spec.path, spec.family, spec.config)
             backend = apply_backend(pipeline, self.backend, override=spec.backend, key=spec.name)
             model = LoadedModel(spec, pipeline, backend)
             self._models[spec.name] = model
