@@ -22,8 +22,8 @@ from gouache.engine.edits import EditInputs
 from gouache.engine.finish import encode
 from gouache.engine.jobs import Progress, ProgressCallback, RenderedImage, RenderJob, RenderResult
 from gouache.engine.pipelines import ModelLoadError
+from gouache.engine.queue import JobHandle, JobQueue, QueueFull, ShuttingDown
 from gouache.engine.runner import Cancelled, DeadlineExceeded
-from gouache.engine.scheduler import JobHandle, QueueFull, Scheduler, ShuttingDown
 from gouache.service.access import ANONYMOUS, Caller
 from gouache.service.budget import check_render_budget
 from gouache.service.budgets import Reservation
@@ -161,7 +161,7 @@ class ImageService:
     def __init__(
         self,
         catalog: Catalog,
-        scheduler: Scheduler,
+        queue: JobQueue,
         store: Store,
         ops: Operations,
         *,
@@ -170,7 +170,7 @@ class ImageService:
         result_cache: bool = True,
     ) -> None:
         self.catalog = catalog
-        self.scheduler = scheduler
+        self.queue = queue
         self.store = store
         self.ops = ops
         self.render_budget_bytes = render_budget_bytes
@@ -325,10 +325,10 @@ class ImageService:
         limits = [t for t in (params.deadline_s, self.default_timeout_s) if t is not None]
         timeout = min(limits) if limits else None
         deadline = None if timeout is None else time.monotonic() + timeout
-        if self.scheduler.full:
+        if self.queue.full:
             # Refused at once, before any planning: under a burst, even a thread hop is a wait. The refusal is
             # recorded in the background.
-            full = self.scheduler.queue_full_error()
+            full = self.queue.queue_full_error()
             refusal = QueueFullError(str(full), full.retry_after)
             self._keep(
                 asyncio.ensure_future(
@@ -595,7 +595,7 @@ class ImageService:
             self.store.mark_running(request_id, resolved_model=job.model.name, seed=job.seeds[0])
 
         try:
-            handle = self.scheduler.submit(job, on_progress, on_start=started, deadline=deadline)
+            handle = self.queue.submit(job, on_progress, on_start=started, deadline=deadline)
         except QueueFull as exc:
             raise QueueFullError(str(exc), exc.retry_after) from exc
         except ShuttingDown as exc:
