@@ -18,9 +18,8 @@ from typing import Any
 from PIL import Image
 
 from gouache.engine.catalog import Catalog, ModelSpec, SamplingPlan
-from gouache.engine.edits import EditInputs
 from gouache.engine.finish import encode
-from gouache.engine.jobs import Progress, ProgressCallback, RenderedImage, RenderJob, RenderResult
+from gouache.engine.jobs import EditInputs, Progress, ProgressCallback, RenderedImage, RenderJob, RenderResult
 from gouache.engine.pipelines import ModelLoadError
 from gouache.engine.queue import JobHandle, JobQueue, QueueFull, ShuttingDown
 from gouache.engine.runner import Cancelled, DeadlineExceeded
