@@ -15,8 +15,8 @@ import pytest
 
 from gouache.engine.catalog import Catalog
 from gouache.engine.pipelines import ModelCache
+from gouache.engine.queue import JobQueue
 from gouache.engine.runner import Runner
-from gouache.engine.scheduler import Scheduler
 from gouache.service.access import ANONYMOUS, Caller
 from gouache.service.container import build_catalog
 from gouache.service.errors import InvalidRequest, QueueFullError, ServiceError
@@ -146,7 +146,7 @@ def test_server_wide_defaults_apply_to_keys_without_their_own(tmp_path: Path, st
 
 
 def service(catalog: Catalog, store: Store, ops: Operations, max_queue: int = 4) -> ImageService:
-    return ImageService(catalog, Scheduler(Runner(ModelCache()), max_queue=max_queue), store, ops)
+    return ImageService(catalog, JobQueue(Runner(ModelCache()), max_queue=max_queue), store, ops)
 
 
 def rows(store: Store) -> list[tuple[str, str, float, int, str | None]]:
@@ -205,7 +205,7 @@ def test_refusals_are_ledger_rows_at_zero_cost(catalog: Catalog, store: Store, o
 
 def test_a_full_queue_refuses_at_once(catalog: Catalog, store: Store, ops: Operations) -> None:
     images = service(catalog, store, ops, max_queue=1)
-    waiting = images.engine.scheduler.submit(build_job(catalog, LOW)[0])  # never started: it stays queued
+    waiting = images.engine.queue.submit(build_job(catalog, LOW)[0])  # never started: it stays queued
 
     async def refused() -> QueueFullError:
         with pytest.raises(QueueFullError) as info:
@@ -218,7 +218,7 @@ def test_a_full_queue_refuses_at_once(catalog: Catalog, store: Store, ops: Opera
     try:
         error = asyncio.run(refused())
     finally:
-        images.engine.scheduler.stop(timeout=0)
+        images.engine.queue.stop(timeout=0)
     assert waiting.cancelled
     assert (error.status, error.type, error.code) == (429, "requests", "rate_limit_exceeded")
     assert error.message == "The queue is full (1 jobs waiting or running); retry shortly."

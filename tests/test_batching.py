@@ -14,8 +14,8 @@ from gouache.engine.catalog import Catalog, SamplingPlan, spec_for_directory
 from gouache.engine.embeddings import PromptEmbeddings
 from gouache.engine.jobs import Progress, RenderJob
 from gouache.engine.pipelines import ModelCache
+from gouache.engine.queue import JobQueue
 from gouache.engine.runner import BatchEntry, Cancelled, Runner, batch_key
-from gouache.engine.scheduler import Scheduler
 
 PLAN = SamplingPlan(steps=2, guidance=3.0)
 
@@ -86,17 +86,17 @@ def test_a_cancelled_job_leaves_the_batch_and_the_others_finish(tiny_models: dic
     assert isinstance(everyone[0], Cancelled)
 
 
-def test_the_scheduler_gathers_queued_compatible_jobs(tiny_models: dict[str, Path]) -> None:
+def test_the_queue_gathers_queued_compatible_jobs(tiny_models: dict[str, Path]) -> None:
     spec = spec_for_directory(tiny_models["sd1"])
     runner = Runner(ModelCache())
     jobs = _jobs(spec)
     other = RenderJob(spec, "a green star", PLAN, 128, 64, (5,))  # another working size: its own batch
     alone = [runner.render(job).images[0].data for job in [*jobs, other]]
-    scheduler = Scheduler(runner, batch_window_s=0.5, max_batch_images=8)
-    handles = [scheduler.submit(job) for job in [*jobs, other]]
-    scheduler.start()
+    queue = JobQueue(runner, batch_window_s=0.5, max_batch_images=8)
+    handles = [queue.submit(job) for job in [*jobs, other]]
+    queue.start()
     results = [handle.future.result(timeout=120) for handle in handles]
-    scheduler.stop()
+    queue.stop()
     assert [r.images[0].data for r in results] == alone
     assert [r.timings["batch_images"] for r in results] == [4, 4, 4, 1]
 
@@ -106,17 +106,16 @@ def test_each_worker_thread_uses_the_configured_torch_threads(tiny_models: dict[
 
     spec = spec_for_directory(tiny_models["sd1"])
     seen: list[int] = []
-    scheduler = Scheduler(Runner(ModelCache()), workers=2, torch_threads=1)
-    scheduler.start()
+    queue = JobQueue(Runner(ModelCache()), workers=2, torch_threads=1)
+    queue.start()
     try:
         handles = [
-            scheduler.submit(job, lambda progress: seen.append(torch.get_num_threads()))
-            for job in _jobs(spec)
+            queue.submit(job, lambda progress: seen.append(torch.get_num_threads())) for job in _jobs(spec)
         ]
         for handle in handles:
             handle.future.result(timeout=120)
     finally:
-        scheduler.stop()
+        queue.stop()
     # OpenMP's thread count is per thread: without the worker setting it, it would be every core.
     assert seen and set(seen) == {1}
 

@@ -13,18 +13,13 @@ import pytest
 import torch
 from PIL import Image, ImageFilter
 
+from gouache.engine.canvas import edit_mode, feather_mask, prepare_edit_canvas
 from gouache.engine.catalog import SamplingPlan, spec_for_directory
-from gouache.engine.edits import (
-    EditInputs,
-    edit_mode,
-    effective_steps,
-    feather_mask,
-    measure_seam,
-    prepare_edit_canvas,
-    run_edit,
-)
+from gouache.engine.edits import effective_steps
+from gouache.engine.jobs import EditInputs
 from gouache.engine.pipelines import LoadedModel, load_pipeline
 from gouache.engine.tiny import FAMILIES, build_tiny_pipeline
+from tests.helpers_edits import measure_seam, run_edit
 
 PLAN = SamplingPlan(steps=3, guidance=2.0)
 PROMPT = "a red fox in the snow"

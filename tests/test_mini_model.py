@@ -19,8 +19,7 @@ from PIL import Image
 
 import gouache.mini.pipeline  # noqa: F401  (diffusers needs gouache's component modules imported)
 from gouache.engine.catalog import SamplingPlan, spec_for_directory
-from gouache.engine.edits import EditInputs, run_edit
-from gouache.engine.jobs import RenderJob
+from gouache.engine.jobs import EditInputs, RenderJob
 from gouache.engine.pipelines import ModelCache
 from gouache.engine.runner import Runner
 from gouache.mini.codec import PixelUnshuffleCodec
@@ -36,6 +35,7 @@ from gouache.mini.train import (
     train,
     validation_loss,
 )
+from tests.helpers_edits import run_edit
 
 STEPS = 40
 

@@ -14,8 +14,8 @@ from PIL import Image
 
 from gouache.engine.catalog import Catalog, ModelSpec, SamplingPlan
 from gouache.engine.pipelines import ModelLoadError
+from gouache.engine.queue import QueueFull, ShuttingDown
 from gouache.engine.runner import Cancelled, DeadlineExceeded
-from gouache.engine.scheduler import QueueFull, ShuttingDown
 from gouache.service.container import build_catalog
 from gouache.service.errors import (
     DeadlineExceededError,

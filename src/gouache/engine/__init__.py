@@ -1,1 +1,1 @@
-"""The engine owns models: catalog, pipeline loading, rendering stages and the job scheduler."""
+"""The engine owns models: catalog, pipeline loading, rendering stages and the job queue."""

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -341,7 +341,3 @@ def spec_for_directory(path: Path, name: str | None = None) -> ModelSpec:
     """A spec for a bare diffusers directory (e.g. `gouache serve --model /models/sdxl`)."""
     path = Path(path).expanduser().resolve()
     return spec_from_entry(name or path.name, {"path": str(path)}, base=None, source=str(path))
-
-
-def with_plan(spec: ModelSpec, quality: str, plan: SamplingPlan) -> ModelSpec:
-    return replace(spec, plans={**spec.plans, quality: plan})

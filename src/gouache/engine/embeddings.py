@@ -13,9 +13,6 @@ from typing import Any
 
 import torch
 
-#: Families whose pipelines take ``prompt_embeds``/``negative_prompt_embeds`` from the SD ``encode_prompt``.
-SD_STYLE_FAMILIES = ("sd1", "sd2")
-
 Key = tuple[str, str, str, str | None, bool, int | None]
 
 

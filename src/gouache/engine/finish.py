@@ -1,14 +1,29 @@
-"""The finish stage: bring a rendered image to the exact requested size and encode it."""
+"""The finish stage: bring a denoised image to the exact requested size, blend an edit back into its input
+outside the repaint mask, and encode it.
+
+Every image the runner renders, text-to-image or edit, is finished here exactly once (:func:`finish_image`,
+then :func:`encode`), after the model lock is released. Previews only borrow :func:`to_exact_size`."""
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 from PIL import Image
 
+from gouache.engine.canvas import blend_back
 from gouache.engine.upscale import upscale
 
 FORMATS = ("png", "jpeg", "webp")
+
+
+@dataclass(frozen=True)
+class Backdrop:
+    """What an inpaint or outpaint keeps: the input canvas (RGB, the input's size) and the binary repaint mask
+    (mode L, 255 = repaint, the same size). The finish stage blends the result back into it."""
+
+    canvas: Image.Image
+    mask: Image.Image
 
 
 def to_exact_size(image: Image.Image, width: int, height: int, upscaler: str = "lanczos") -> Image.Image:
@@ -16,6 +31,18 @@ def to_exact_size(image: Image.Image, width: int, height: int, upscaler: str = "
     resample rather than a crop: enlargements with the model's `upscaler` (see :mod:`gouache.engine.upscale`),
     reductions box-filtered Lanczos."""
     return upscale(image, width, height, upscaler)
+
+
+def finish_image(
+    image: Image.Image, width: int, height: int, upscaler: str = "lanczos", backdrop: Backdrop | None = None
+) -> Image.Image:
+    """A denoised working-size image at exactly `width x height` (with the model's `upscaler`) and, for an
+    edit with a mask, composited over its `backdrop` (the input resized with plain Lanczos) through the
+    feathered mask, so every pixel 4 px or more from the mask is exactly the resized input."""
+    final = to_exact_size(image, width, height, upscaler)
+    if backdrop is None:
+        return final
+    return blend_back(final, to_exact_size(backdrop.canvas, width, height), backdrop.mask)
 
 
 def encode(image: Image.Image, fmt: str, compression: int = 100, *, fast: bool = False) -> bytes:

@@ -8,7 +8,40 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from gouache.engine.catalog import ModelSpec, SamplingPlan
-from gouache.engine.edits import EditInputs
+
+#: Most images an edit takes: the one edited and up to 15 references.
+MAX_IMAGES = 16
+#: How strongly an edit's first image dominates its references (see :mod:`gouache.engine.edits`).
+FIDELITIES = ("high", "low")
+
+
+@dataclass(frozen=True)
+class EditInputs:
+    """What an edit starts from.
+
+    ``images``: 1-16 RGB(A) images; the first is the one edited, the rest are references.
+    ``mask``: mode "L" (255 = repaint, 0 = keep; binarised at 128), the size of ``images[0]``; a mask with an
+    alpha channel is read OpenAI-style (transparent = repaint). ``strength``: 0..1 for image-to-image only.
+    ``input_fidelity``: "high" | "low", how strongly the first image dominates the extra references (see
+    :mod:`gouache.engine.edits`)."""
+
+    images: tuple[Image.Image, ...]
+    mask: Image.Image | None
+    strength: float
+    input_fidelity: str = "high"
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.images) <= MAX_IMAGES:
+            raise ValueError(f"an edit takes 1 to {MAX_IMAGES} images, got {len(self.images)}")
+        if self.input_fidelity not in FIDELITIES:
+            raise ValueError(f"input_fidelity must be one of {', '.join(FIDELITIES)}")
+        if not 0.0 <= self.strength <= 1.0:
+            raise ValueError("strength must be within 0 and 1")
+        if self.mask is not None and self.mask.size != self.images[0].size:
+            raise ValueError(
+                f"the mask is {self.mask.size[0]}x{self.mask.size[1]} but the image is "
+                f"{self.images[0].size[0]}x{self.images[0].size[1]}; they must be the same size"
+            )
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 SD 1.x/2.x and SDXL latents map to RGB almost linearly, so their previews are one small matrix product (the
 well-known "cheap approximation" factors). Other families (SD3, FLUX, our pixel-space codec) are decoded with
-their own VAE from the current latents, at the working size."""
+their own VAE from the current latents, at the working size, then resized to the output size (a preview is
+not finished: no blending back, and the service encodes it fast)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Any
 import torch
 from PIL import Image
 
+from gouache.engine.finish import to_exact_size
+from gouache.engine.jobs import RenderJob
 from gouache.engine.pipelines import LoadedModel
 
 _LINEAR_FACTORS = {
@@ -26,6 +29,22 @@ def preview_steps(total: int, count: int) -> set[int]:
     if count <= 0 or total <= 1:
         return set()
     return {s for s in (round(total * (i + 1) / (count + 1)) for i in range(count)) if 1 <= s < total}
+
+
+def preview_image(
+    model: LoadedModel,
+    job: RenderJob,
+    index: int,
+    step: int,
+    total: int,
+    latents: Any,
+    size: tuple[int, int],
+) -> Image.Image | None:
+    """A preview of the job's first image at the output size, at the steps chosen for `job.previews`; None
+    at the other steps and for the other images. `size` is the working size."""
+    if index != 0 or latents is None or step not in preview_steps(total, job.previews):
+        return None
+    return to_exact_size(decode_preview(model, latents, size), job.width, job.height, job.model.upscaler)
 
 
 def _to_image(rgb: torch.Tensor) -> Image.Image:

@@ -1,7 +1,19 @@
-"""The runner: jobs through the named stages of rendering on any diffusers pipeline.
+"""The runner: every job through the four named stages of rendering on a diffusers pipeline.
 
-Stages: load (cached) -> plan (scheduler, working size) -> denoise (the pipeline's own encode / latents /
-denoise / decode, with a per-step callback for progress and cancellation) -> finish (exact size, encode).
+1. **load**: the model, from the cache (loaded on first use).
+2. **prepare**: the sampler (the plan's scheduler set on the pipeline), the working size, the jobs still to
+   run, one ``torch.Generator`` per image, the prompts (cached embeddings where the pipeline takes them) and,
+   for an edit, its canvas, mask, init image and derived pipeline (:func:`gouache.engine.edits.prepare_edit`).
+3. **denoise**: the pipeline's own encode / latents / denoise / decode, with a per-step callback for progress,
+   previews and cancellation: text-to-image as one call for all its images, an edit one call per image (SD3
+   img2img breaks with several per call).
+4. **finish**: exact size, blending an edit back into its input outside the mask, encode
+   (:mod:`gouache.engine.finish`), once per image, after the model lock is released, images side by side.
+
+The stages hand each other one :class:`RenderState`. The issue that named them called the second stage
+"plan"; in code it is *prepare*, because "plan" already means the catalog's
+:class:`~gouache.engine.catalog.SamplingPlan` (a quality tier's steps, guidance and sampler), which prepare
+reads.
 
 Text-to-image jobs that agree on everything but prompt and seeds (:func:`batch_key`) denoise as one pipeline
 batch: one prompt (or cached embedding) and one ``torch.Generator`` per image, so each image's noise comes
@@ -14,7 +26,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -22,14 +34,14 @@ from diffusers import StableDiffusionPipeline
 from PIL import Image
 
 from gouache.engine.catalog import SamplingPlan
-from gouache.engine.edits import run_edit
+from gouache.engine.edits import PreparedEdit, denoise_edit, prepare_edit
 from gouache.engine.embeddings import PromptEmbeddings, uses_guidance
-from gouache.engine.finish import encode, to_exact_size
+from gouache.engine.finish import Backdrop, encode, finish_image
 from gouache.engine.geometry import working_size
 from gouache.engine.invariant import make_batch_invariant
 from gouache.engine.jobs import Progress, ProgressCallback, RenderedImage, RenderJob, RenderResult
 from gouache.engine.pipelines import LoadedModel, ModelCache
-from gouache.engine.previews import decode_preview, preview_steps
+from gouache.engine.previews import preview_image
 
 
 class Cancelled(Exception):
@@ -65,6 +77,33 @@ class BatchEntry:
     should_stop: Callable[[], bool] | None = None
 
 
+@dataclass(eq=False)
+class RenderState:
+    """What the four stages hand each other for one run: a batch of text-to-image jobs, or one edit."""
+
+    # 1. load
+    model: LoadedModel
+    entries: list[BatchEntry]
+    load_s: float
+    # 2. prepare
+    #: Per entry: None while the job goes on, else the exception that stopped it (or, after finishing, its
+    #: result).
+    outcomes: list[RenderResult | BaseException | None] = field(default_factory=list)
+    #: The entries that were still to run when denoising started; their images are denoised in this order.
+    live: list[int] = field(default_factory=list)
+    size: tuple[int, int] = (0, 0)
+    #: One per image of the live entries, seeded with the image's seed.
+    generators: list[torch.Generator] = field(default_factory=list)
+    #: Text-to-image: the pipeline's prompt arguments (prompts or cached embeddings, negatives, true CFG).
+    prompt: dict[str, Any] = field(default_factory=dict)
+    #: An edit: its canvas, mask, init image, strength and derived pipeline.
+    edit: PreparedEdit | None = None
+    # 3. denoise
+    #: The live entries' images at the working size, in order; None when every job stopped on the way.
+    images: list[Image.Image] | None = None
+    denoise_s: float = 0.0
+
+
 class _AllStopped(Exception):
     """Every job of a batch was cancelled or expired: stop denoising."""
 
@@ -85,15 +124,25 @@ class Runner:
         on_progress: ProgressCallback | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> RenderResult:
+        """One job: text-to-image in pipeline calls of at most `max_batch_images` images, an edit as a run
+        of its own. A job that stops raises `Cancelled` (or `DeadlineExceeded`)."""
         if job.edit is None:
             return self._render_in_chunks(job, on_progress, should_stop)
-        started = time.perf_counter()
-        model = self.cache.get(job.model)
-        loaded = time.perf_counter()
-        # A pipeline holds per-call state (its scheduler's timesteps): one job at a time per model.
-        with model.lock:
-            make_batch_invariant(model.pipeline)
-            return self._render_edit(model, job, started, loaded, on_progress, should_stop)
+        outcome = self._run([BatchEntry(job, on_progress, should_stop)])[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def render_batch(self, entries: list[BatchEntry]) -> list[RenderResult | BaseException]:
+        """Render compatible text-to-image jobs (equal :func:`batch_key`) as one pipeline call. Returns, per
+        entry, its result or the exception that ended it (`Cancelled`, `DeadlineExceeded`): a job that stops
+        is dropped from the batch while the others go on. An engine failure raises for all."""
+        if not entries:
+            return []
+        keys = {batch_key(e.job) for e in entries}
+        if None in keys or len(keys) != 1:
+            raise ValueError("render_batch takes text-to-image jobs with one batch key")
+        return self._run(entries)
 
     def _render_in_chunks(
         self,
@@ -127,114 +176,66 @@ class Runner:
         images = [image for r in results for image in r.images]
         return RenderResult(images=images, working_size=results[0].working_size, timings=timings)
 
-    def render_batch(self, entries: list[BatchEntry]) -> list[RenderResult | BaseException]:
-        """Render compatible text-to-image jobs (equal :func:`batch_key`) as one pipeline call. Returns, per
-        entry, its result or the exception that ended it (`Cancelled`, `DeadlineExceeded`): a job that stops
-        is dropped from the batch while the others go on. An engine failure raises for all."""
-        if not entries:
-            return []
-        keys = {batch_key(e.job) for e in entries}
-        if None in keys or len(keys) != 1:
-            raise ValueError("render_batch takes text-to-image jobs with one batch key")
+    def _run(self, entries: list[BatchEntry]) -> list[RenderResult | BaseException]:
+        """One run through the four stages: text-to-image entries with one batch key, or a single edit."""
         started = time.perf_counter()
-        first = entries[0].job
-        model = self.cache.get(first.model)
-        loaded = time.perf_counter()
-        outcomes: list[RenderResult | BaseException | None] = [None] * len(entries)
-        images: list[Any] | None = None
-        denoise_s, total = 0.0, 1
+        # 1. load
+        model = self.cache.get(entries[0].job.model)
+        state = RenderState(model, entries, load_s=time.perf_counter() - started)
+        # A pipeline holds per-call state (its scheduler's timesteps): one run at a time per model.
         with model.lock:
             make_batch_invariant(model.pipeline)
-            model.use_scheduler(first.plan.scheduler)
-            size = _working_size(first)
-            for i, entry in enumerate(entries):
-                outcomes[i] = _stopped(entry)
-            live = [i for i in range(len(entries)) if outcomes[i] is None]
-            if live:
-                t0 = time.perf_counter()
-                images = self._denoise_batch(model, [entries[i] for i in live], size, outcomes, live)
-                denoise_s = time.perf_counter() - t0
-                total = sum(len(entries[i].job.seeds) for i in live)
-        if live and images is not None:
-            # Finishing (exact size, encode) needs no model: outside the lock, images side by side.
-            work: list[tuple[int, RenderJob, Any, int]] = []
-            offset = 0
-            for i in live:
-                job = entries[i].job
-                if outcomes[i] is None:
-                    work += [(i, job, images[offset + k], seed) for k, seed in enumerate(job.seeds)]
-                offset += len(job.seeds)
-            t1 = time.perf_counter()
-            finished = list(self._finisher.map(lambda w: _finish(w[1], w[2], w[3]), work))
-            finish_s = time.perf_counter() - t1
-            for i in live:
-                job = entries[i].job
-                if outcomes[i] is not None:
-                    continue
-                rendered = [image for (owner, *_), image in zip(work, finished, strict=True) if owner == i]
-                share = len(job.seeds) / total
-                timings = {
-                    "load_s": loaded - started,
-                    # the batch's denoising and finishing, the job's share by images
-                    "denoise_s": denoise_s * share,
-                    "finish_s": finish_s * share,
-                    "batch_images": float(total),
-                }
-                outcomes[i] = RenderResult(images=rendered, working_size=size, timings=timings)
-        return [o if o is not None else Cancelled() for o in outcomes]
+            t0 = time.perf_counter()  # `denoise_s` counts preparing too (encoding prompts, an edit's canvas)
+            # 2. prepare
+            self._prepare(state)
+            # 3. denoise
+            if state.live:
+                if state.edit is None:
+                    self._denoise_text(state)
+                else:
+                    self._denoise_edit(state)
+            state.denoise_s = time.perf_counter() - t0
+        # 4. finish: needs no model, so outside the lock
+        return self._finish(state)
 
-    def _denoise_batch(
-        self,
-        model: LoadedModel,
-        entries: list[BatchEntry],
-        size: tuple[int, int],
-        outcomes: list[RenderResult | BaseException | None],
-        positions: list[int],
-    ) -> list[Any] | None:
-        """One pipeline call for every image of `entries`; the images in order, or None when every job
-        stopped. A job that stops on the way gets its exception in `outcomes` (at its `positions` index)."""
-        first = entries[0].job
+    # ----------------------------------------------------------------------------------------------
+    # 2. prepare
+    # ----------------------------------------------------------------------------------------------
+
+    def _prepare(self, state: RenderState) -> None:
+        """Sampler and working size; the jobs that stopped while waiting are dropped, then the live ones get
+        their generators and prompts (text-to-image) or their canvas and pipeline (an edit)."""
+        first = state.entries[0].job
+        state.model.use_scheduler(first.plan.scheduler)
+        state.size = _working_size(first)
+        if first.edit is not None:
+            entry = state.entries[0]
+            _check_stop(entry)
+            state.outcomes = [None]
+            state.live = [0]
+            state.edit = prepare_edit(state.model, first.edit, state.size)
+            state.generators = [torch.Generator("cpu").manual_seed(seed) for seed in first.seeds]
+            return
+        state.outcomes = [_stopped(entry) for entry in state.entries]
+        state.live = [i for i, outcome in enumerate(state.outcomes) if outcome is None]
+        if state.live:
+            self._prepare_prompts(state)
+
+    def _prepare_prompts(self, state: RenderState) -> None:
+        """One prompt (or cached embedding) and one generator per image of the live text-to-image jobs."""
+        first = state.entries[0].job
+        model = state.model
         pipe = model.pipeline
-        offsets: list[int] = []
         prompts: list[str] = []
         negatives: list[str] = []
-        generators: list[torch.Generator] = []
         seeds: list[int] = []
-        for entry in entries:
-            offsets.append(len(prompts))
-            for seed in entry.job.seeds:
+        for i in state.live:
+            job = state.entries[i].job
+            for seed in job.seeds:
                 seeds.append(seed)
-                prompts.append(entry.job.prompt)
-                negatives.append(entry.job.negative_prompt or "")
-                generators.append(torch.Generator("cpu").manual_seed(seed))
-
-        def step_end(p: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-            latents = kwargs.get("latents")
-            total = int(getattr(p, "num_timesteps", 0) or first.plan.steps)
-            for k, entry in enumerate(entries):
-                if outcomes[positions[k]] is not None:
-                    continue
-                stopped = _stopped(entry)
-                if stopped is not None:
-                    outcomes[positions[k]] = stopped
-                    continue
-                if entry.on_progress is not None:
-                    lat = None if latents is None else latents[offsets[k] : offsets[k] + 1]
-                    preview = self._preview(model, entry.job, 0, step + 1, total, lat, size)
-                    entry.on_progress(Progress(0, step + 1, total, preview, images=len(entry.job.seeds)))
-            if all(outcomes[i] is not None for i in positions):
-                raise _AllStopped()
-            return kwargs
-
-        kwargs: dict[str, Any] = {
-            "width": size[0],
-            "height": size[1],
-            "num_inference_steps": first.plan.steps,
-            "guidance_scale": first.plan.guidance,
-            "generator": generators,
-            "callback_on_step_end": step_end,
-            "output_type": "pil",
-        }
+                prompts.append(job.prompt)
+                negatives.append(job.negative_prompt or "")
+                state.generators.append(torch.Generator("cpu").manual_seed(seed))
         if isinstance(pipe, StableDiffusionPipeline):
             guided = uses_guidance(pipe, first.plan.guidance)
             pairs = [
@@ -243,95 +244,131 @@ class Runner:
                 )
                 for prompt, negative, seed in zip(prompts, negatives, seeds, strict=True)
             ]
-            kwargs["prompt_embeds"] = torch.cat([positive for positive, _ in pairs])
+            state.prompt["prompt_embeds"] = torch.cat([positive for positive, _ in pairs])
             if guided:
-                kwargs["negative_prompt_embeds"] = torch.cat([n for _, n in pairs if n is not None])
+                state.prompt["negative_prompt_embeds"] = torch.cat([n for _, n in pairs if n is not None])
         else:
-            kwargs["prompt"] = prompts
+            state.prompt["prompt"] = prompts
             if first.negative_prompt:
-                kwargs["negative_prompt"] = negatives
+                state.prompt["negative_prompt"] = negatives
                 if not model.spec.cfg:
                     # Guidance-distilled models (FLUX) embed guidance; a negative prompt needs true CFG.
-                    kwargs["true_cfg_scale"] = max(1.5, first.plan.guidance)
+                    state.prompt["true_cfg_scale"] = max(1.5, first.plan.guidance)
+
+    # ----------------------------------------------------------------------------------------------
+    # 3. denoise
+    # ----------------------------------------------------------------------------------------------
+
+    def _denoise_text(self, state: RenderState) -> None:
+        """One pipeline call for every image of the live jobs. A job that stops on the way gets its exception
+        in `state.outcomes`; when every job has stopped, the call ends early and `state.images` stays None."""
+        first = state.entries[0].job
+        model, size = state.model, state.size
+        offsets: list[int] = []  # where each live job's images start in the batch
+        count = 0
+        for i in state.live:
+            offsets.append(count)
+            count += len(state.entries[i].job.seeds)
+
+        def step_end(p: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+            latents = kwargs.get("latents")
+            total = int(getattr(p, "num_timesteps", 0) or first.plan.steps)
+            for k, i in enumerate(state.live):
+                entry = state.entries[i]
+                if state.outcomes[i] is not None:
+                    continue
+                stopped = _stopped(entry)
+                if stopped is not None:
+                    state.outcomes[i] = stopped
+                    continue
+                if entry.on_progress is not None:
+                    lat = None if latents is None else latents[offsets[k] : offsets[k] + 1]
+                    preview = preview_image(model, entry.job, 0, step + 1, total, lat, size)
+                    entry.on_progress(Progress(0, step + 1, total, preview, images=len(entry.job.seeds)))
+            if all(state.outcomes[i] is not None for i in state.live):
+                raise _AllStopped()
+            return kwargs
+
+        kwargs: dict[str, Any] = {
+            "width": size[0],
+            "height": size[1],
+            "num_inference_steps": first.plan.steps,
+            "guidance_scale": first.plan.guidance,
+            "generator": state.generators,
+            "callback_on_step_end": step_end,
+            "output_type": "pil",
+            **state.prompt,
+        }
         try:
             with torch.inference_mode():
-                output = pipe(**kwargs)
+                output = model.pipeline(**kwargs)
         except _AllStopped:
-            return None
-        return list(output.images)
+            return
+        state.images = list(output.images)
 
-    def _render_edit(
-        self,
-        model: LoadedModel,
-        job: RenderJob,
-        started: float,
-        loaded: float,
-        on_progress: ProgressCallback | None,
-        should_stop: Callable[[], bool] | None,
-    ) -> RenderResult:
-        """An edit renders its images one at a time (SD3 img2img breaks with several per call)."""
-        model.use_scheduler(job.plan.scheduler)
-        size = _working_size(job)
-        images: list[RenderedImage] = []
-        denoise_s = finish_s = 0.0
-        for index, seed in enumerate(job.seeds):
-            t0 = time.perf_counter()
-            pil = self._edit(model, job, seed, index, on_progress, should_stop)
+    def _denoise_edit(self, state: RenderState) -> None:
+        """One pipeline call per image of the edit, checking between images whether the job should stop."""
+        assert state.edit is not None
+        entry = state.entries[0]
+        job, model, size = entry.job, state.model, state.size
+        images: list[Image.Image] = []
+        for index, (seed, generator) in enumerate(zip(job.seeds, state.generators, strict=True)):
+            if index:
+                _check_stop(entry)
+
+            def step(done: int, total: int, latents: Any, index: int = index) -> None:
+                _check_stop(entry)
+                if entry.on_progress is not None:
+                    preview = preview_image(model, job, index, done, total, latents, size)
+                    entry.on_progress(Progress(index, done, total, preview))
+
+            images.append(
+                denoise_edit(
+                    model, state.edit, job.prompt, job.negative_prompt, job.plan, size, seed, generator, step
+                )
+            )
+        state.images = images
+
+    # ----------------------------------------------------------------------------------------------
+    # 4. finish
+    # ----------------------------------------------------------------------------------------------
+
+    def _finish(self, state: RenderState) -> list[RenderResult | BaseException]:
+        """Every image of the jobs still going, finished side by side; per entry its result or exception."""
+        outcomes = state.outcomes
+        if state.live and state.images is not None:
+            work: list[tuple[int, RenderJob, Image.Image, int]] = []
+            offset = 0
+            for i in state.live:
+                job = state.entries[i].job
+                if outcomes[i] is None:
+                    work += [(i, job, state.images[offset + k], seed) for k, seed in enumerate(job.seeds)]
+                offset += len(job.seeds)
+            backdrop = state.edit.backdrop if state.edit is not None else None
             t1 = time.perf_counter()
-            final = to_exact_size(pil, job.width, job.height, job.model.upscaler)
-            data = encode(final, job.output_format, job.output_compression)
-            images.append(RenderedImage(data, job.output_format, job.width, job.height, seed))
-            denoise_s += t1 - t0
-            finish_s += time.perf_counter() - t1
-        timings = {"load_s": loaded - started, "denoise_s": denoise_s, "finish_s": finish_s}
-        return RenderResult(images=images, working_size=size, timings=timings)
-
-    @staticmethod
-    def _preview(
-        model: LoadedModel,
-        job: RenderJob,
-        index: int,
-        step: int,
-        total: int,
-        latents: Any,
-        size: tuple[int, int],
-    ) -> Image.Image | None:
-        """A preview of the first image at the output size, at the steps chosen for `job.previews`."""
-        if index != 0 or latents is None or step not in preview_steps(total, job.previews):
-            return None
-        return to_exact_size(decode_preview(model, latents, size), job.width, job.height, job.model.upscaler)
-
-    def _edit(
-        self,
-        model: LoadedModel,
-        job: RenderJob,
-        seed: int,
-        index: int,
-        on_progress: ProgressCallback | None,
-        should_stop: Callable[[], bool] | None,
-    ) -> Any:
-        assert job.edit is not None
-
-        size = working_size(
-            job.width, job.height, job.plan.resolution or job.model.resolution, job.model.multiple
-        )
-
-        def step(done: int, total: int, latents: Any) -> None:
-            if should_stop is not None and should_stop():
-                raise Cancelled()
-            if on_progress is not None:
-                preview = self._preview(model, job, index, done, total, latents, size)
-                on_progress(Progress(index, done, total, preview))
-
-        if should_stop is not None and should_stop():
-            raise Cancelled()
-        return run_edit(
-            model, job.prompt, job.negative_prompt, job.plan, job.width, job.height, seed, job.edit, step
-        )
+            finished = list(self._finisher.map(lambda w: _finish_one(w[1], w[2], w[3], backdrop), work))
+            finish_s = time.perf_counter() - t1
+            total = sum(len(state.entries[i].job.seeds) for i in state.live)
+            for i in state.live:
+                job = state.entries[i].job
+                if outcomes[i] is not None:
+                    continue
+                rendered = [image for (owner, *_), image in zip(work, finished, strict=True) if owner == i]
+                share = len(job.seeds) / total if total else 1.0
+                timings = {
+                    "load_s": state.load_s,
+                    # the run's denoising and finishing, the job's share by images
+                    "denoise_s": state.denoise_s * share,
+                    "finish_s": finish_s * share,
+                }
+                if state.edit is None:
+                    timings["batch_images"] = float(total)
+                outcomes[i] = RenderResult(images=rendered, working_size=state.size, timings=timings)
+        return [o if o is not None else Cancelled() for o in outcomes]
 
 
-def _finish(job: RenderJob, pil: Any, seed: int) -> RenderedImage:
-    final = to_exact_size(pil, job.width, job.height, job.model.upscaler)
+def _finish_one(job: RenderJob, image: Image.Image, seed: int, backdrop: Backdrop | None) -> RenderedImage:
+    final = finish_image(image, job.width, job.height, job.model.upscaler, backdrop)
     data = encode(final, job.output_format, job.output_compression)
     return RenderedImage(data, job.output_format, job.width, job.height, seed)
 
@@ -345,3 +382,9 @@ def _stopped(entry: BatchEntry) -> BaseException | None:
     except Cancelled as exc:
         return exc
     return None
+
+
+def _check_stop(entry: BatchEntry) -> None:
+    """Raise when an edit should stop: the stop check's own exception, or `Cancelled` when it says so."""
+    if entry.should_stop is not None and entry.should_stop():
+        raise Cancelled()

@@ -1,4 +1,4 @@
-"""Wiring: settings -> catalog, store, engine (cache, runner, scheduler) -> services. Used by the server and
+"""Wiring: settings -> catalog, store, engine (cache, runner, job queue) -> services. Used by the server and
 by in-process CLI commands alike, so both run exactly the same code."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from gouache.engine.backend import BackendOptions
 from gouache.engine.catalog import Catalog, CatalogError, ModelSpec, spec_for_directory
 from gouache.engine.embeddings import PromptEmbeddings
 from gouache.engine.pipelines import ModelCache
+from gouache.engine.queue import JobQueue
 from gouache.engine.runner import Runner
-from gouache.engine.scheduler import Scheduler
 from gouache.engine.threads import use_torch_threads
 from gouache.service.access import KeyService
 from gouache.service.chat_turns import ChatPromptWriter
@@ -55,7 +55,7 @@ class Services:
     default_model: ModelSpec
     store: Store
     cache: ModelCache
-    scheduler: Scheduler
+    queue: JobQueue
     images: ImageService
     responses: ResponsesService
     links: LinkSigner
@@ -69,7 +69,7 @@ class Services:
 
     def close(self) -> None:
         """Stop the engine (waiting jobs dropped, running ones given the grace period), then the store."""
-        self.scheduler.stop(timeout=self.settings.grace_period_s)
+        self.queue.stop(timeout=self.settings.grace_period_s)
         self.store.close()
 
 
@@ -98,7 +98,7 @@ def build_services(settings: Settings) -> Services:
         ),
     )
     runner = Runner(cache, PromptEmbeddings(settings.prompt_cache_size), settings.max_batch_images)
-    scheduler = Scheduler(
+    queue = JobQueue(
         runner,
         max_queue=settings.queue_depth,
         workers=settings.workers,
@@ -106,11 +106,11 @@ def build_services(settings: Settings) -> Services:
         max_batch_images=settings.max_batch_images,
         torch_threads=settings.threads_per_worker,
     )
-    scheduler.start()
-    ops.metrics.track_queue(lambda: scheduler.depth)
+    queue.start()
+    ops.metrics.track_queue(lambda: queue.depth)
     images = ImageService(
         catalog,
-        scheduler,
+        queue,
         store,
         ops,
         render_memory_bytes=int(settings.render_memory_mb * 2**20),
@@ -124,7 +124,7 @@ def build_services(settings: Settings) -> Services:
         default_model=default,
         store=store,
         cache=cache,
-        scheduler=scheduler,
+        queue=queue,
         images=images,
         responses=ResponsesService(images, store, _prompt_writer(settings)),
         links=links,

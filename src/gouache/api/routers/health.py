@@ -22,12 +22,12 @@ async def health(svc: Services = Depends(services)) -> dict[str, Any]:
         "default_model": svc.default_model.name,
         "models_loaded": svc.cache.loaded(),
         "model_backends": svc.cache.backends(),
-        "queue_depth": svc.scheduler.depth,
+        "queue_depth": svc.queue.depth,
         "queue": {
-            "running": svc.scheduler.running,
-            "waiting": svc.scheduler.depth - svc.scheduler.running,
-            "max_depth": svc.scheduler.max_queue,
-            "workers": svc.scheduler.workers,
+            "running": svc.queue.running,
+            "waiting": svc.queue.depth - svc.queue.running,
+            "max_depth": svc.queue.max_queue,
+            "workers": svc.queue.workers,
         },
         "model_memory_mb": {
             "used": round(svc.cache.used_bytes / 2**20, 1),

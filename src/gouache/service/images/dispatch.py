@@ -16,8 +16,8 @@ from typing import Any
 from gouache.engine.catalog import Catalog
 from gouache.engine.jobs import ProgressCallback, RenderJob, RenderResult
 from gouache.engine.pipelines import ModelLoadError
+from gouache.engine.queue import JobHandle, JobQueue, QueueFull, ShuttingDown
 from gouache.engine.runner import Cancelled, DeadlineExceeded
-from gouache.engine.scheduler import JobHandle, QueueFull, Scheduler, ShuttingDown
 from gouache.service.errors import (
     DeadlineExceededError,
     EngineFailure,
@@ -52,10 +52,10 @@ def _queue_full(exc: QueueFull) -> QueueFullError:
 
 class Dispatcher:
     def __init__(
-        self, catalog: Catalog, scheduler: Scheduler, store: Store, default_timeout_s: float | None = None
+        self, catalog: Catalog, queue: JobQueue, store: Store, default_timeout_s: float | None = None
     ) -> None:
         self.catalog = catalog
-        self.scheduler = scheduler
+        self.queue = queue
         self.store = store
         self.default_timeout_s = default_timeout_s
 
@@ -67,9 +67,9 @@ class Dispatcher:
 
     def queue_full(self) -> QueueFullError | None:
         """The refusal a new request gets now if the queue is full, else None."""
-        if not self.scheduler.full:
+        if not self.queue.full:
             return None
-        return _queue_full(self.scheduler.queue_full_error())
+        return _queue_full(self.queue.queue_full_error())
 
     async def render(
         self,
@@ -99,7 +99,7 @@ class Dispatcher:
             self.store.mark_running(request_id, resolved_model=job.model.name, seed=job.seeds[0])
 
         try:
-            handle = self.scheduler.submit(job, on_progress, on_start=started, deadline=deadline)
+            handle = self.queue.submit(job, on_progress, on_start=started, deadline=deadline)
         except (QueueFull, ShuttingDown) as exc:
             raise engine_error(exc) from exc
         try:
@@ -109,7 +109,7 @@ class Dispatcher:
             handle.cancel()
             task = asyncio.current_task()
             if task is not None and task.cancelling() == 0:
-                # Not our task being cancelled: the scheduler dropped the job because it is stopping.
+                # Not our task being cancelled: the queue dropped the job because it is stopping.
                 raise engine_error(ShuttingDown("The server is shutting down.")) from None
             raise
         except DeadlineExceeded as exc:  # a `Cancelled` too, but by the deadline: the client is told

@@ -17,8 +17,8 @@ from PIL import Image
 from gouache.engine.catalog import Catalog
 from gouache.engine.finish import encode
 from gouache.engine.jobs import Progress, ProgressCallback, RenderedImage
+from gouache.engine.queue import JobQueue
 from gouache.engine.runner import Cancelled
-from gouache.engine.scheduler import Scheduler
 from gouache.service.access import ANONYMOUS, Caller
 from gouache.service.errors import ServiceError
 from gouache.service.images import records, result_cache
@@ -41,7 +41,7 @@ class ImageService:
     def __init__(
         self,
         catalog: Catalog,
-        scheduler: Scheduler,
+        queue: JobQueue,
         store: Store,
         ops: Operations,
         *,
@@ -52,7 +52,7 @@ class ImageService:
         self.catalog = catalog
         self.store = store
         self.ops = ops
-        self.engine = Dispatcher(catalog, scheduler, store, default_timeout_s)
+        self.engine = Dispatcher(catalog, queue, store, default_timeout_s)
         self.render_memory_bytes = render_memory_bytes
         self.result_cache = result_cache
         self._tasks: set[asyncio.Future[Any]] = set()

@@ -1,4 +1,7 @@
-"""One scheduler in front of the engine: a bounded queue and worker thread(s) that run jobs.
+"""The job queue in front of the engine: a bounded queue and worker thread(s) that run jobs.
+
+(Named "queue", not "scheduler": in the engine "scheduler" means only the diffusers sampler a
+:class:`~gouache.engine.catalog.SamplingPlan` names.)
 
 Cross-request batching: a worker that takes a text-to-image job also takes the queued jobs with the same
 :func:`~gouache.engine.runner.batch_key` (model, plan, working size, negative-prompt-ness), waiting up to
@@ -8,7 +11,7 @@ each job still gets its own images (byte-identical to a lone render), progress, 
 The API submits a job and awaits its future; progress events are delivered through the job's callback.
 Cancellation is cooperative: the runner checks between denoising steps, so a cancelled or expired job stops
 within one step. A full queue refuses at once (`QueueFull`, with an estimate of when to retry); a stopping
-scheduler refuses new work (`ShuttingDown`) and lets the running jobs finish."""
+queue refuses new work (`ShuttingDown`) and lets the running jobs finish."""
 
 from __future__ import annotations
 
@@ -42,7 +45,7 @@ class QueueFull(Exception):
 
 
 class ShuttingDown(Exception):
-    """The scheduler is stopping and takes no new jobs."""
+    """The queue is stopping and takes no new jobs."""
 
 
 @dataclass(eq=False)
@@ -82,7 +85,7 @@ class JobHandle:
         return False
 
 
-class Scheduler:
+class JobQueue:
     def __init__(
         self,
         runner: Runner,
@@ -225,7 +228,7 @@ class Scheduler:
 
     def _take(self) -> list[JobHandle] | None:
         """The next job and, if it can batch, the compatible jobs queued within the batch window; None when
-        the scheduler is stopping."""
+        the queue is stopping."""
         with self._lock:
             while not self._pending:
                 if self._closing:
