@@ -11,8 +11,7 @@ import secrets
 from dataclasses import replace
 
 from gouache.engine.catalog import Catalog, ModelSpec, SamplingPlan
-from gouache.engine.edits import EditInputs
-from gouache.engine.jobs import RenderJob
+from gouache.engine.jobs import EditInputs, RenderJob
 from gouache.service.errors import InvalidRequest, ModelNotFound
 from gouache.service.images.types import EditParams, GenerateParams
 from gouache.service.prompts import check_text
