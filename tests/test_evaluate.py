@@ -12,7 +12,11 @@ from PIL import Image, ImageOps
 from rich.console import Console
 
 from gouache.mini import evaluate as ev
-from gouache.mini.scenes import KINDS, PARAPHRASE_LEADS, SHAPES, ObjectTruth, generate_scene, object_mask
+from gouache.mini.scenes.captions import PARAPHRASE_LEADS
+from gouache.mini.scenes.generator import generate_scene
+from gouache.mini.scenes.shapes import object_mask
+from gouache.mini.scenes.truth import ObjectTruth
+from gouache.mini.scenes.vocabulary import KINDS, SHAPES
 from gouache.settings import Settings
 
 SELF_TEST_N = 60

@@ -87,19 +87,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
-from gouache.mini.scenes import (
-    COLOUR_WORDS,
-    COLOURS,
-    KINDS,
-    SHAPES,
-    SIGN,
-    ObjectTruth,
-    Scene,
-    _draw_sketch,
-    _fill_shape,
-    generate_scene,
-    position_name,
-)
+from gouache.mini.scenes.generator import generate_scene
+from gouache.mini.scenes.rendering import draw_sketch
+from gouache.mini.scenes.shapes import fill_shape
+from gouache.mini.scenes.truth import ObjectTruth, Scene, position_name
+from gouache.mini.scenes.vocabulary import COLOUR_WORDS, COLOURS, KINDS, SHAPES, SIGN
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -356,7 +348,7 @@ def _unit_area(shape: str) -> float:
     """Area of ``shape`` with bounding radius 1, measured on the generator's own rendering."""
     side, r = 400, 180.0
     canvas = Image.new("L", (side, side), 0)
-    _fill_shape(ImageDraw.Draw(canvas), shape, side / 2, side / 2, r, 255)
+    fill_shape(ImageDraw.Draw(canvas), shape, side / 2, side / 2, r, 255)
     return float(np.asarray(canvas, dtype=np.float32).sum() / 255.0 / (r * r))
 
 
@@ -365,7 +357,7 @@ def _template(shape: str, cx: float, cy: float, r: float, x0: int, y0: int, w: i
     the window ``[x0, x0 + w) x [y0, y0 + h)`` of the analysis canvas."""
     ss = _TEMPLATE_SS
     canvas = Image.new("L", (w * ss, h * ss), 0)
-    _fill_shape(ImageDraw.Draw(canvas), shape, (cx - x0) * ss, (cy - y0) * ss, r * ss, 255)
+    fill_shape(ImageDraw.Draw(canvas), shape, (cx - x0) * ss, (cy - y0) * ss, r * ss, 255)
     return np.asarray(canvas.reduce(ss), dtype=np.uint8) >= 128
 
 
@@ -433,7 +425,7 @@ def _sketch_template(
     ss = _TEMPLATE_SS
     canvas = Image.new("RGB", (w * ss, h * ss), (0, 0, 0))
     obj = ObjectTruth(shape, "white", (255, 255, 255), (cx - x0) / size, (cy - y0) / size, r / size, "", "")
-    _draw_sketch(canvas, obj, size * ss, random.Random(0))
+    draw_sketch(canvas, obj, size * ss, random.Random(0))
     return np.asarray(canvas.reduce(ss).getchannel(0), dtype=np.float32) / 255.0
 
 

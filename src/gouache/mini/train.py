@@ -1,11 +1,11 @@
 """Training gouache-mini from scratch on procedurally generated scenes (``gouache train-mini``).
 
-* Data: scenes from :func:`gouache.mini.scenes.generate_scene`, generated on the fly in the main process
-  (about 0.5 ms each). Sample ``i`` of step ``s`` is scene seed :func:`scene_seed` ``(seed, s * B + i)``
-  = ``seed * 10**8 + s * B + i``, always below ``TRAIN_SEED_LIMIT`` (10**9), the contract with
-  :mod:`gouache.mini.evaluate`, whose held-out scenes are drawn at or above 10**9, so it never scores a
-  training scene. Captions almost never repeat (19,760 unique in 20,000), so text embeddings are computed per
-  batch under ``no_grad`` (~0.14 s per 32 captions) rather than cached.
+* Data: scenes from :func:`gouache.mini.scenes.generator.generate_scene`, generated on the fly in the main
+  process (about 0.5 ms each). Sample ``i`` of step ``s`` is scene seed :func:`scene_seed`
+  ``(seed, s * B + i)`` = ``seed * 10**8 + s * B + i``, always below ``TRAIN_SEED_LIMIT`` (10**9), the
+  contract with :mod:`gouache.mini.evaluate`, whose held-out scenes are drawn at or above 10**9, so it
+  never scores a training scene. Captions almost never repeat (19,760 unique in 20,000), so text embeddings
+  are computed per batch under ``no_grad`` (~0.14 s per 32 captions) rather than cached.
 * Objective (:class:`Objective`): the UNet predicts the clean pixel-unshuffled image (x0; v-prediction is a
   config option), loss ``min(SNR + 1, 5) * MSE(x0)``, cosine noise schedule, AdamW with linear warm-up then
   a constant rate, gradient clipping, an EMA of the weights (what is shipped), 10 % caption dropout to the
@@ -45,7 +45,8 @@ from gouache.mini.pipeline import (
     save_mini_pipeline,
     training_noise_scheduler,
 )
-from gouache.mini.scenes import Scene, SceneTruth, generate_scene
+from gouache.mini.scenes.generator import generate_scene
+from gouache.mini.scenes.truth import Scene, SceneTruth
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -186,7 +187,8 @@ class Objective:
     @torch.no_grad()
     def condition(self, captions: list[str], truths: list[SceneTruth | None]) -> torch.Tensor:
         """What the UNet is conditioned on: the caption's MiniLM embeddings, or the layout tokens of the
-        scene's truth (what the planner would give for its caption, with the positions actually drawn)."""
+        scene's truth (what the caption reader would lay out for its caption, with the positions actually
+        drawn)."""
         if self.config.conditioning == "text":
             return encode_captions(self.pipe.tokenizer, self.text_encoder, captions)
         return torch.stack([empty_tokens(1)[0] if t is None else scene_tokens(t) for t in truths])
@@ -317,7 +319,7 @@ def _rewarm_factor(config: MiniConfig, step: int, start: int, end: int, peak: fl
     return peak - (peak - final) * (step - warm_end) / max(end - warm_end, 1)
 
 
-def plan_rewarm(
+def schedule_rewarm(
     config: MiniConfig,
     step: int,
     sessions: list[dict[str, Any]],
@@ -409,7 +411,7 @@ def train(
     seed win on resume; a different ``config``/``seed``/``batch_size`` given explicitly is an error.
     ``threads``: torch intra-op threads while training (default: every core); restored afterwards.
     ``rewarm``: on resume, raise the learning rate again to this fraction of the configured one and let it
-    decay over what is left of the budget (:func:`plan_rewarm`)."""
+    decay over what is left of the budget (:func:`schedule_rewarm`)."""
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads or os.cpu_count() or 1)
     try:
@@ -467,7 +469,7 @@ def _train(
     state = trainer.restore(ckpt) if ckpt is not None else _State()
     budget_s = max(0.0, minutes * 60.0)
     if rewarm is not None:
-        config = trainer.config = plan_rewarm(
+        config = trainer.config = schedule_rewarm(
             config, state.step, state.sessions, budget_s, state.elapsed_s, rewarm
         )
         start, end, peak = config.lr_rewarms[-1]
