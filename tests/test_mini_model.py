@@ -71,7 +71,7 @@ def test_codec_round_trip_is_exact() -> None:
 
 
 def test_training_scenes_stay_below_the_held_out_range() -> None:
-    from gouache.mini.evaluate import HELD_OUT_BASE
+    from gouache.mini.evaluation import HELD_OUT_BASE
 
     assert TRAIN_SEED_LIMIT == HELD_OUT_BASE
     assert scene_seed(0, 0) == 0

@@ -3,7 +3,7 @@
 * Data: scenes from :func:`gouache.mini.scenes.generator.generate_scene`, generated on the fly in the main
   process (about 0.5 ms each). Sample ``i`` of step ``s`` is scene seed :func:`scene_seed`
   ``(seed, s * B + i)`` = ``seed * 10**8 + s * B + i``, always below ``TRAIN_SEED_LIMIT`` (10**9), the
-  contract with :mod:`gouache.mini.evaluate`, whose held-out scenes are drawn at or above 10**9, so it
+  contract with :mod:`gouache.mini.evaluation`, whose held-out scenes are drawn at or above 10**9, so it
   never scores a training scene. Captions almost never repeat (19,760 unique in 20,000), so text embeddings
   are computed per batch under ``no_grad`` (~0.14 s per 32 captions) rather than cached.
 * Objective (:class:`Objective`): the UNet predicts the clean pixel-unshuffled image (x0; v-prediction is a
@@ -65,7 +65,7 @@ __all__ = [
     "validation_loss",
 ]
 
-#: Training scene seeds stay below this; gouache.mini.evaluate draws its held-out scenes at or above it.
+#: Training scene seeds stay below this; gouache.mini.evaluation draws its held-out scenes at or above it.
 TRAIN_SEED_LIMIT = 10**9
 #: Scene seeds per training seed: run ``seed`` (0-8) draws ``seed * 10**8 + index``.
 RUN_STRIDE = 10**8
