@@ -171,10 +171,12 @@ def probe_point(obj: ObjectTruth) -> tuple[float, float]:
 
 
 def luma(rgb: Sequence[float]) -> float:
+    """Perceived brightness (0-255, ITU-R 601 weights)."""
     return 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
 
 
 def legible(ink: RGB, paper: RGB) -> bool:
+    """Whether ``ink`` on ``paper`` reads: far enough apart in colour and in brightness."""
     return (
         colour_distance(ink, paper) >= TEXT_MIN_CONTRAST
         and abs(luma(ink) - luma(paper)) >= TEXT_MIN_LUMA_CONTRAST
@@ -182,4 +184,5 @@ def legible(ink: RGB, paper: RGB) -> bool:
 
 
 def ink_for(rgb: RGB) -> str:
+    """Black or white, whichever stands out more on ``rgb``."""
     return max(("black", "white"), key=lambda n: abs(luma(COLOURS[n]) - luma(rgb)))
