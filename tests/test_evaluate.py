@@ -1,5 +1,5 @@
 """The exact evaluator of gouache-mini: it must give the generator's own pictures near-perfect marks, give
-noise and blank pictures low marks, and run end to end through the image service."""
+noise and blank pictures low marks, and run end to end through the image service (gouache.eval_service)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,13 @@ import pytest
 from PIL import Image, ImageOps
 from rich.console import Console
 
-from gouache.mini import evaluate as ev
-from gouache.mini.scenes import KINDS, PARAPHRASE_LEADS, SHAPES, ObjectTruth, generate_scene, object_mask
+from gouache import eval_service
+from gouache.mini import evaluation as ev
+from gouache.mini.scenes.captions import PARAPHRASE_LEADS
+from gouache.mini.scenes.generator import generate_scene
+from gouache.mini.scenes.shapes import object_mask
+from gouache.mini.scenes.truth import ObjectTruth
+from gouache.mini.scenes.vocabulary import KINDS, SHAPES
 from gouache.settings import Settings
 
 SELF_TEST_N = 60
@@ -131,7 +136,9 @@ def test_report_json_and_table(own_report: ev.EvalReport) -> None:
 
 def test_evaluate_service_runs_on_the_shipped_model(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, torch_threads=2)
-    report = ev.evaluate_service("gouache-mini", n=4, seed=0, settings=settings, determinism_checks=2)
+    report = eval_service.evaluate_service(
+        "gouache-mini", n=4, seed=0, settings=settings, determinism_checks=2
+    )
     assert report.model == "gouache-mini" and len(report.scenes) == 4
     assert report.metrics, "no metric was scored"
     for metric, score in report.metrics.items():
@@ -149,9 +156,9 @@ def test_main_prints_the_table_and_writes_json(
         calls.append((model, n, seed, settings.data_dir))
         return own_report
 
-    monkeypatch.setattr(ev, "evaluate_service", fake_service)
+    monkeypatch.setattr(eval_service, "evaluate_service", fake_service)
     out = tmp_path / "report.json"
-    ev.main("gouache-mini", 7, 5, out)
+    eval_service.main("gouache-mini", 7, 5, out)
     assert calls and calls[0][:3] == ("gouache-mini", 7, 5)
     assert json.loads(out.read_text())["metrics"]["colour"]["total"] > 0
 
@@ -165,7 +172,7 @@ SINGLE_SHAPE_FLOOR = 0.75
 
 def test_shipped_model_gets_single_object_colours_and_shapes_right(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, torch_threads=2)
-    report = ev.evaluate_service(
+    report = eval_service.evaluate_service(
         "gouache-mini", n=20, seed=7, settings=settings, kinds=["single"], determinism_checks=0
     )
     colour = report.metrics["colour"]

@@ -23,12 +23,13 @@ from gouache.mini.grounding import (
     token_count,
 )
 from gouache.mini.model import MiniConfig, build_unet
-from gouache.mini.scenes import ObjectRequest, SceneRequest, generate_scene, plan_scene
+from gouache.mini.scenes.generator import generate_scene
+from gouache.mini.scenes.request import ObjectRequest, SceneRequest, layout_scene
 
 
 def _circle_tokens(cx: float, cy: float, r: float) -> torch.Tensor:
-    """A planned red circle (token 1), moved to ``(cx, cy)`` with radius ``r``."""
-    truth = plan_scene(SceneRequest(objects=(ObjectRequest("circle", "red", "large"),)), random.Random(0))
+    """A laid-out red circle (token 1), moved to ``(cx, cy)`` with radius ``r``."""
+    truth = layout_scene(SceneRequest(objects=(ObjectRequest("circle", "red", "large"),)), random.Random(0))
     tokens = scene_tokens(truth)
     tokens[1, SLOTS["box"]] = torch.tensor([cx - r, cy - r, cx + r, cy + r])
     return tokens

@@ -30,8 +30,8 @@ from gouache.mini.train import (
     VALIDATION_SEED_BASE,
     TrainResult,
     lr_factor,
-    plan_rewarm,
     scene_seed,
+    schedule_rewarm,
     train,
     validation_loss,
 )
@@ -71,7 +71,7 @@ def test_codec_round_trip_is_exact() -> None:
 
 
 def test_training_scenes_stay_below_the_held_out_range() -> None:
-    from gouache.mini.evaluate import HELD_OUT_BASE
+    from gouache.mini.evaluation import HELD_OUT_BASE
 
     assert TRAIN_SEED_LIMIT == HELD_OUT_BASE
     assert scene_seed(0, 0) == 0
@@ -104,12 +104,12 @@ def test_a_rewarm_climbs_to_its_peak_then_decays_to_the_final_rate() -> None:
     assert lr_factor(config, 4100) == pytest.approx(0.3)
     assert lr_factor(config, 5100) == lr_factor(config, 9000) == pytest.approx(0.1)
     sessions = [{"start_step": 0, "end_step": 600, "wall_s": 60.0}]  # 10 steps/s, 60 s of 100 spent
-    planned = plan_rewarm(config, 600, sessions, budget_s=100.0, elapsed_s=60.0, peak=0.25)
+    planned = schedule_rewarm(config, 600, sessions, budget_s=100.0, elapsed_s=60.0, peak=0.25)
     assert planned.lr_rewarms[-1] == (600, 1000, 0.25)
     with pytest.raises(ValueError, match="budget left"):
-        plan_rewarm(config, 600, sessions, budget_s=65.0, elapsed_s=60.0, peak=0.25)
+        schedule_rewarm(config, 600, sessions, budget_s=65.0, elapsed_s=60.0, peak=0.25)
     with pytest.raises(ValueError, match="fraction"):
-        plan_rewarm(config, 600, sessions, budget_s=100.0, elapsed_s=60.0, peak=1.5)
+        schedule_rewarm(config, 600, sessions, budget_s=100.0, elapsed_s=60.0, peak=1.5)
 
 
 def test_tiny_training_lowers_the_loss(tiny_run: tuple[Path, TrainResult]) -> None:
@@ -137,7 +137,7 @@ def test_resume_continues_exactly(tiny_run: tuple[Path, TrainResult], tmp_path: 
     assert [(s["start_step"], s["end_step"]) for s in sessions] == [(0, 20), (20, 24)]
     with pytest.raises(FileExistsError):
         train(tmp_path, 5.0, seed=0, config=config, max_steps=1, progress=False, threads=1)
-    # A re-warm on resume is planned from the last session's speed and recorded in the run's config; a later
+    # A re-warm on resume is scheduled from the last session's speed and recorded in the run's config; a later
     # resume with the plain config continues it.
     train(tmp_path, 5.0, resume=True, config=config, max_steps=26, progress=False, threads=1, rewarm=0.5)
     log = json.loads((tmp_path / "training.json").read_text())

@@ -9,7 +9,19 @@ import re
 import numpy as np
 import pytest
 
-from gouache.mini.scenes import (
+from gouache.mini.scenes.captions import PARAPHRASE_LEADS, TRAIN_LEADS, caption_for
+from gouache.mini.scenes.generator import generate_scene
+from gouache.mini.scenes.shapes import object_mask
+from gouache.mini.scenes.truth import (
+    ObjectTruth,
+    Scene,
+    colour_distance,
+    dominant_colour_name,
+    position_name,
+    probe_point,
+    relation_holds,
+)
+from gouache.mini.scenes.vocabulary import (
     BACKGROUND_MIN_DISTANCE,
     BACKGROUNDS,
     COLOUR_WORDS,
@@ -17,7 +29,6 @@ from gouache.mini.scenes import (
     KINDS,
     MIN_GAP,
     PAD,
-    PARAPHRASE_LEADS,
     POSITIONS,
     RELATIONS,
     SHAPE_WORDS,
@@ -25,17 +36,6 @@ from gouache.mini.scenes import (
     SIGN,
     SIZE_BANDS,
     STYLES,
-    TRAIN_LEADS,
-    ObjectTruth,
-    Scene,
-    caption_for,
-    colour_distance,
-    dominant_colour_name,
-    generate_scene,
-    object_mask,
-    position_name,
-    probe_point,
-    relation_holds,
 )
 
 N_PER_KIND = 60

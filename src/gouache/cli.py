@@ -228,7 +228,7 @@ def eval_model(
     out: Annotated[Path | None, typer.Option(help="JSON report (default eval.json).")] = None,
 ) -> None:
     """Score a model exactly on held-out scenes: colour, shape, relation, count, text, determinism."""
-    from gouache.mini.evaluate import main as run_eval
+    from gouache.eval_service import main as run_eval
 
     run_eval(model, n, seed, out)
 

@@ -1,10 +1,10 @@
 """Grounded conditioning of gouache-mini: a scene layout as a few tokens, and the UNet that paints from them.
 
 Small diffusion models bind attributes to objects and place objects badly (GenEval scores SD 1.5 at 4 % on
-position and 35 % on counting); what fixes both in the literature is to plan a layout first and ground the
-denoiser in it (GLIGEN, "LLM-grounded Diffusion"). gouache-mini does the same at its own scale: its text
-encoder plans a scene from the caption (:mod:`gouache.mini.plan`) and hands the UNet one token per object,
-sign, letter and one for the scene, instead of word embeddings:
+position and 35 % on counting); what fixes both in the literature is to lay out the scene first and ground
+the denoiser in it (GLIGEN, "LLM-grounded Diffusion"). gouache-mini does the same at its own scale: its text
+encoder reads the caption into a laid-out scene (:mod:`gouache.mini.reading`) and hands the UNet one token per
+object, sign, letter and one for the scene, instead of word embeddings:
 
 * a token is a :data:`TOKEN_DIM`-wide vector: a validity flag, its kind, a box in canvas units and one-hot
   attributes (colour, shape, style, letter, font, background pattern), see :func:`scene_tokens`;
@@ -25,8 +25,9 @@ from typing import Any
 import torch
 from diffusers import ModelMixin, UNet2DConditionModel
 
-from gouache.mini import scenes
-from gouache.mini.scenes import BACKGROUNDS, COLOURS, SHAPES, SIGN, STYLES, SceneTruth, TextTruth
+from gouache.mini.scenes.fonts import fit_font_px, load_font
+from gouache.mini.scenes.truth import SceneTruth, TextTruth, dominant_colour_name
+from gouache.mini.scenes.vocabulary import BACKGROUNDS, COLOURS, SHAPES, SIGN, STYLES
 
 __all__ = [
     "LAYOUT_CHANNELS",
@@ -43,7 +44,7 @@ __all__ = [
 ]
 
 TOKEN_DIM = 128
-#: Tokens per scene: the scene, up to 4 objects (6 from the planner), a sign and up to 8 letters.
+#: Tokens per scene: the scene, up to 4 objects (6 from the caption reader), a sign and up to 8 letters.
 LAYOUT_TOKENS = 16
 FONT_NAMES: tuple[str, ...] = ("sans-bold", "serif-bold", "mono-bold", "condensed-bold", "default")
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -121,8 +122,8 @@ def glyph_boxes(
     """The box of each letter of ``word`` drawn (as the scene generator draws it) to fill ``box``."""
     x0, y0, x1, y1 = box
     ref = 256
-    px = scenes.fit_font_px(font, word, (x1 - x0) * ref * 1.002, (y1 - y0) * ref * 1.002)
-    face: Any = scenes.load_font(font, px)
+    px = fit_font_px(font, word, (x1 - x0) * ref * 1.002, (y1 - y0) * ref * 1.002)
+    face: Any = load_font(font, px)
     bx0, _, bx1, _ = face.getbbox(word)
     scale = (x1 - x0) / max(1e-6, (bx1 - bx0) / ref)
     out = []
@@ -150,7 +151,7 @@ def scene_tokens(truth: SceneTruth) -> torch.Tensor:
     tokens = [
         _token(
             "scene",
-            colour=scenes.dominant_colour_name(truth.background_rgb),
+            colour=dominant_colour_name(truth.background_rgb),
             pattern=truth.background,
             style=truth.style,
         )

@@ -7,10 +7,10 @@ file in ``text_encoder/`` and ``tokenizer/``. The component classes that ``model
 (:class:`GroundedTextEncoder`, a ``BertModel``, and :class:`MiniLMTokenizer`, a ``BertTokenizer``) see the
 marker in ``from_pretrained`` and load the installed package's folder instead; ``save_pretrained`` writes
 only the marker. The shipped model is grounded (``conditioning="layout"``): the encoder returns the layout
-tokens of the scene it plans from the caption (:mod:`gouache.mini.plan`, :mod:`gouache.mini.grounding`) and
-uses MiniLM to read words outside the planner's vocabulary. ``conditioning="text"`` is the first design,
-kept for comparison: the UNet cross-attends to MiniLM's token embeddings ([B, 32, 384], padded, no attention
-mask, as the Stable Diffusion pipeline encodes; :func:`encode_captions` does the same for training).
+tokens of the scene it lays out from the caption (:mod:`gouache.mini.reading`, :mod:`gouache.mini.grounding`)
+and uses MiniLM to read words outside the caption reader's vocabulary. ``conditioning="text"`` is the first
+design, kept for comparison: the UNet cross-attends to MiniLM's token embeddings ([B, 32, 384], padded, no
+attention mask, as the Stable Diffusion pipeline encodes; :func:`encode_captions` does the same for training).
 
 diffusers 0.42 resolves a component library that is not ``diffusers``/``transformers`` only from
 ``sys.modules``: ``gouache.mini.model``, ``gouache.mini.grounding`` and ``gouache.mini.codec`` must be
@@ -72,7 +72,7 @@ LATENT_SIZE = IMAGE_SIZE // CODEC_FACTOR
 
 PREDICTION_TYPES = ("sample", "v_prediction")
 CONDITIONINGS = ("layout", "text")
-#: Tokenizer length of a grounded pipeline: the planner reads the whole caption (MiniLM itself never
+#: Tokenizer length of a grounded pipeline: the caption reader reads the whole caption (MiniLM itself never
 #: encodes it), and four objects with a relation, a background and a style take up to ~55 tokens.
 LAYOUT_MAX_TOKENS = 77
 
@@ -112,7 +112,7 @@ class MiniConfig:
     #: at 0.06-0.15 for t = 200-600 and samples are noise. Guidance is the same either way (x0 and v are
     #: linear in each other at a given step).
     prediction_type: str = "sample"
-    #: "layout": the UNet is grounded in the scene planned from the caption (:mod:`gouache.mini.grounding`);
+    #: "layout": the UNet is grounded in the scene laid out from the caption (:mod:`gouache.mini.grounding`);
     #: "text": it cross-attends to MiniLM's token embeddings of the caption (the first gouache-mini).
     conditioning: str = "layout"
     # Training.
@@ -314,12 +314,12 @@ _LAYOUT_REGION: ContextVar[tuple[float, float, float, float] | None] = ContextVa
 
 
 class GroundedTextEncoder(MiniLMTextEncoder):
-    """The text encoder of a grounded gouache-mini: it decodes the token ids back to the caption, plans a
-    scene from it (:func:`gouache.mini.plan.plan_tokens`) and returns its layout tokens, ``[B, 16, 128]``, in
-    place of word embeddings. MiniLM's own weights serve the planner: a word outside its vocabulary
-    ("crimson", "octagon") is read as the known colour or shape whose MiniLM embedding is nearest, so unseen
-    wording still lands on the right meaning. The empty caption gives all-zero tokens (no layout), the
-    unconditional half of classifier-free guidance."""
+    """The text encoder of a grounded gouache-mini: it decodes the token ids back to the caption, lays out
+    a scene from it (:func:`gouache.mini.reading.layout_tokens`) and returns its layout tokens,
+    ``[B, 16, 128]``, in place of word embeddings. MiniLM's own weights serve the caption reader: a word
+    outside its vocabulary ("crimson", "octagon") is read as the known colour or shape whose MiniLM embedding
+    is nearest, so unseen wording still lands on the right meaning. The empty caption gives all-zero tokens
+    (no layout), the unconditional half of classifier-free guidance."""
 
     #: The engine encodes each image's prompt under :meth:`layout_seed`, so that the seed picks the layout.
     seeded_layouts = True
@@ -367,13 +367,13 @@ class GroundedTextEncoder(MiniLMTextEncoder):
     def forward(
         self, input_ids: torch.Tensor | None = None, *args: Any, **kwargs: Any
     ) -> tuple[torch.Tensor]:  # type: ignore[override]
-        from gouache.mini.plan import plan_tokens
+        from gouache.mini.reading import layout_tokens
 
         if input_ids is None:
             raise ValueError("GroundedTextEncoder needs input_ids")
         captions = self._ids_tokenizer().batch_decode(input_ids.cpu(), skip_special_tokens=True)
         seed, region = _LAYOUT_SEED.get(), _LAYOUT_REGION.get()
-        tokens = [plan_tokens(c, self, seed, region) if c.strip() else empty_tokens(1)[0] for c in captions]
+        tokens = [layout_tokens(c, self, seed, region) if c.strip() else empty_tokens(1)[0] for c in captions]
         return (torch.stack(tokens).to(device=self.device, dtype=self.dtype),)
 
 

@@ -1,28 +1,14 @@
-"""Training gouache-mini from scratch on procedurally generated scenes (``gouache train-mini``).
+"""The training loop of gouache-mini: steps within a wall-clock budget, EMA weights, atomic checkpoints.
 
-* Data: scenes from :func:`gouache.mini.scenes.generate_scene`, generated on the fly in the main process
-  (about 0.5 ms each). Sample ``i`` of step ``s`` is scene seed :func:`scene_seed` ``(seed, s * B + i)``
-  = ``seed * 10**8 + s * B + i``, always below ``TRAIN_SEED_LIMIT`` (10**9), the contract with
-  :mod:`gouache.mini.evaluate`, whose held-out scenes are drawn at or above 10**9, so it never scores a
-  training scene. Captions almost never repeat (19,760 unique in 20,000), so text embeddings are computed per
-  batch under ``no_grad`` (~0.14 s per 32 captions) rather than cached.
-* Objective (:class:`Objective`): the UNet predicts the clean pixel-unshuffled image (x0; v-prediction is a
-  config option), loss ``min(SNR + 1, 5) * MSE(x0)``, cosine noise schedule, AdamW with linear warm-up then
-  a constant rate, gradient clipping, an EMA of the weights (what is shipped), 10 % caption dropout to the
-  empty prompt (exactly what the pipeline encodes for guidance).
-* Determinism: everything random in step ``s`` (timesteps, noise, caption dropout) comes from a generator
-  seeded by ``(seed, s)``, so a run resumed from a checkpoint takes exactly the steps an uninterrupted run
-  takes. Where a run *stops* depends on the wall-clock budget, so its number of steps is not fixed.
-* Budget: ``minutes`` is the total training wall time across resumes. ``checkpoint.pt`` (model, EMA,
-  optimizer, step, RNG state, elapsed time, loss curve) is written atomically every
-  ``config.checkpoint_minutes``, together with the shippable ``pipeline/`` folder (EMA weights, fp16) and
-  ``training.json``. Time after the last checkpoint of an interrupted run is lost, not counted.
+``minutes`` is the total training wall time across resumes. ``checkpoint.pt`` (model, EMA, optimizer, step,
+RNG state, elapsed time, loss curve) is written atomically every ``config.checkpoint_minutes``, together
+with the shippable ``pipeline/`` folder (EMA weights, fp16) and ``training.json``. Time after the last
+checkpoint of an interrupted run is lost, not counted. :func:`main` is ``gouache train-mini``.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import time
@@ -31,93 +17,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from diffusers import StableDiffusionPipeline
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from gouache.mini.grounding import empty_tokens, scene_tokens
-from gouache.mini.model import LATENT_CHANNELS, LATENT_SIZE, MiniConfig, encode_captions
-from gouache.mini.pipeline import (
-    build_mini_pipeline,
-    folder_size,
-    save_mini_pipeline,
-    training_noise_scheduler,
-)
-from gouache.mini.scenes import Scene, SceneTruth, generate_scene
+from gouache.mini.model import LATENT_CHANNELS, LATENT_SIZE, MiniConfig
+from gouache.mini.pipeline import build_mini_pipeline, folder_size, save_mini_pipeline
+from gouache.mini.scenes.truth import SceneTruth
+from gouache.mini.train.data import RUN_STRIDE, make_batch, step_seed
+from gouache.mini.train.objective import Objective
+from gouache.mini.train.schedule import lr_factor, schedule_rewarm
 
-__all__ = [
-    "CHECKPOINT_FILE",
-    "LOG_FILE",
-    "PIPELINE_DIR",
-    "TRAIN_SEED_LIMIT",
-    "VALIDATION_SEED_BASE",
-    "Objective",
-    "TrainResult",
-    "lr_factor",
-    "main",
-    "make_batch",
-    "scene_seed",
-    "train",
-    "validation_batch",
-    "validation_loss",
-]
-
-#: Training scene seeds stay below this; gouache.mini.evaluate draws its held-out scenes at or above it.
-TRAIN_SEED_LIMIT = 10**9
-#: Scene seeds per training seed: run ``seed`` (0-8) draws ``seed * 10**8 + index``.
-RUN_STRIDE = 10**8
-MAX_RUN_SEED = 8
-#: The validation scenes (never trained on: training seed 9 does not exist).
-VALIDATION_SEED_BASE = (MAX_RUN_SEED + 1) * RUN_STRIDE
-#: Held-out scenes in the validation loss logged at every checkpoint.
-VALIDATION_SIZE = 32
 CHECKPOINT_FILE = "checkpoint.pt"
 LOG_FILE = "training.json"
 PIPELINE_DIR = "pipeline"
 _FORMAT = 1
-
-
-def scene_seed(seed: int, index: int) -> int:
-    """The scene seed of training sample ``index`` (counted over the whole run) for run ``seed``."""
-    if not 0 <= seed <= MAX_RUN_SEED:
-        raise ValueError(f"the training seed must be within 0-{MAX_RUN_SEED}, not {seed}")
-    if not 0 <= index < RUN_STRIDE:
-        raise ValueError(f"a training run draws at most {RUN_STRIDE} scenes")
-    return seed * RUN_STRIDE + index
-
-
-def _step_seed(seed: int, step: int) -> int:
-    digest = hashlib.sha256(f"gouache-mini/train/{seed}/{step}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
-
-
-def _images(scenes: list[Scene]) -> torch.Tensor:
-    pixels = np.stack([np.asarray(s.image.convert("RGB")) for s in scenes])
-    return torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-
-
-def make_batch(seed: int, step: int, config: MiniConfig) -> tuple[torch.Tensor, list[str], list[SceneTruth]]:
-    """Images [B, 3, 64, 64] in [-1, 1], their captions and truths for ``step``."""
-    weights = dict(config.kind_weights)
-    start = step * config.batch_size
-    scenes = [
-        generate_scene(scene_seed(seed, start + i), size=64, kind_weights=weights)
-        for i in range(config.batch_size)
-    ]
-    return _images(scenes), [s.caption for s in scenes], [s.truth for s in scenes]
-
-
-def validation_batch(n: int) -> tuple[torch.Tensor, list[str], list[SceneTruth], torch.Tensor, torch.Tensor]:
-    """``n`` held-out scenes (seeds from :data:`VALIDATION_SEED_BASE`, default kind mix) with
-    timesteps evenly spread over the schedule and fixed noise."""
-    scenes = [generate_scene(VALIDATION_SEED_BASE + i, size=64) for i in range(n)]
-    images = _images(scenes)
-    timesteps = torch.linspace(0, 999, n).round().long()
-    gen = torch.Generator("cpu").manual_seed(20240601)
-    noise = torch.randn((n, LATENT_CHANNELS, LATENT_SIZE, LATENT_SIZE), generator=gen)
-    return images, [s.caption for s in scenes], [s.truth for s in scenes], timesteps, noise
 
 
 @dataclass
@@ -136,72 +51,6 @@ class _State:
     curve: list[list[float]] = field(default_factory=list)  # [step, elapsed_s, mean training loss]
     validation: list[list[float]] = field(default_factory=list)  # [step, elapsed_s, EMA validation loss]
     sessions: list[dict[str, Any]] = field(default_factory=list)
-
-
-class Objective:
-    """The training objective of a pipeline's UNet: ``min(SNR + 1, cap) * |x0_pred - x0|^2`` on the codec's
-    latents, where ``x0_pred`` is the output itself ("sample") or derived from predicted v; uncapped with
-    v-prediction this is exactly the v-prediction MSE. Also the fixed validation loss."""
-
-    def __init__(self, pipe: Any, config: MiniConfig) -> None:
-        self.pipe = pipe
-        self.config = config
-        self.noise: Any = training_noise_scheduler(config.prediction_type)
-        alphas = self.noise.alphas_cumprod
-        self.alphas = alphas
-        self.snr = alphas / (1.0 - alphas)
-        self.text_encoder = pipe.text_encoder.eval().requires_grad_(False)
-        self.scaling = float(pipe.vae.config.scaling_factor)
-
-    def weights(self, timesteps: torch.Tensor) -> torch.Tensor:
-        weight = self.snr[timesteps] + 1.0
-        if self.config.loss_weight_cap is not None:
-            weight = torch.clamp(weight, max=self.config.loss_weight_cap)
-        return weight
-
-    def x0_loss(
-        self,
-        unet: Any,
-        images: torch.Tensor,
-        captions: list[str],
-        truths: list[SceneTruth | None],
-        timesteps: torch.Tensor,
-        noise: torch.Tensor,
-    ) -> torch.Tensor:
-        """Per-sample weighted loss of ``unet`` on ``images`` noised to ``timesteps`` with ``noise``,
-        conditioned on ``captions`` (text) or ``truths`` (layout; None is the unconditional case)."""
-        with torch.no_grad():
-            latents = self.pipe.vae.encode(images).latent_dist.mode() * self.scaling
-        embeddings = self.condition(captions, truths)
-        noisy = self.noise.add_noise(latents, noise, timesteps)
-        output = unet(noisy, timesteps, embeddings).sample.float()
-        if self.config.prediction_type == "sample":
-            x0 = output
-        else:  # v = alpha * eps - sigma * x0  =>  x0 = alpha * x_t - sigma * v
-            alpha = self.alphas[timesteps].sqrt().view(-1, 1, 1, 1)
-            sigma = (1.0 - self.alphas[timesteps]).sqrt().view(-1, 1, 1, 1)
-            x0 = alpha * noisy - sigma * output
-        return self.weights(timesteps) * (x0 - latents).pow(2).mean(dim=(1, 2, 3))
-
-    @torch.no_grad()
-    def condition(self, captions: list[str], truths: list[SceneTruth | None]) -> torch.Tensor:
-        """What the UNet is conditioned on: the caption's MiniLM embeddings, or the layout tokens of the
-        scene's truth (what the planner would give for its caption, with the positions actually drawn)."""
-        if self.config.conditioning == "text":
-            return encode_captions(self.pipe.tokenizer, self.text_encoder, captions)
-        return torch.stack([empty_tokens(1)[0] if t is None else scene_tokens(t) for t in truths])
-
-    @torch.no_grad()
-    def validation_loss(self, unet: Any | None = None) -> float:
-        """Mean loss on fixed held-out scenes at evenly spaced timesteps with fixed noise: a far less noisy
-        progress measure than the training loss (whose timesteps change every step)."""
-        unet = self.pipe.unet if unet is None else unet
-        images, captions, truths, timesteps, noise = validation_batch(VALIDATION_SIZE)
-        was_training = unet.training
-        unet.eval()
-        loss = float(self.x0_loss(unet, images, captions, list(truths), timesteps, noise).mean())
-        unet.train(was_training)
-        return loss
 
 
 class _Trainer:
@@ -228,7 +77,7 @@ class _Trainer:
         """One optimisation step; everything random comes from the generator of ``(seed, step)``."""
         config = self.config
         images, captions, truths = make_batch(self.seed, step, config)
-        gen = torch.Generator("cpu").manual_seed(_step_seed(self.seed, step))
+        gen = torch.Generator("cpu").manual_seed(step_seed(self.seed, step))
         batch = images.shape[0]
         timesteps = torch.randint(0, self.objective.noise.config.num_train_timesteps, (batch,), generator=gen)
         drop = torch.rand(batch, generator=gen) < config.caption_dropout
@@ -285,61 +134,6 @@ class _Trainer:
             validation=[list(row) for row in ckpt["validation"]],
             sessions=list(ckpt["sessions"]),
         )
-
-
-def validation_loss(pipe: Any, config: MiniConfig | None = None) -> float:
-    """The validation loss (as logged in ``training.json``) of ``pipe.unet``, e.g. of a saved pipeline."""
-    return Objective(pipe, config or MiniConfig()).validation_loss()
-
-
-def lr_factor(config: MiniConfig, step: int) -> float:
-    """The multiplier of ``config.learning_rate`` at ``step``."""
-    rewarms = [r for r in config.lr_rewarms if r[0] <= step]
-    if rewarms:
-        return _rewarm_factor(config, step, *rewarms[-1])
-    warm = config.warmup_steps
-    factor = min(1.0, (step + 1) / warm) if warm > 0 else 1.0
-    start, end = config.lr_decay_start, config.lr_decay_end
-    if step >= end:
-        return factor * config.lr_final_fraction
-    if step > start:
-        return factor * (1.0 - (1.0 - config.lr_final_fraction) * (step - start) / (end - start))
-    return factor
-
-
-def _rewarm_factor(config: MiniConfig, step: int, start: int, end: int, peak: float) -> float:
-    final = config.lr_final_fraction
-    warm_end = start + max(config.warmup_steps, 1)
-    if step < warm_end:
-        return final + (peak - final) * (step - start + 1) / (warm_end - start)
-    if step >= end:
-        return final
-    return peak - (peak - final) * (step - warm_end) / max(end - warm_end, 1)
-
-
-def plan_rewarm(
-    config: MiniConfig,
-    step: int,
-    sessions: list[dict[str, Any]],
-    budget_s: float,
-    elapsed_s: float,
-    peak: float,
-) -> MiniConfig:
-    """``config`` with a re-warm of the rate to ``peak`` from ``step``, decaying to the final rate where the
-    remaining budget should run out at the speed of the last session (its steps per wall second)."""
-    if not 0.0 < peak <= 1.0:
-        raise ValueError(f"--rewarm is a fraction of the learning rate in (0, 1], not {peak}")
-    timed = [s for s in sessions if s.get("wall_s", 0) > 0 and s["end_step"] > s["start_step"]]
-    if not timed:
-        raise ValueError("--rewarm needs a checkpoint from an earlier session, to know this machine's speed")
-    last = timed[-1]
-    rate = (last["end_step"] - last["start_step"]) / last["wall_s"]
-    remaining = int(max(0.0, budget_s - elapsed_s) * rate)
-    if remaining <= config.warmup_steps:
-        raise ValueError(
-            f"--rewarm needs a budget left for more than {config.warmup_steps} steps; raise --minutes"
-        )
-    return replace(config, lr_rewarms=(*config.lr_rewarms, (step, step + remaining, peak)))
 
 
 def _tuples(value: Any) -> Any:
@@ -409,7 +203,7 @@ def train(
     seed win on resume; a different ``config``/``seed``/``batch_size`` given explicitly is an error.
     ``threads``: torch intra-op threads while training (default: every core); restored afterwards.
     ``rewarm``: on resume, raise the learning rate again to this fraction of the configured one and let it
-    decay over what is left of the budget (:func:`plan_rewarm`)."""
+    decay over what is left of the budget (:func:`schedule_rewarm`)."""
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads or os.cpu_count() or 1)
     try:
@@ -467,7 +261,7 @@ def _train(
     state = trainer.restore(ckpt) if ckpt is not None else _State()
     budget_s = max(0.0, minutes * 60.0)
     if rewarm is not None:
-        config = trainer.config = plan_rewarm(
+        config = trainer.config = schedule_rewarm(
             config, state.step, state.sessions, budget_s, state.elapsed_s, rewarm
         )
         start, end, peak = config.lr_rewarms[-1]

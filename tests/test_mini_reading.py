@@ -1,5 +1,5 @@
-"""gouache-mini's planner: captions, including held-out wording, are read back into exactly what their scenes
-hold, and the planned layouts honour what was asked (relations, grid cells, counts, words)."""
+"""gouache-mini's caption reader: captions, including held-out wording, are read back into exactly what their
+scenes hold, and the layouts laid out from them honour what was asked (relations, grid cells, counts, words)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,11 @@ import pytest
 import torch
 
 from gouache.mini.grounding import LAYOUT_TOKENS, TOKEN_DIM, token_count
-from gouache.mini.plan import parse, plan, plan_tokens
-from gouache.mini.scenes import (
-    INVERSE_RELATION,
-    SIGN,
-    ObjectRequest,
-    SceneRequest,
-    generate_scene,
-    plan_scene,
-    relation_holds,
-)
+from gouache.mini.reading import layout_caption, layout_tokens, read_caption
+from gouache.mini.scenes.generator import generate_scene
+from gouache.mini.scenes.request import ObjectRequest, SceneRequest, layout_scene
+from gouache.mini.scenes.truth import relation_holds
+from gouache.mini.scenes.vocabulary import INVERSE_RELATION, SIGN
 
 HELD_OUT = 10**9  # the evaluator's held-out seeds (paraphrased captions)
 
@@ -50,7 +45,7 @@ def _same_relation(request: SceneRequest, scene_objects: list, truth_relation: t
 def test_captions_are_read_back_into_their_truth(paraphrase: bool) -> None:
     for i in range(300):
         scene = generate_scene(HELD_OUT + i, size=16, supersample=1, paraphrase=paraphrase)
-        truth, request = scene.truth, parse(scene.caption)
+        truth, request = scene.truth, read_caption(scene.caption)
         objects = [o for o in truth.objects if o.shape != SIGN]
         got = sorted((o.shape, o.colour) for o in request.objects)
         if "colour" in scene.mentioned:
@@ -74,14 +69,14 @@ def test_captions_are_read_back_into_their_truth(paraphrase: bool) -> None:
 
 
 def test_typed_prompts() -> None:
-    r = parse("to the left of a blue square is a red circle")
+    r = read_caption("to the left of a blue square is a red circle")
     assert [(o.shape, o.colour) for o in r.objects] == [("square", "blue"), ("circle", "red")]
     assert r.relation == (1, "left of", 0)
-    r = parse("a red circle with a blue square to its right")
+    r = read_caption("a red circle with a blue square to its right")
     assert r.relation == (1, "right of", 0)
-    r = parse("green stars, 3 of them, on a checkered grey background")
+    r = read_caption("green stars, 3 of them, on a checkered grey background")
     assert (len(r.objects), r.count, r.background_colour, r.background) == (3, 3, "gray", "checker")
-    r = parse("an orange sign reading OPEN in black letters below a red heart")
+    r = read_caption("an orange sign reading OPEN in black letters below a red heart")
     assert (r.word, r.on_sign, r.sign_colour, r.text_colour, r.word_relation) == (
         "OPEN",
         True,
@@ -89,15 +84,15 @@ def test_typed_prompts() -> None:
         "black",
         "below",
     )
-    r = parse('a sign that says " hello "')  # MiniLM's tokenizer decodes '"HELLO"' like this
+    r = read_caption('a sign that says " hello "')  # MiniLM's tokenizer decodes '"HELLO"' like this
     assert r.word == "HELLO" and r.on_sign
-    r = parse("a crimson disc next to a navy rectangle, hand-drawn")
+    r = read_caption("a crimson disc next to a navy rectangle, hand-drawn")
     assert [(o.shape, o.colour) for o in r.objects] == [("circle", "red"), ("square", "blue")]
     assert r.style == "sketch" and r.relation == (0, "next to", 1)
-    assert plan("a cat on a sofa") is None
+    assert layout_caption("a cat on a sofa") is None
 
 
-def test_planned_layouts_honour_the_request() -> None:
+def test_laid_out_scenes_honour_the_request() -> None:
     rng = random.Random(0)
     for relation in ("left of", "right of", "above", "below", "next to"):
         for _ in range(10):
@@ -105,23 +100,23 @@ def test_planned_layouts_honour_the_request() -> None:
                 objects=(ObjectRequest("star", "red", "large"), ObjectRequest("ring", "blue", "large")),
                 relation=(0, relation, 1),
             )
-            truth = plan_scene(request, rng)
+            truth = layout_scene(request, rng)
             a, b = truth.objects
             assert (a.shape, a.colour, b.shape, b.colour) == ("star", "red", "ring", "blue")
             assert relation_holds(a, relation, b)
-    truth = plan_scene(SceneRequest(objects=(ObjectRequest("heart", "pink"),), position="bottom left"), rng)
+    truth = layout_scene(SceneRequest(objects=(ObjectRequest("heart", "pink"),), position="bottom left"), rng)
     assert truth.objects[0].position == "bottom left"
-    truth = plan_scene(SceneRequest(objects=(ObjectRequest("cross", "green"),) * 4, count=4), rng)
+    truth = layout_scene(SceneRequest(objects=(ObjectRequest("cross", "green"),) * 4, count=4), rng)
     assert truth.count == 4 and {o.colour for o in truth.objects} == {"green"}
     six_large = SceneRequest(objects=(ObjectRequest("square", None, "large"),) * 6)
-    assert len(plan_scene(six_large, rng).objects) == 6  # sizes step down until they fit
-    truth = plan_scene(SceneRequest(word="JAZZ", on_sign=True, sign_colour="yellow"), rng)
+    assert len(layout_scene(six_large, rng).objects) == 6  # sizes step down until they fit
+    truth = layout_scene(SceneRequest(word="JAZZ", on_sign=True, sign_colour="yellow"), rng)
     assert truth.text is not None and truth.text.word == "JAZZ" and truth.objects[0].colour == "yellow"
 
 
 def test_sizes_left_open_are_drawn_large_enough_to_read() -> None:
     def sizes(caption: str) -> list[str]:
-        truth = plan(caption)
+        truth = layout_caption(caption)
         assert truth is not None
         return [o.size for o in truth.objects]
 
@@ -136,24 +131,24 @@ def test_sizes_left_open_are_drawn_large_enough_to_read() -> None:
 
 def test_layouts_are_fixed_per_caption_and_seed() -> None:
     caption = "two purple hexagons"
-    assert torch.equal(plan_tokens(caption), plan_tokens(caption))
-    assert torch.equal(plan_tokens(caption, seed=3), plan_tokens(caption, seed=3))
-    assert not torch.equal(plan_tokens(caption, seed=3), plan_tokens(caption, seed=4))
-    tokens = plan_tokens(caption)
+    assert torch.equal(layout_tokens(caption), layout_tokens(caption))
+    assert torch.equal(layout_tokens(caption, seed=3), layout_tokens(caption, seed=3))
+    assert not torch.equal(layout_tokens(caption, seed=3), layout_tokens(caption, seed=4))
+    tokens = layout_tokens(caption)
     assert tokens.shape == (LAYOUT_TOKENS, TOKEN_DIM)
     assert token_count(tokens) == 3  # the scene and two hexagons
-    assert token_count(plan_tokens("a sign that says HELLO")) == 2 + len("HELLO")
-    assert token_count(plan_tokens("")) == 0
-    truth = plan("a red circle")
+    assert token_count(layout_tokens("a sign that says HELLO")) == 2 + len("HELLO")
+    assert token_count(layout_tokens("")) == 0
+    truth = layout_caption("a red circle")
     assert truth is not None and truth.style == "flat" and truth.background == "solid"
 
 
 def test_unknown_words_land_on_the_nearest_known_ones() -> None:
     from gouache.mini.model import load_text_encoder
-    from gouache.mini.plan import matcher_for
+    from gouache.mini.reading import matcher_for
 
     match = matcher_for(load_text_encoder(grounded=True))
-    r = parse("a maroonish sphere beside a giant rectangle", match)
+    r = read_caption("a maroonish sphere beside a giant rectangle", match)
     assert [o.shape for o in r.objects] == ["circle", "square"]
     assert r.objects[1].size == "large"
     assert match("table", "shape") is None and match("dog", "colour") is None

@@ -1,10 +1,12 @@
-"""The planner of gouache-mini's text encoder: a caption becomes a scene request, then a laid-out scene.
+"""The caption reader of gouache-mini's text encoder: a caption becomes a scene request, then a laid-out
+scene.
 
-:func:`parse` reads what a caption asks for (objects with their colour, size and count, a relation between
-two of them, a position, a word on a sign or on the background, the background, the style) into a
-:class:`~gouache.mini.scenes.SceneRequest`; :func:`~gouache.mini.scenes.plan_scene` lays it out the way the
-scene generator lays out its scenes, and :func:`~gouache.mini.grounding.scene_tokens` turns that into the
-tokens the UNet is grounded in (:func:`plan_tokens` does all three).
+:func:`read_caption` reads what a caption asks for (objects with their colour, size and count, a relation
+between two of them, a position, a word on a sign or on the background, the background, the style) into a
+:class:`~gouache.mini.scenes.request.SceneRequest`; :func:`~gouache.mini.scenes.request.layout_scene` lays it
+out the way the scene generator lays out its scenes (:func:`layout_caption` does both), and
+:func:`~gouache.mini.grounding.scene_tokens` turns that into the tokens the UNet is grounded in
+(:func:`layout_tokens` does all three).
 
 Reading is a small grammar over phrases: the caption is split into words, known phrases (synonyms, multi-word
 shape names, relation and position phrases) are merged greedily, longest first, and noun phrases are
@@ -28,23 +30,25 @@ from typing import Any
 import torch
 
 from gouache.mini.grounding import empty_tokens, fit_to_region, scene_tokens
-from gouache.mini.scenes import (
+from gouache.mini.scenes.request import (
+    MAX_REQUESTED_OBJECTS,
+    ObjectRequest,
+    SceneRequest,
+    layout_scene,
+)
+from gouache.mini.scenes.truth import SceneTruth
+from gouache.mini.scenes.vocabulary import (
     BACKGROUND_ADJECTIVES,
     COLOUR_WORDS,
     INVERSE_RELATION,
-    MAX_PLANNED_OBJECTS,
     POSITION_PHRASES,
     RELATION_WORDS,
     SHAPE_WORDS,
     SIZE_WORDS,
     STYLE_PHRASES,
-    ObjectRequest,
-    SceneRequest,
-    SceneTruth,
-    plan_scene,
 )
 
-__all__ = ["Phrase", "parse", "plan", "plan_tokens", "read_phrases"]
+__all__ = ["Phrase", "layout_caption", "layout_tokens", "matcher_for", "read_caption", "read_phrases"]
 
 #: How an unknown word is put to MiniLM, and the cosine similarity to the nearest known word (put the same
 #: way) above which it is read as that word. Measured: "a sphere shape" -> circle 0.71, "a rectangle shape"
@@ -271,7 +275,7 @@ def _modifiers(phrases: Sequence[Phrase], head: int) -> tuple[int, dict[str, Any
     return i + 1, found
 
 
-def parse(caption: str, match: Matcher | None = None) -> SceneRequest:
+def read_caption(caption: str, match: Matcher | None = None) -> SceneRequest:
     """What ``caption`` asks for."""
     phrases = read_phrases(caption, match)
     mentions: list[_Mention] = []
@@ -386,7 +390,7 @@ def _request(
     distinct = [m for m in mentions if m.kind == "object" and m.alias is None]
     for m in distinct:
         index[mentions.index(m)] = len(objects)
-        n = max(1, min(m.count or 1, MAX_PLANNED_OBJECTS))
+        n = max(1, min(m.count or 1, MAX_REQUESTED_OBJECTS))
         objects.extend(ObjectRequest(m.shape, m.colour, m.size) for _ in range(n))
     # A count scene is n of one kind of object, counted in so many words ("three", "3 of them").
     counted = len(distinct) == 1 and distinct[0].count is not None and not distinct[0].extra.get("implied")
@@ -431,16 +435,16 @@ def _seed(caption: str) -> int:
     return int.from_bytes(digest[:8], "little")
 
 
-def plan(caption: str, match: Matcher | None = None, seed: int | None = None) -> SceneTruth | None:
+def layout_caption(caption: str, match: Matcher | None = None, seed: int | None = None) -> SceneTruth | None:
     """The scene laid out for ``caption`` (None when it asks for nothing drawable). The layout is drawn
     from a generator seeded by the caption (and ``seed``, when given)."""
-    request = parse(caption, match)
+    request = read_caption(caption, match)
     if not request.objects and not request.word and request.background_colour is None:
         return None
     # What the caption leaves open is drawn plainly: a flat style on a solid background.
     request = replace(request, style=request.style or "flat", background=request.background or "solid")
     key = _seed(caption) if seed is None else _seed(f"{seed}/{caption}")
-    return plan_scene(request, random.Random(key))
+    return layout_scene(request, random.Random(key))
 
 
 class _MiniLMMatcher:
@@ -482,7 +486,7 @@ def matcher_for(encoder: Any) -> Matcher:
     return cached  # type: ignore[no-any-return]
 
 
-def plan_tokens(
+def layout_tokens(
     caption: str,
     encoder: Any | None = None,
     seed: int | None = None,
@@ -490,7 +494,7 @@ def plan_tokens(
 ) -> torch.Tensor:
     """[LAYOUT_TOKENS, TOKEN_DIM] layout tokens for ``caption``; all zeros when nothing is drawable. With a
     ``region`` (canvas units), the layout is fitted into it (the mask of an inpainting edit)."""
-    truth = plan(caption, matcher_for(encoder) if encoder is not None else None, seed)
+    truth = layout_caption(caption, matcher_for(encoder) if encoder is not None else None, seed)
     if truth is None:
         return empty_tokens(1)[0]
     tokens = scene_tokens(truth)

@@ -1,0 +1,102 @@
+"""``gouache eval``: gouache-mini's exact evaluator wired to Gouache's own image service.
+
+The evaluator (:mod:`gouache.mini.evaluation`) scores any ``generate(prompt, seed)`` function and knows
+nothing of the server; this module gives it one that goes through ``ImageService.generate`` in-process,
+exactly as an API request would. It lives beside the CLI, not inside :mod:`gouache.mini`, so that the
+embedded model stays detached from the service (``gouache.mini`` imports nothing from ``gouache.service`` or
+``gouache.api``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PIL import Image
+
+from gouache.mini.evaluation import DETERMINISM_CHECKS, EvalReport, evaluate, report_table
+
+if TYPE_CHECKING:
+    from gouache.settings import Settings
+
+
+def evaluate_service(
+    model: str,
+    n: int = 200,
+    seed: int = 0,
+    settings: Settings | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    kinds: Sequence[str] | None = None,
+    quality: str = "medium",
+    determinism_checks: int = DETERMINISM_CHECKS,
+) -> EvalReport:
+    """Evaluate ``model`` through Gouache's own image service, in-process: each prompt goes through
+    ``ImageService.generate`` at 1024x1024 (PNG), exactly as an API request would."""
+    from gouache.service.container import build_services
+    from gouache.service.images import GenerateParams
+    from gouache.settings import Settings as _Settings
+
+    services = build_services(settings or _Settings())
+    try:
+        with asyncio.Runner() as runner:
+
+            def generate(prompt: str, image_seed: int) -> Image.Image:
+                # cache=False: the determinism check must render again, not read the result cache.
+                params = GenerateParams(
+                    prompt=prompt,
+                    model=model,
+                    seed=image_seed,
+                    size="1024x1024",
+                    quality=quality,
+                    cache=False,
+                )
+                result = runner.run(services.images.generate(params))
+                with Image.open(io.BytesIO(result.images[0].data)) as img:
+                    return img.convert("RGB")
+
+            report = evaluate(
+                generate,
+                n=n,
+                seed=seed,
+                kinds=kinds,
+                progress=progress,
+                determinism_checks=determinism_checks,
+            )
+    finally:
+        services.close()
+    report.model = model
+    return report
+
+
+def main(model: str, n: int, seed: int, out: Path | None) -> None:
+    """``gouache eval``: evaluate ``model`` on ``n`` held-out scenes, print the table, write the JSON report
+    to ``out`` (default ``eval.json``). Generations are recorded in a throwaway data directory."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from gouache.settings import Settings as _Settings
+
+    console = Console()
+    with tempfile.TemporaryDirectory(prefix="gouache-eval-") as tmp:
+        settings = _Settings(data_dir=Path(tmp), database_url=None)
+        columns = (
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task(f"Evaluating {model}", total=None)
+
+            def on_progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            report = evaluate_service(model, n, seed, settings, progress=on_progress)
+    console.print(report_table(report))
+    path = out or Path("eval.json")
+    path.write_text(report.to_json())
+    console.print(f"[green]Wrote[/] {path}  ({report.seconds:.1f} s)")
