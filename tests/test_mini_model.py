@@ -203,15 +203,15 @@ def test_each_seed_gets_its_own_layout(tiny_run: tuple[Path, TrainResult]) -> No
     assert torch.equal(plain, pipe.encode_prompt("a red circle", torch.device("cpu"), 1, False)[0])
 
 
-def test_inpainting_plans_the_layout_inside_the_mask(tiny_run: tuple[Path, TrainResult]) -> None:
-    from gouache.engine.edits import _planned_layout
+def test_inpainting_lays_out_inside_the_mask(tiny_run: tuple[Path, TrainResult]) -> None:
+    from gouache.engine.edits import _seeded_layout
     from gouache.mini.grounding import SLOTS
     from gouache.mini.pipeline import load_mini_pipeline
 
     pipe: Any = load_mini_pipeline(tiny_run[0] / "pipeline")
     mask = Image.new("L", (64, 64), 0)
     mask.paste(255, (32, 0, 64, 32))  # the top right quarter
-    with _planned_layout(pipe, 5, mask):
+    with _seeded_layout(pipe, 5, mask):
         tokens = pipe.encode_prompt("two blue squares", torch.device("cpu"), 1, False)[0][0]
     boxes = tokens[1:3, SLOTS["box"]]
     centres_x, centres_y = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2

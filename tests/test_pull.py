@@ -19,7 +19,7 @@ from openai import OpenAI
 from PIL import Image
 
 from gouache.engine.tiny import build_tiny_pipeline
-from gouache.models.patterns import PlanError, parse_ref, plan_download
+from gouache.models.patterns import SelectionError, parse_ref, select_files
 from gouache.settings import Settings
 from tests.fake_hub import FakeHub
 from tests.live import free_port, start_server
@@ -234,7 +234,7 @@ def test_download_patterns_choose_one_set_of_weights_per_component() -> None:
         "text_encoder/model.fp16-00001-of-00002.safetensors", "text_encoder/model.fp16-00002-of-00002.safetensors",
         "vae/config.json", "vae/diffusion_pytorch_model.bin",  # no safetensors, no fp16: .bin it is
     ]  # fmt: skip
-    plain = plan_download(index, repo)
+    plain = select_files(index, repo)
     assert plain.allow_patterns == ["model_index.json", "unet/*", "text_encoder/*", "vae/*", "scheduler/*"]
     assert set(plain.files) == {
         "model_index.json", "scheduler/scheduler_config.json",
@@ -246,7 +246,7 @@ def test_download_patterns_choose_one_set_of_weights_per_component() -> None:
     assert plain.renames == {}
     assert "text_encoder/flax_model.msgpack" in plain.ignore_patterns
 
-    fp16 = plan_download(index, repo, variant="fp16")
+    fp16 = select_files(index, repo, variant="fp16")
     assert set(fp16.files) == {
         "model_index.json", "scheduler/scheduler_config.json",
         "unet/config.json", "unet/diffusion_pytorch_model.fp16.safetensors",
@@ -260,11 +260,11 @@ def test_download_patterns_choose_one_set_of_weights_per_component() -> None:
         "text_encoder/model.fp16-00001-of-00002.safetensors": "text_encoder/model-00001-of-00002.safetensors",
         "text_encoder/model.fp16-00002-of-00002.safetensors": "text_encoder/model-00002-of-00002.safetensors",
     }
-    with pytest.raises(PlanError, match=r"'bf16'.*fp16"):
-        plan_download(index, repo, variant="bf16")
+    with pytest.raises(SelectionError, match=r"'bf16'.*fp16"):
+        select_files(index, repo, variant="bf16")
     only_fp16 = [f for f in repo if not f.startswith("unet/diffusion_pytorch_model.") or ".fp16." in f]
-    with pytest.raises(PlanError, match=r"'unet'.*--variant fp16"):
-        plan_download(index, only_fp16)
+    with pytest.raises(SelectionError, match=r"'unet'.*--variant fp16"):
+        select_files(index, only_fp16)
 
 
 def test_references_names_and_home_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -274,7 +274,7 @@ def test_references_names_and_home_settings(monkeypatch: pytest.MonkeyPatch, tmp
     )
     assert parse_ref("runwayml/sd").revision is None
     for bad in ("", "a/b/c", "org/x@", "../etc"):
-        with pytest.raises(PlanError):
+        with pytest.raises(SelectionError):
             parse_ref(bad)
     for name in ("GOUACHE_HOME", "GOUACHE_DATA_DIR", "HF_ENDPOINT", "HF_TOKEN", "GOUACHE_MODELS_DIR"):
         monkeypatch.delenv(name, raising=False)

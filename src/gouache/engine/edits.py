@@ -230,7 +230,7 @@ def denoise_edit(
             if not model.spec.cfg:
                 # Guidance-distilled models (FLUX) embed guidance; a negative prompt needs true CFG on top.
                 kwargs["true_cfg_scale"] = max(1.5, plan.guidance)
-        with _planned_layout(pipe, seed, edit.mask):
+        with _seeded_layout(pipe, seed, edit.mask):
             output = pipe(**_supported(pipe, kwargs))
     return output.images[0].convert("RGB")
 
@@ -324,8 +324,8 @@ class _LatentBlend:
         return (1.0 - mask) * proper.to(latents.dtype) + mask * latents
 
 
-def _planned_layout(pipe: Any, seed: int, mask: Image.Image | None) -> contextlib.AbstractContextManager[Any]:
-    """For a text encoder that plans a layout (gouache-mini): plan it for this seed and, when inpainting,
+def _seeded_layout(pipe: Any, seed: int, mask: Image.Image | None) -> contextlib.AbstractContextManager[Any]:
+    """For a text encoder that lays out a scene (gouache-mini): lay it out for this seed and, when inpainting,
     inside the mask's bounds, so that what the prompt asks for lands where the mask is."""
     encoder = getattr(pipe, "text_encoder", None)
     seeded = getattr(encoder, "layout_seed", None)

@@ -42,10 +42,10 @@ class PromptEmbeddings:
         seed: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(prompt_embeds, negative_prompt_embeds)`` of one prompt (batch of 1); the negative is None
-        without guidance. ``seed`` matters only to a text encoder that plans a layout per seed
+        without guidance. ``seed`` matters only to a text encoder that lays out a scene per seed
         (gouache-mini's ``layout_seed``); for every other model it is ignored and not part of the key."""
-        planner = getattr(getattr(pipeline, "text_encoder", None), "layout_seed", None)
-        if planner is None:
+        seeded_layout = getattr(getattr(pipeline, "text_encoder", None), "layout_seed", None)
+        if seeded_layout is None:
             seed = None
         key: Key = (model_name, model_path, prompt, negative, guidance, seed)
         with self._lock:
@@ -55,7 +55,10 @@ class PromptEmbeddings:
                 self.hits += 1
                 return cached
             self.misses += 1
-        with torch.inference_mode(), planner(seed) if planner is not None else contextlib.nullcontext():
+        with (
+            torch.inference_mode(),
+            seeded_layout(seed) if seeded_layout is not None else contextlib.nullcontext(),
+        ):
             positive, negative_embeds = pipeline.encode_prompt(
                 prompt, torch.device("cpu"), 1, guidance, negative_prompt=negative
             )

@@ -27,7 +27,7 @@ _REPO = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
-class PlanError(ValueError):
+class SelectionError(ValueError):
     """The reference, the name or the repository's files do not make a pipeline Gouache can pull."""
 
 
@@ -44,9 +44,9 @@ def parse_ref(text: str) -> Ref:
     """`owner/name[@revision]` (a branch, tag or commit)."""
     repo, at, revision = text.strip().partition("@")
     if not _REPO.fullmatch(repo) or ".." in repo or repo.endswith((".", "-")):
-        raise PlanError(f"{text!r} is not a repository id: expected OWNER/NAME[@REVISION].")
+        raise SelectionError(f"{text!r} is not a repository id: expected OWNER/NAME[@REVISION].")
     if at and not revision:
-        raise PlanError(f"{text!r} names no revision after '@'.")
+        raise SelectionError(f"{text!r} names no revision after '@'.")
     return Ref(repo, revision or None)
 
 
@@ -57,7 +57,7 @@ def default_name(repo: str) -> str:
 
 def check_name(name: str) -> str:
     if not _NAME.fullmatch(name) or name in (".", ".."):
-        raise PlanError(
+        raise SelectionError(
             f"{name!r} cannot name a model: use letters, digits, '.', '_' and '-' (at most 64, "
             "starting with a letter or digit)."
         )
@@ -113,7 +113,7 @@ def plain_name(path: str, variant: str) -> str:
 
 
 @dataclass(frozen=True)
-class DownloadPlan:
+class DownloadSelection:
     allow_patterns: list[str]
     ignore_patterns: list[str]
     #: The repository files the patterns select (what a complete download holds).
@@ -122,33 +122,35 @@ class DownloadPlan:
     renames: dict[str, str] = field(default_factory=dict)
 
 
-def plan_download(
+def select_files(
     index: Mapping[str, Any], repo_files: Iterable[str], variant: str | None = None
-) -> DownloadPlan:
+) -> DownloadSelection:
     """The patterns that fetch exactly the files the pipeline in `index` needs from `repo_files`."""
     repo_files = sorted(repo_files)
     names = components(index)
     if not names:
-        raise PlanError(f"{INDEX} names no components.")
+        raise SelectionError(f"{INDEX} names no components.")
     allow = [INDEX, *(f"{name}/*" for name in names)]
     ignore: list[str] = []
     chosen: list[Weight] = []
     weights = [w for f in repo_files if (w := weight(f)) is not None]
     if variant and not any(w.variant == variant for w in weights):
         present = sorted({w.variant for w in weights if w.variant})
-        raise PlanError(f"no {variant!r} variant weights (variants here: {', '.join(present) or 'none'}).")
+        raise SelectionError(
+            f"no {variant!r} variant weights (variants here: {', '.join(present) or 'none'})."
+        )
     for name in names:
         mine = [w for w in weights if w.path.startswith(f"{name}/")]
         keep = _choose(mine, variant)
         if mine and not keep:
             present = sorted({w.variant for w in mine if w.variant and w.format != "other"})
             hint = f" (only {', '.join(present)} ones: pass --variant {present[0]})" if present else ""
-            raise PlanError(f"component {name!r} has no .safetensors or .bin weights{hint}.")
+            raise SelectionError(f"component {name!r} has no .safetensors or .bin weights{hint}.")
         chosen += keep
         ignore += [glob.escape(w.path) for w in mine if w not in keep]
     files = [f for f in repo_files if _matches(f, allow) and not _matches(f, ignore)]
     renames = {w.path: plain_name(w.path, w.variant) for w in chosen if w.variant}
-    return DownloadPlan(allow, ignore, files, renames)
+    return DownloadSelection(allow, ignore, files, renames)
 
 
 def _choose(weights: list[Weight], variant: str | None) -> list[Weight]:

@@ -2,7 +2,7 @@
 GOUACHE_HOME/models/NAME and add it to the pulled catalog; `gouache models rm`: remove one again.
 
 A pull resolves the revision and lists the repository's files (`model_info`), reads `model_index.json`
-(`hf_hub_download`), computes what to fetch (`patterns.plan_download`) and fetches it with
+(`hf_hub_download`), computes what to fetch (`patterns.select_files`) and fetches it with
 `snapshot_download` into `models/.partial/NAME/`. That folder survives a failed or interrupted pull, and the
 next pull of the same name continues from it (huggingface_hub keeps per-file metadata and resumes partial
 files). Only a complete, verified download is moved to `models/NAME`, and the catalog entry is written last,
@@ -39,8 +39,16 @@ from tqdm import tqdm
 
 from gouache.engine import pulled
 from gouache.engine.catalog import Catalog, CatalogError, detect_family, read_entries
-from gouache.models.patterns import INDEX, DownloadPlan, PlanError, Ref, check_name, default_name, parse_ref
-from gouache.models.patterns import plan_download as plan_files
+from gouache.models.patterns import (
+    INDEX,
+    DownloadSelection,
+    Ref,
+    SelectionError,
+    check_name,
+    default_name,
+    parse_ref,
+    select_files,
+)
 from gouache.settings import Settings
 
 PARTIAL = ".partial"
@@ -73,7 +81,7 @@ def pull(
     try:
         ref = parse_ref(reference)
         name = check_name(name or default_name(ref.repo))
-    except PlanError as exc:
+    except SelectionError as exc:
         raise PullError(str(exc)) from None
     _refuse_clash(settings, name)
     token = settings.hf_token.get_secret_value() if settings.hf_token else None
@@ -94,8 +102,8 @@ def pull(
             with _hub_errors(ref, settings, missing=not_diffusers):
                 hf_hub_download(ref.repo, INDEX, revision=sha, local_dir=partial, tqdm_class=_Silent, **hub)
             _check_pipeline(ref, partial)
-            plan = plan_files(json.loads((partial / INDEX).read_text()), repo_files, variant)
-        except (PullError, PlanError, ValueError) as exc:
+            selection = select_files(json.loads((partial / INDEX).read_text()), repo_files, variant)
+        except (PullError, SelectionError, ValueError) as exc:
             if fresh:
                 _discard(partial)
             raise PullError(f"{ref}: {exc}" if not isinstance(exc, PullError) else str(exc)) from None
@@ -104,12 +112,12 @@ def pull(
                 ref.repo,
                 revision=sha,
                 local_dir=partial,
-                allow_patterns=plan.allow_patterns,
-                ignore_patterns=plan.ignore_patterns,
+                allow_patterns=selection.allow_patterns,
+                ignore_patterns=selection.ignore_patterns,
                 tqdm_class=_rich_tqdm(progress, name) if progress is not None else _Silent,
                 **hub,
             )
-        _finish(partial, plan)
+        _finish(partial, selection)
         family = _check_pipeline(ref, partial)
         _refuse_clash(settings, name)  # another pull may have taken the name meanwhile
         final = models_dir / name
@@ -181,21 +189,21 @@ def _check_pipeline(ref: Ref, folder: Path) -> str:
         raise PullError(f"{ref} cannot be served: {exc}") from None
 
 
-def _finish(partial: Path, plan: DownloadPlan) -> None:
-    """Make the download exactly the plan: drop files an earlier pull left that it no longer selects and
+def _finish(partial: Path, selection: DownloadSelection) -> None:
+    """Make the download exactly the selection: drop files an earlier pull left that it no longer selects and
     huggingface_hub's metadata, rename variant files to their plain names, then check nothing is missing."""
-    keep = {partial / f for f in plan.files}
+    keep = {partial / f for f in selection.files}
     for path in [p for p in partial.rglob("*") if p.is_file() and p not in keep]:
         path.unlink()
     shutil.rmtree(partial / ".cache", ignore_errors=True)
-    shards = {Path(old).name: Path(new).name for old, new in plan.renames.items()}
-    for old, new in plan.renames.items():
+    shards = {Path(old).name: Path(new).name for old, new in selection.renames.items()}
+    for old, new in selection.renames.items():
         os.replace(partial / old, partial / new)
         if new.endswith(".index.json"):
             index = json.loads((partial / new).read_text())
             index["weight_map"] = {k: shards.get(v, v) for k, v in index.get("weight_map", {}).items()}
             (partial / new).write_text(json.dumps(index, indent=2))
-    missing = [f for f in plan.files if not (partial / plan.renames.get(f, f)).is_file()]
+    missing = [f for f in selection.files if not (partial / selection.renames.get(f, f)).is_file()]
     if missing:
         raise PullError(f"The download is incomplete ({', '.join(missing[:3])} missing); pull again.")
 

@@ -74,7 +74,7 @@ class ImageService:
         zero cost), then raised. The request's deadline starts now."""
         endpoint = endpoint_of(params)
         deadline = self.engine.deadline(params.deadline_s)
-        # 1. A full queue refuses at once, before any planning: under a burst, even a thread hop is a wait.
+        # 1. A full queue refuses at once, before any other work: under a burst, even a thread hop is a wait.
         #    The refusal is recorded in the background.
         refusal = self.engine.queue_full()
         if refusal is not None:
