@@ -20,6 +20,7 @@ import pytest
 from openai import BadRequestError, InternalServerError, OpenAI
 from PIL import Image
 
+from gouache.engine.backend import BackendOptions, backend_of
 from gouache.engine.catalog import Catalog, CatalogError, spec_for_directory
 from gouache.engine.jobs import LoraChoice
 from gouache.engine.lora import LoraSpec
@@ -226,6 +227,20 @@ def test_an_adapter_that_does_not_fit_fails_the_model_naming_the_file(
     assert _png(sdk, "lora-sdxl")  # the server goes on
 
 
+def test_the_image_generation_tool_takes_loras(sdk: OpenAI) -> None:
+    def draw(loras: Any) -> str:
+        tool: Any = {"type": "image_generation", "model": "lora-sd1", "size": "1024x1024", "quality": "low"}
+        reply = sdk.responses.create(model="gpt-5", input=PROMPT, tools=[{**tool, "seed": 5, "loras": loras}])
+        call: Any = reply.output[0]
+        assert call.type == "image_generation_call"
+        return str(call.result)
+
+    assert draw([{"name": "dots", "scale": 1.0}]) != draw([])
+    with pytest.raises(BadRequestError) as err:
+        draw([{"name": "nope"}])
+    assert err.value.body["param"] == "loras"  # type: ignore[index]
+
+
 # ------------------------------------------------------------------------------------------------------
 # In process
 # ------------------------------------------------------------------------------------------------------
@@ -242,6 +257,12 @@ def test_a_mismatched_or_foreign_adapter_is_refused_whole(
     with pytest.raises(ModelLoadError, match="has no weights for any part of model y"):
         cache.get(replace(sd1, loras=(LoraSpec("ink", loras["flux"]),)))
     assert cache.loaded() == []
+
+
+def test_a_model_with_adapters_stays_on_pytorch(tiny_models: dict[str, Path], loras: dict[str, Path]) -> None:
+    spec = replace(spec_for_directory(tiny_models["sd1"], "z"), loras=(LoraSpec("ink", loras["sd1"]),))
+    model = ModelCache(backend=BackendOptions(backend="openvino")).get(spec)
+    assert model.backend == "pytorch" and backend_of(model.pipeline) == "pytorch"
 
 
 def _catalog(tmp_path: Path, model_dir: Path, loras: str) -> Catalog:

@@ -84,7 +84,10 @@ def specs_from_entry(raw: Any, base: Path | None, where: str) -> tuple[LoraSpec,
         if not name:
             raise LoraError(f"{at}: 'name' must not be empty")
         scale = check_scale(item.get("scale", 1.0), at)
-        check_file(path)
+        try:
+            check_file(path)
+        except LoraError as exc:
+            raise LoraError(f"{at}: {exc}") from exc
         specs.append(LoraSpec(name, path, scale))
     names = [s.name for s in specs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
