@@ -25,7 +25,7 @@ from gouache.engine.catalog import Catalog, CatalogError, spec_for_directory
 from gouache.engine.jobs import LoraChoice
 from gouache.engine.lora import LoraSpec
 from gouache.engine.pipelines import ModelCache, ModelLoadError
-from gouache.engine.runner import batch_key
+from gouache.engine.runner import Runner, batch_key
 from gouache.engine.tiny_lora import build_tiny_lora
 from gouache.service.errors import InvalidRequest
 from gouache.service.images.result_cache import result_cache_key
@@ -263,6 +263,30 @@ def test_a_model_with_adapters_stays_on_pytorch(tiny_models: dict[str, Path], lo
     spec = replace(spec_for_directory(tiny_models["sd1"], "z"), loras=(LoraSpec("ink", loras["sd1"]),))
     model = ModelCache(backend=BackendOptions(backend="openvino")).get(spec)
     assert model.backend == "pytorch" and backend_of(model.pipeline) == "pytorch"
+
+
+def test_a_text_encoder_adapter_is_part_of_the_prompt_embedding_key(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    te = build_tiny_lora(tiny_models["sd1"], tmp_path / "te.safetensors", text_encoder=True)
+    plain = replace(spec_for_directory(tiny_models["sd1"], "plain"), resolution=64)
+    catalog = Catalog([plain, replace(plain, name="m", loras=(LoraSpec("te", te),))])
+    runner = Runner(ModelCache())  # one embedding cache for every render below
+
+    def render(model: str, loras: Any) -> bytes:
+        params = GenerateParams(
+            prompt=PROMPT, model=model, size="1024x1024", quality="low", seed=3, loras=loras
+        )
+        job = build_job(catalog, params)[0]
+        return (
+            runner.render(replace(job, plan=replace(job.plan, steps=2), width=64, height=64)).images[0].data
+        )
+
+    base = render("plain", None)
+    with_te = render("m", [{"name": "te", "scale": 1.0}])
+    assert with_te != base
+    assert render("m", []) == base  # not the embedding cached with the adapter on
+    assert render("m", [{"name": "te", "scale": 1.0}]) == with_te
 
 
 def _catalog(tmp_path: Path, model_dir: Path, loras: str) -> Catalog:
