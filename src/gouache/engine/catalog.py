@@ -14,6 +14,9 @@ optional user file. A model entry looks like::
     upscaler = "lanczos"            # or "flat": crisp edges for flat-colour artwork (gouache-mini)
     fallback = "gouache-mini"       # optional: retried once on this model if this one fails to load or run
     backend = "openvino"            # optional: "pytorch", "openvino" or "auto", over GOUACHE_BACKEND
+    loras = [{ path = "/loras/ink.safetensors", name = "ink", scale = 0.8 }]
+                                    # optional LoRA adapters (see engine.lora); `name` defaults to the
+                                    # file's stem, `scale` (the default when a request names none) to 1.0
     [models.my-sdxl.plans.low]
     steps = 8
     guidance = 5.0
@@ -32,6 +35,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from gouache.engine.lora import LoraError, LoraSpec, specs_from_entry
 from gouache.engine.upscale import UPSCALERS
 
 BACKENDS = ("auto", "pytorch", "openvino")
@@ -108,6 +112,8 @@ class ModelSpec:
     backend: str | None = None
     #: For a single-file checkpoint: a diffusers folder with component configs and tokenizers (None: shipped).
     config: Path | None = None
+    #: LoRA adapters loaded with the model and switched per request (see gouache.engine.lora).
+    loras: tuple[LoraSpec, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -225,7 +231,12 @@ def spec_from_entry(name: str, entry: Mapping[str, Any], *, base: Path | None, s
     backend = entry.get("backend")
     if backend is not None and backend not in BACKENDS:
         raise CatalogError(f"{where}: backend must be one of {', '.join(BACKENDS)}")
+    try:
+        loras = specs_from_entry(entry["loras"], base, where) if "loras" in entry else ()
+    except LoraError as exc:
+        raise CatalogError(str(exc)) from exc
     known = {
+        "loras",
         "backend",
         "config",
         "path",
@@ -253,6 +264,7 @@ def spec_from_entry(name: str, entry: Mapping[str, Any], *, base: Path | None, s
         fallback=fallback,
         backend=backend,
         config=config,
+        loras=loras,
         extra={k: v for k, v in entry.items() if k not in known},
     )
 

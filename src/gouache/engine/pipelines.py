@@ -24,6 +24,7 @@ from diffusers import (
 
 from gouache.engine.backend import BackendOptions, apply_backend, backend_of
 from gouache.engine.catalog import CatalogError, ModelSpec, detect_family
+from gouache.engine.lora import LoraError, load_adapters
 from gouache.engine.single_file import is_single_file, load_single_file
 
 log = logging.getLogger(__name__)
@@ -188,6 +189,10 @@ class ModelCache:
                     self._unload(next(iter(self._models)))
             log.info("loading model %s from %s (~%.0f MB)", spec.name, spec.path, estimate / 2**20)
             pipeline = load_pipeline(spec.path, spec.family, spec.config)
+            try:  # before the backend: a model with adapters stays on PyTorch (see engine.backend)
+                load_adapters(pipeline, spec.loras, spec.name)
+            except LoraError as exc:  # the half-loaded pipeline is dropped here, never cached
+                raise ModelLoadError(str(exc)) from exc
             backend = apply_backend(pipeline, self.backend, override=spec.backend, key=spec.name)
             model = LoadedModel(spec, pipeline, backend)
             self._models[spec.name] = model

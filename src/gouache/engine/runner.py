@@ -1,7 +1,8 @@
 """The runner: every job through the four named stages of rendering on a diffusers pipeline.
 
 1. **load**: the model, from the cache (loaded on first use).
-2. **prepare**: the sampler (the plan's scheduler set on the pipeline), the working size, the jobs still to
+2. **prepare**: the sampler (the plan's scheduler set on the pipeline), the job's LoRA adapters and scales
+   (:func:`gouache.engine.lora.activate`), the working size, the jobs still to
    run, one ``torch.Generator`` per image, the prompts (cached embeddings where the pipeline takes them) and,
    for an edit, its canvas, mask, init image and derived pipeline (:func:`gouache.engine.edits.prepare_edit`).
 3. **denoise**: the pipeline's own encode / latents / denoise / decode, with a per-step callback for progress,
@@ -39,7 +40,15 @@ from gouache.engine.embeddings import PromptEmbeddings, uses_guidance
 from gouache.engine.finish import Backdrop, encode, finish_image
 from gouache.engine.geometry import working_size
 from gouache.engine.invariant import make_batch_invariant
-from gouache.engine.jobs import Progress, ProgressCallback, RenderedImage, RenderJob, RenderResult
+from gouache.engine.jobs import (
+    LoraChoice,
+    Progress,
+    ProgressCallback,
+    RenderedImage,
+    RenderJob,
+    RenderResult,
+)
+from gouache.engine.lora import activate, has_adapters, label
 from gouache.engine.pipelines import LoadedModel, ModelCache
 from gouache.engine.previews import preview_image
 
@@ -52,15 +61,16 @@ class DeadlineExceeded(Cancelled):
     """The job's deadline passed, while it waited or between two denoising steps."""
 
 
-BatchKey = tuple[str, str, SamplingPlan, tuple[int, int], bool]
+BatchKey = tuple[str, str, SamplingPlan, tuple[int, int], bool, tuple[LoraChoice, ...]]
 
 
 def batch_key(job: RenderJob) -> BatchKey | None:
     """Jobs with equal keys can denoise as one batch: same model, plan (steps, guidance, scheduler), working
-    size and negative-prompt-ness. Edits never batch (None)."""
+    size, negative-prompt-ness and LoRA adapters with their scales. Edits never batch (None)."""
     if job.edit is not None:
         return None
-    return (job.model.name, str(job.model.path), job.plan, _working_size(job), bool(job.negative_prompt))
+    size = _working_size(job)
+    return (job.model.name, str(job.model.path), job.plan, size, bool(job.negative_prompt), job.loras)
 
 
 def _working_size(job: RenderJob) -> tuple[int, int]:
@@ -207,6 +217,7 @@ class Runner:
         their generators and prompts (text-to-image) or their canvas and pipeline (an edit)."""
         first = state.entries[0].job
         state.model.use_scheduler(first.plan.scheduler)
+        activate(state.model.pipeline, first.loras)  # under the model lock: no reload of the base model
         state.size = _working_size(first)
         if first.edit is not None:
             entry = state.entries[0]
@@ -238,10 +249,11 @@ class Runner:
                 state.generators.append(torch.Generator("cpu").manual_seed(seed))
         if isinstance(pipe, StableDiffusionPipeline):
             guided = uses_guidance(pipe, first.plan.guidance)
+            name = first.model.name
+            if has_adapters(getattr(pipe, "text_encoder", None)):  # the embeddings depend on the adapters
+                name = f"{name}+{label(first.loras)}"
             pairs = [
-                self.embeddings.get(
-                    first.model.name, str(first.model.path), pipe, prompt, negative or None, guided, seed
-                )
+                self.embeddings.get(name, str(first.model.path), pipe, prompt, negative or None, guided, seed)
                 for prompt, negative, seed in zip(prompts, negatives, seeds, strict=True)
             ]
             state.prompt["prompt_embeds"] = torch.cat([positive for positive, _ in pairs])

@@ -201,6 +201,7 @@ class ResponsesService:
             "safety_identifier": body.get("safety_identifier"),
             "seed": tool.get("seed", context.previous_seed),
             "steps": tool.get("steps"),
+            "loras": tool.get("loras"),
             "deadline_s": body.get("deadline_s"),
         }
         if decision.action == "generate":

@@ -85,3 +85,9 @@ STREAMING_RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {"text/event-stream": {"schema": SSE_EVENT}},
     },
 }
+
+LORAS_DOC = (
+    'Extension: the catalog LoRA adapters to apply, e.g. [{"name": "ink", "scale": 0.8}] (scale -4..4, '
+    "default the catalog's). Left out: the model's default adapters; []: none. In a multipart edit, a JSON "
+    "string."
+)

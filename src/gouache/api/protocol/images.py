@@ -11,6 +11,7 @@ from gouache.api.protocol.common import (
     CACHE_DOC,
     DEADLINE_DOC,
     ERROR_RESPONSES,
+    LORAS_DOC,
     Background,
     OutputFormat,
     Quality,
@@ -48,6 +49,7 @@ class ImageFields(BaseModel):
     guidance_scale: float | None = Field(default=None, ge=0.0, le=30.0, description="Extension: CFG scale.")
     deadline_s: float | None = Field(default=None, gt=0, le=86_400, description=DEADLINE_DOC)
     cache: bool | None = Field(default=None, description=CACHE_DOC)
+    loras: list[Any] | None = Field(default=None, description=LORAS_DOC)
 
 
 class ImageGenerateRequest(ImageFields):

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler
 
 from gouache.api.protocol.common import (
     DEADLINE_DOC,
+    LORAS_DOC,
     Background,
     OutputFormat,
     Quality,
@@ -58,6 +59,7 @@ class ImageGenerationTool(StrictModel):
     # Gouache extensions
     seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
     steps: int | None = Field(default=None, ge=1, le=150)
+    loras: list[Any] | None = Field(default=None, description=LORAS_DOC)
 
 
 class ResponseCreateRequest(StrictModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -35,7 +36,7 @@ _MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 _GENERATION_FIELDS = {
     "prompt", "model", "n", "size", "quality", "output_format", "output_compression", "background",
     "moderation", "user", "safety_identifier", "seed", "negative_prompt", "steps", "guidance_scale",
-    "deadline_s", "cache",
+    "deadline_s", "cache", "loras",
 }  # fmt: skip
 _EDIT_FIELDS = (_GENERATION_FIELDS - {"moderation"}) | {"strength", "input_fidelity"}
 
@@ -99,6 +100,16 @@ def _validate_form(schema: type[BaseModel], fields: dict[str, Any]) -> Any:
     except ValidationError as exc:
         message, param, code = validation_error(dict(exc.errors()[0]))
         raise InvalidRequest(message, param=param, code=code) from exc
+
+
+def _json_field(value: Any, name: str) -> Any:
+    """A multipart field that carries JSON (an extension's list or object) as a string."""
+    if not isinstance(value, str):
+        raise InvalidRequest(f"'{name}' must be a JSON string in a multipart form.", param=name)
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise InvalidRequest(f"'{name}' is not valid JSON: {exc}.", param=name) from exc
 
 
 def signed_file_url(request: Request, image_id: str, expires: int, signature: str) -> str:
@@ -211,6 +222,8 @@ async def edit_image(
     if "markup" in form.files:
         raise _not_yet("markup", "markup (GPT Image 2.5 overlays)")
     _reject_unknown_files(form, {"image", "mask"})
+    if "loras" in form.fields:
+        form.fields["loras"] = _json_field(form.fields["loras"], "loras")
     body: ImageEditForm = _validate_form(ImageEditForm, form.fields)
     reject_unsupported(body)
     masks = form.files.get("mask", [])

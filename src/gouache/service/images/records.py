@@ -60,6 +60,7 @@ def request_record(store: Store, prepared: PreparedRequest) -> dict[str, Any]:
         "guidance": job.plan.guidance,
         "scheduler": job.plan.scheduler,
         "seeds": list(job.seeds),
+        "loras": [{"name": c.name, "scale": c.scale} for c in job.loras],
     }
     if job.edit is not None:
         record["resolved"]["strength"] = job.edit.strength

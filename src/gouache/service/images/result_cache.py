@@ -2,7 +2,8 @@
 request of the same key is answered with that request's stored images, without compute.
 
 The key is a hash of the resolved job (model name, folder and a fingerprint of its files, sampling plan,
-size, seeds, prompts, output encoding) and, for edits, the uploads' bytes and edit settings; the store finds
+size, seeds, prompts, output encoding, LoRA adapters with their scales and files) and, for edits, the uploads'
+bytes and edit settings; the store finds
 the earlier request by key and owner."""
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ def cache_key(enabled: bool, endpoint: str, params: GenerateParams, job: RenderJ
 
 def result_cache_key(endpoint: str, params: GenerateParams, job: RenderJob) -> str:
     """SHA-256 over the endpoint, the resolved job (model name and folder, plan, size, seeds, prompts,
-    output encoding) and, for edits, the uploads' bytes and edit settings."""
+    output encoding, LoRA adapters) and, for edits, the uploads' bytes and edit settings. A job without
+    adapters keeps the key it had before adapters existed."""
     digest = hashlib.sha256()
     inputs: dict[str, Any] = {
         "v": 1,
@@ -47,6 +49,9 @@ def result_cache_key(endpoint: str, params: GenerateParams, job: RenderJob) -> s
         "seeds": list(job.seeds),
         "format": [job.output_format, job.output_compression],
     }
+    if job.loras:
+        files = {lora.name: str(lora.path) for lora in job.model.loras}
+        inputs["loras"] = [[c.name, c.scale, file_fingerprint(files.get(c.name, ""))] for c in job.loras]
     if isinstance(params, EditParams):
         inputs["edit"] = {
             "images": [hashlib.sha256(data).hexdigest() for data in params.images],
@@ -69,6 +74,13 @@ def model_fingerprint(path: str) -> str:
     files = [f for f in root.rglob("*") if f.is_file()]
     entries = sorted(f"{f.relative_to(root)}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
     return hashlib.sha256("\n".join(entries).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def file_fingerprint(path: str) -> str:
+    """Size and modification time of one file (a LoRA adapter), once per process, as for model folders."""
+    file = Path(path)
+    return f"{file.stat().st_size}:{file.stat().st_mtime_ns}" if file.is_file() else ""
 
 
 async def lookup(store: Store, key: str | None, key_id: str | None) -> RequestView | None:

@@ -8,10 +8,13 @@ given): every rule can be checked in a unit test without a server, a store or an
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from gouache.engine.catalog import Catalog, ModelSpec, SamplingPlan
-from gouache.engine.jobs import EditInputs, RenderJob
+from gouache.engine.jobs import EditInputs, LoraChoice, RenderJob
+from gouache.engine.lora import LoraError, check_scale
 from gouache.service.errors import InvalidRequest, ModelNotFound
 from gouache.service.images.types import EditParams, GenerateParams
 from gouache.service.prompts import check_text
@@ -65,8 +68,9 @@ def build_job(
     check_text(params.prompt, "prompt")
     if params.negative_prompt is not None:
         check_text(params.negative_prompt, "negative_prompt")
-    # 2. The model.
+    # 2. The model, and the LoRA adapters of it the request names.
     spec = resolve_model(catalog, params.model)
+    loras = resolve_loras(spec, params.loras)
     # 3. The uploads (edits and variations) and the output size.
     edit: EditInputs | None = None
     if isinstance(params, EditParams):
@@ -95,8 +99,47 @@ def build_job(
         output_compression=100 if params.output_compression is None else params.output_compression,
         negative_prompt=params.negative_prompt,
         edit=edit,
+        loras=loras,
     )
     return job, quality
+
+
+def resolve_loras(spec: ModelSpec, requested: Any) -> tuple[LoraChoice, ...]:
+    """The adapters a job runs with, sorted by name (the order of a sum of adapters changes its last bits):
+    the model's catalog defaults when the request names none (None), else exactly the request's (`[]`:
+    none), each at its given scale or its catalog default. Anything malformed is a 400 naming `loras`."""
+    known = {lora.name: lora for lora in spec.loras}
+    if requested is None:
+        defaults = (LoraChoice(lo.name, lo.scale) for lo in spec.loras if lo.scale != 0.0)
+        return tuple(sorted(defaults, key=lambda c: c.name))
+    if not isinstance(requested, list | tuple):
+        raise _bad_loras('loras must be a list like [{"name": "ink", "scale": 0.8}].')
+    choices: dict[str, LoraChoice] = {}
+    for i, item in enumerate(requested):
+        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+            raise _bad_loras(f'loras[{i}] must be an object with a string "name" (and an optional "scale").')
+        unknown = sorted(set(item) - {"name", "scale"})
+        if unknown:
+            raise _bad_loras(f"loras[{i}]: unknown key {unknown[0]!r} (allowed: name, scale).")
+        name = item["name"]
+        if name not in known:
+            available = ", ".join(known) if known else "none"
+            raise _bad_loras(
+                f"loras[{i}]: model '{spec.name}' has no LoRA adapter '{name}' (its adapters: {available}).",
+                code="unknown_lora",
+            )
+        if name in choices:
+            raise _bad_loras(f"loras[{i}]: adapter '{name}' is named more than once.")
+        try:
+            scale = check_scale(item.get("scale", known[name].scale), f"loras[{i}]")
+        except LoraError as exc:
+            raise _bad_loras(f"{exc}.") from exc
+        choices[name] = LoraChoice(name, scale)
+    return tuple(sorted(choices.values(), key=lambda c: c.name))
+
+
+def _bad_loras(message: str, code: str = "invalid_value") -> InvalidRequest:
+    return InvalidRequest(message, param="loras", code=code)
 
 
 def check_output(params: GenerateParams) -> None:
@@ -201,4 +244,5 @@ def fallback_job(catalog: Catalog, job: RenderJob, quality: str) -> RenderJob | 
         plan = replace(plan, steps=job.plan.steps)
     if job.plan.guidance != job.model.plan(quality).guidance:
         plan = replace(plan, guidance=job.plan.guidance)
-    return replace(job, model=spec, plan=plan)
+    # The request's adapters belong to the first model: the fallback runs with its own defaults.
+    return replace(job, model=spec, plan=plan, loras=resolve_loras(spec, None))

@@ -37,6 +37,9 @@ class GenerateParams:
     #: Extension: False skips the result cache (a request with a seed is otherwise served from the store
     #: when an identical one already ran).
     cache: bool | None = None
+    #: Extension: the catalog LoRA adapters to apply, as sent (a list of ``{"name", "scale"?}``; checked by
+    #: `rules.resolve_loras`). None: the model's default adapters; an empty list: none.
+    loras: Any = None
 
     @property
     def effective_user(self) -> str | None:
