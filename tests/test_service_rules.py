@@ -28,7 +28,12 @@ from gouache.service.errors import (
 )
 from gouache.service.images import EditParams, GenerateParams
 from gouache.service.images.dispatch import engine_error
-from gouache.service.images.result_cache import cache_key, model_fingerprint, result_cache_key
+from gouache.service.images.result_cache import (
+    cache_key,
+    file_fingerprint,
+    model_fingerprint,
+    result_cache_key,
+)
 from gouache.service.images.rules import (
     MAX_SEED,
     build_job,
@@ -305,6 +310,17 @@ def test_the_model_fingerprint_follows_the_folders_files(tmp_path: Path) -> None
     model_fingerprint.cache_clear()
     assert model_fingerprint(str(folder)) not in (first, changed)
     assert model_fingerprint(str(tmp_path / "missing")) == ""
+
+
+def test_the_model_fingerprint_follows_a_single_file_checkpoint(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "model.safetensors"
+    checkpoint.write_bytes(b"12345")
+    first = model_fingerprint(str(checkpoint))
+    assert len(first) == 64
+    checkpoint.write_bytes(b"123456")
+    model_fingerprint.cache_clear()
+    file_fingerprint.cache_clear()
+    assert model_fingerprint(str(checkpoint)) != first
 
 
 # --- engine errors ----------------------------------------------------------------------------------------

@@ -66,9 +66,12 @@ def result_cache_key(endpoint: str, params: GenerateParams, job: RenderJob) -> s
 
 @functools.lru_cache(maxsize=64)
 def model_fingerprint(path: str) -> str:
-    """Names, sizes and modification times of a model folder's files (once per process and folder): weights
-    replaced in place give new cache keys after a restart, which is also when the server loads them."""
+    """Names, sizes and modification times of a model folder's files, or of a single-file checkpoint (once
+    per process and path): weights replaced in place give new cache keys after a restart, which is also when
+    the server loads them."""
     root = Path(path)
+    if root.is_file():
+        return hashlib.sha256(f"{root.name}:{file_fingerprint(path)}".encode()).hexdigest()
     if not root.is_dir():
         return ""
     files = [f for f in root.rglob("*") if f.is_file()]
