@@ -14,6 +14,11 @@ optional user file. A model entry looks like::
     upscaler = "lanczos"            # or "flat": crisp edges for flat-colour artwork (gouache-mini)
     fallback = "gouache-mini"       # optional: retried once on this model if this one fails to load or run
     backend = "openvino"            # optional: "pytorch", "openvino" or "auto", over GOUACHE_BACKEND
+    device = "cuda:1"               # optional: "auto", "cpu", "cuda", "cuda:N", "mps", over GOUACHE_DEVICE
+    dtype = "float16"               # optional: "auto", "float32", "float16", "bfloat16", over GOUACHE_DTYPE
+    memory = ["offload"]            # optional: "auto" (default) or a list of "offload", "attention_slicing",
+                                    # "vae_tiling" (see engine.devices)
+    compile = true                  # optional: torch.compile the denoiser (GPUs only)
     [models.my-sdxl.plans.low]
     steps = 8
     guidance = 5.0
@@ -32,6 +37,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from gouache.engine.devices import DeviceError, parse_device, parse_dtype, parse_memory
 from gouache.engine.upscale import UPSCALERS
 
 BACKENDS = ("auto", "pytorch", "openvino")
@@ -108,6 +114,13 @@ class ModelSpec:
     backend: str | None = None
     #: For a single-file checkpoint: a diffusers folder with component configs and tokenizers (None: shipped).
     config: Path | None = None
+    #: Device and dtype choices (see gouache.engine.devices); None follows GOUACHE_DEVICE / GOUACHE_DTYPE.
+    device: str | None = None
+    dtype: str | None = None
+    #: Memory-saving measures: "auto" (chosen from sizes and free memory) or the ones listed.
+    memory: str | tuple[str, ...] = "auto"
+    #: torch.compile the denoiser (accelerators only; OpenVINO is the CPU's optimised path).
+    compile: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -225,8 +238,13 @@ def spec_from_entry(name: str, entry: Mapping[str, Any], *, base: Path | None, s
     backend = entry.get("backend")
     if backend is not None and backend not in BACKENDS:
         raise CatalogError(f"{where}: backend must be one of {', '.join(BACKENDS)}")
+    placement = _placement(entry, where)
     known = {
         "backend",
+        "device",
+        "dtype",
+        "memory",
+        "compile",
         "config",
         "path",
         "family",
@@ -253,8 +271,25 @@ def spec_from_entry(name: str, entry: Mapping[str, Any], *, base: Path | None, s
         fallback=fallback,
         backend=backend,
         config=config,
+        **placement,
         extra={k: v for k, v in entry.items() if k not in known},
     )
+
+
+def _placement(entry: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """An entry's `device`, `dtype`, `memory` and `compile` keys, checked; errors name the entry and key."""
+    out: dict[str, Any] = {}
+    for key, parse in (("device", parse_device), ("dtype", parse_dtype), ("memory", parse_memory)):
+        if key in entry:
+            try:
+                out[key] = parse(entry[key])
+            except DeviceError as exc:
+                raise CatalogError(f"{where}: {key}: {exc}") from None
+    if "compile" in entry:
+        if not isinstance(entry["compile"], bool):
+            raise CatalogError(f"{where}: compile must be true or false, not {entry['compile']!r}")
+        out["compile"] = entry["compile"]
+    return out
 
 
 class Catalog:

@@ -57,7 +57,7 @@ class PromptEmbeddings:
             self.misses += 1
         with torch.inference_mode(), planner(seed) if planner is not None else contextlib.nullcontext():
             positive, negative_embeds = pipeline.encode_prompt(
-                prompt, torch.device("cpu"), 1, guidance, negative_prompt=negative
+                prompt, _device(pipeline), 1, guidance, negative_prompt=negative
             )
         value = (positive, negative_embeds if guidance else None)
         if self.size > 0:
@@ -70,3 +70,8 @@ class PromptEmbeddings:
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)
+
+
+def _device(pipeline: Any) -> torch.device:
+    """Where the pipeline computes (its accelerator when offloaded): the embeddings are made there."""
+    return torch.device(getattr(pipeline, "_execution_device", None) or "cpu")
