@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "stream": ("gouache.benchmarks.stream", "time to first partial vs full latency"),
     "load": ("gouache.benchmarks.load", "a burst of concurrent requests vs one alone"),
     "mini": ("gouache.benchmarks.mini", "gouache-mini served vs raw, per tier"),
+    "devices": ("gouache.benchmarks.devices", "float32 vs bfloat16, VAE tiling's peak memory"),
 }
 
 
