@@ -1,9 +1,11 @@
 """The runner: every job through the four named stages of rendering on a diffusers pipeline.
 
 1. **load**: the model, from the cache (loaded on first use).
-2. **prepare**: the sampler (the plan's scheduler set on the pipeline), the working size, the jobs still to
-   run, one ``torch.Generator`` per image, the prompts (cached embeddings where the pipeline takes them) and,
-   for an edit, its canvas, mask, init image and derived pipeline (:func:`gouache.engine.edits.prepare_edit`).
+2. **prepare**: the sampler (the plan's scheduler set on the pipeline), the working size (and VAE tiling for
+   it, as the model's memory strategy says: :mod:`gouache.engine.devices`), the jobs still to run, one CPU
+   ``torch.Generator`` per image (the same noise on every device), the prompts (cached embeddings where the
+   pipeline takes them) and, for an edit, its canvas, mask, init image and derived pipeline
+   (:func:`gouache.engine.edits.prepare_edit`).
 3. **denoise**: the pipeline's own encode / latents / denoise / decode, with a per-step callback for progress,
    previews and cancellation: text-to-image as one call for all its images, an edit one call per image (SD3
    img2img breaks with several per call).
