@@ -176,6 +176,15 @@ def test_listed_measures_are_taken_as_asked() -> None:
     )
 
 
+def test_which_weights_count_against_the_main_memory_budget() -> None:
+    from gouache.engine.pipelines import Placement
+
+    assert Placement("cpu").in_main_memory and Placement("mps").in_main_memory
+    assert not Placement("cuda:0").in_main_memory
+    assert Placement("cuda:1", memory=MemoryStrategy(offload=True)).in_main_memory
+    assert Placement("mps").on_accelerator and not Placement().on_accelerator
+
+
 def test_strategy_description_for_operators() -> None:
     assert MemoryStrategy().describe() == {
         "offload": False,

@@ -59,8 +59,9 @@ class Placement:
 
     @property
     def in_main_memory(self) -> bool:
-        """Whether the weights live in main memory (the CPU's, or offloaded), hence in the RAM budget."""
-        return not self.on_accelerator or self.memory.offload
+        """Whether the weights live in main memory, hence in the model memory budget: on the CPU, on Apple
+        MPS (unified memory) or offloaded; a CUDA GPU's own memory is budgeted by its free memory instead."""
+        return not self.device.startswith("cuda") or self.memory.offload
 
 
 class LoadedModel:
