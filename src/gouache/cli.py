@@ -106,6 +106,7 @@ def _render(
 def _start_services(settings: Settings) -> Services:
     """Build the services and load the default model, or exit with a plain message naming what is wrong."""
     from gouache.engine.catalog import CatalogError
+    from gouache.engine.devices import DeviceError
     from gouache.engine.pipelines import ModelLoadError
     from gouache.service.container import build_services
     from gouache.service.policies.moderation import ModerationPolicyError
@@ -115,7 +116,7 @@ def _start_services(settings: Settings) -> Services:
         with console.status(f"Loading {settings.default_model}..."):
             services = build_services(settings)
             services.preload()
-    except (CatalogError, ModelLoadError, PriceTableError, ModerationPolicyError) as exc:
+    except (CatalogError, DeviceError, ModelLoadError, PriceTableError, ModerationPolicyError) as exc:
         err.print(f"[red]Cannot start:[/] {exc}")
         raise typer.Exit(1) from None
     return services

@@ -79,6 +79,14 @@ class Settings(BaseSettings):
         default="f32",
         description="OpenVINO inference precision (bf16: faster on AVX512-BF16/AMX, less exact).",
     )
+    device: str = Field(
+        default="auto",
+        description="Where models run: auto (CUDA, else Apple MPS, else the CPU), cpu, cuda, cuda:N or mps.",
+    )
+    dtype: str = Field(
+        default="auto",
+        description="Weights' dtype: auto (float16 on CUDA/MPS, else float32), float32, float16, bfloat16.",
+    )
     planner_url: str | None = Field(
         default=None, description="OpenAI-compatible chat endpoint (…/v1) that writes Responses prompts."
     )

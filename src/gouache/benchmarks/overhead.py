@@ -19,13 +19,20 @@ SIZE = 1024
 def measure(options: BenchOptions) -> list[Ratio]:
     from diffusers import DiffusionPipeline
 
+    from gouache.engine import devices
     from gouache.engine.catalog import spec_for_directory
     from gouache.engine.pipelines import LoadedModel
+    from gouache.settings import Settings
 
     resolution = size_for(options)
     steps = 2 if options.quick else 10
+    # The raw baseline runs where the server does (GOUACHE_DEVICE / GOUACHE_DTYPE; the CPU in float32 by
+    # default), so that the row compares the server with the same work, not two devices.
+    settings = Settings()
+    device = devices.resolve_device(settings.device, devices.probe())
+    dtype = devices.resolve_dtype(settings.dtype, device)
     with tiny_server(resolution, steps, options.threads) as tiny:
-        pipe = DiffusionPipeline.from_pretrained(str(tiny.model_dir), torch_dtype=torch.float32)
+        pipe = DiffusionPipeline.from_pretrained(str(tiny.model_dir), torch_dtype=dtype).to(device)
         pipe.set_progress_bar_config(disable=True)
         LoadedModel(spec_for_directory(tiny.model_dir), pipe).use_scheduler("dpm++")
         client = tiny.client()
@@ -59,6 +66,7 @@ def measure(options: BenchOptions) -> list[Ratio]:
             statistics.median(raw_s),
             "Gouache via openai SDK",
             statistics.median(served_s),
-            f"tiny sd1 at {resolution} px, {steps} steps, {SIZE}x{SIZE} PNG",
+            f"tiny sd1 at {resolution} px, {steps} steps, {SIZE}x{SIZE} PNG, {device} "
+            f"{devices.dtype_name(dtype)}",
         )
     ]

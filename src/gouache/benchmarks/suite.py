@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "load": ("gouache.benchmarks.load", "a burst of concurrent requests vs one alone"),
     "mini": ("gouache.benchmarks.mini", "gouache-mini served vs raw, per tier"),
     "lora": ("gouache.benchmarks.lora", "LoRA switch time vs base-model load time"),
+    "devices": ("gouache.benchmarks.devices", "float32 vs bfloat16, VAE tiling's peak memory"),
 }
 
 

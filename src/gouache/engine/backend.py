@@ -32,6 +32,7 @@ import torch
 
 from gouache.engine import catalog
 from gouache.engine import openvino_build as build
+from gouache.engine.devices import runs_on_cpu
 from gouache.engine.lora import has_adapters
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,8 @@ def unsupported_reason(pipeline: Any) -> str | None:
         return f"its UNet is a {type(unet).__name__}, not a UNet2DConditionModel"
     if has_adapters(unet):
         return "it has LoRA adapters, which are switched per request on the PyTorch UNet"
+    if not runs_on_cpu(pipeline):
+        return "it runs on an accelerator; OpenVINO is the CPU's backend"
     config: Any = getattr(unet, "config", {})
     dtype = getattr(unet, "dtype", None)
     if dtype != torch.float32:

@@ -17,6 +17,11 @@ optional user file. A model entry looks like::
     loras = [{ path = "/loras/ink.safetensors", name = "ink", scale = 0.8 }]
                                     # optional LoRA adapters (see engine.lora); `name` defaults to the
                                     # file's stem, `scale` (the default when a request names none) to 1.0
+    device = "cuda:1"               # optional: "auto", "cpu", "cuda", "cuda:N", "mps", over GOUACHE_DEVICE
+    dtype = "float16"               # optional: "auto", "float32", "float16", "bfloat16", over GOUACHE_DTYPE
+    memory = ["offload"]            # optional: "auto" (default) or a list of "offload", "attention_slicing",
+                                    # "vae_tiling" (see engine.devices)
+    compile = true                  # optional: torch.compile the denoiser (GPUs only)
     [models.my-sdxl.plans.low]
     steps = 8
     guidance = 5.0
@@ -35,6 +40,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from gouache.engine.devices import DeviceError, parse_device, parse_dtype, parse_memory
 from gouache.engine.lora import LoraError, LoraSpec, specs_from_entry
 from gouache.engine.upscale import UPSCALERS
 
@@ -114,6 +120,13 @@ class ModelSpec:
     config: Path | None = None
     #: LoRA adapters loaded with the model and switched per request (see gouache.engine.lora).
     loras: tuple[LoraSpec, ...] = ()
+    #: Device and dtype choices (see gouache.engine.devices); None follows GOUACHE_DEVICE / GOUACHE_DTYPE.
+    device: str | None = None
+    dtype: str | None = None
+    #: Memory-saving measures: "auto" (chosen from sizes and free memory) or the ones listed.
+    memory: str | tuple[str, ...] = "auto"
+    #: torch.compile the denoiser (accelerators only; OpenVINO is the CPU's optimised path).
+    compile: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -235,9 +248,14 @@ def spec_from_entry(name: str, entry: Mapping[str, Any], *, base: Path | None, s
         loras = specs_from_entry(entry["loras"], base, where) if "loras" in entry else ()
     except LoraError as exc:
         raise CatalogError(str(exc)) from exc
+    placement = _placement(entry, where)
     known = {
         "loras",
         "backend",
+        "device",
+        "dtype",
+        "memory",
+        "compile",
         "config",
         "path",
         "family",
@@ -265,8 +283,25 @@ def spec_from_entry(name: str, entry: Mapping[str, Any], *, base: Path | None, s
         backend=backend,
         config=config,
         loras=loras,
+        **placement,
         extra={k: v for k, v in entry.items() if k not in known},
     )
+
+
+def _placement(entry: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """An entry's `device`, `dtype`, `memory` and `compile` keys, checked; errors name the entry and key."""
+    out: dict[str, Any] = {}
+    for key, parse in (("device", parse_device), ("dtype", parse_dtype), ("memory", parse_memory)):
+        if key in entry:
+            try:
+                out[key] = parse(entry[key])
+            except DeviceError as exc:
+                raise CatalogError(f"{where}: {key}: {exc}") from None
+    if "compile" in entry:
+        if not isinstance(entry["compile"], bool):
+            raise CatalogError(f"{where}: compile must be true or false, not {entry['compile']!r}")
+        out["compile"] = entry["compile"]
+    return out
 
 
 class Catalog:

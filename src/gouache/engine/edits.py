@@ -300,13 +300,14 @@ class _LatentBlend:
         vae = pipe.vae
         scale = int(getattr(pipe, "vae_scale_factor", 8))
         pixels = pipe.image_processor.preprocess(image, height=image.height, width=image.width)
-        latents = vae.encode(pixels.to(vae.dtype)).latent_dist.mode()
+        latents = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist.mode()
         shift = getattr(vae.config, "shift_factor", None) or 0.0
         self.init = (latents - shift) * vae.config.scaling_factor
         keep = torch.from_numpy(np.asarray(mask) >= 128).float()[None, None]
-        self.mask = torch.nn.functional.max_pool2d(keep, scale).to(self.init.dtype)
+        self.mask = torch.nn.functional.max_pool2d(keep, scale).to(self.init.device, self.init.dtype)
         gen = torch.Generator("cpu").manual_seed(seed + 1)
-        self.noise = torch.randn(self.init.shape, generator=gen, dtype=self.init.dtype)
+        # Noise from a CPU generator, then moved: the same on every device.
+        self.noise = torch.randn(self.init.shape, generator=gen, dtype=self.init.dtype).to(self.init.device)
 
     def __call__(self, pipe: Any, step: int, latents: torch.Tensor) -> torch.Tensor:
         if latents.dim() != 4 or latents.shape[-2:] != self.init.shape[-2:]:
@@ -320,8 +321,8 @@ class _LatentBlend:
                 proper = pipe.scheduler.scale_noise(self.init, t, self.noise)
             else:
                 proper = pipe.scheduler.add_noise(self.init, self.noise, t)
-        mask = self.mask.to(latents.dtype)
-        return (1.0 - mask) * proper.to(latents.dtype) + mask * latents
+        mask = self.mask.to(latents.device, latents.dtype)
+        return (1.0 - mask) * proper.to(latents.device, latents.dtype) + mask * latents
 
 
 def _seeded_layout(pipe: Any, seed: int, mask: Image.Image | None) -> contextlib.AbstractContextManager[Any]:

@@ -60,7 +60,7 @@ class PromptEmbeddings:
             seeded_layout(seed) if seeded_layout is not None else contextlib.nullcontext(),
         ):
             positive, negative_embeds = pipeline.encode_prompt(
-                prompt, torch.device("cpu"), 1, guidance, negative_prompt=negative
+                prompt, _device(pipeline), 1, guidance, negative_prompt=negative
             )
         value = (positive, negative_embeds if guidance else None)
         if self.size > 0:
@@ -73,3 +73,8 @@ class PromptEmbeddings:
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)
+
+
+def _device(pipeline: Any) -> torch.device:
+    """Where the pipeline computes (its accelerator when offloaded): the embeddings are made there."""
+    return torch.device(getattr(pipeline, "_execution_device", None) or "cpu")

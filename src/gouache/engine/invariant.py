@@ -16,6 +16,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from gouache.engine.devices import runs_on_cpu
+
 _MARK = "_gouache_batch_invariant"
 
 
@@ -32,8 +34,10 @@ def _per_element_forward(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor
 
 
 def make_batch_invariant(pipeline: Any) -> None:
-    """Give every Linear layer of `pipeline`'s torch components the per-element product (once; idempotent)."""
-    if getattr(pipeline, _MARK, False):
+    """Give every Linear layer of `pipeline`'s torch components the per-element product (once; idempotent).
+    CPU pipelines only: the measurement and the fix are the CPU BLAS's."""
+    if getattr(pipeline, _MARK, False) or not runs_on_cpu(pipeline):
+        # On an accelerator the kernels differ anyway, and these patches would only cost speed.
         return
     components = getattr(pipeline, "components", {})
     for component in components.values():

@@ -80,6 +80,11 @@ class RenderResult:
     images: list[RenderedImage]
     working_size: tuple[int, int]
     timings: dict[str, float] = field(default_factory=dict)
+    #: Where it rendered: device ("cpu", "cuda:0", "mps"), dtype ("float32", ...) and the memory-saving
+    #: measures the render used ("offload", "attention_slicing", "vae_tiling"; see gouache.engine.devices).
+    device: str = "cpu"
+    dtype: str = "float32"
+    memory: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ import logging
 import struct
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +24,10 @@ from diffusers import (
     UniPCMultistepScheduler,
 )
 
+from gouache.engine import devices
 from gouache.engine.backend import BackendOptions, apply_backend, backend_of
 from gouache.engine.catalog import CatalogError, ModelSpec, detect_family
+from gouache.engine.devices import Accelerators, MemoryStrategy
 from gouache.engine.lora import LoraError, load_adapters
 from gouache.engine.single_file import is_single_file, load_single_file
 
@@ -42,17 +46,49 @@ class ModelLoadError(RuntimeError):
     """A model directory is missing or broken; the message names the path."""
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where one model runs and how it saves memory, resolved when it loads (see gouache.engine.devices)."""
+
+    device: str = "cpu"
+    dtype: torch.dtype = torch.float32
+    memory: MemoryStrategy = field(default_factory=MemoryStrategy)
+
+    @property
+    def on_accelerator(self) -> bool:
+        return not devices.is_cpu(self.device)
+
+    @property
+    def in_main_memory(self) -> bool:
+        """Whether the weights live in main memory, hence in the model memory budget: on the CPU, on Apple
+        MPS (unified memory) or offloaded; a CUDA GPU's own memory is budgeted by its free memory instead."""
+        return not self.device.startswith("cuda") or self.memory.offload
+
+
 class LoadedModel:
     """A pipeline plus the schedulers its plans ask for (built once from the pipeline's own config)."""
 
-    def __init__(self, spec: ModelSpec, pipeline: Any, backend: str = "pytorch") -> None:
+    def __init__(
+        self, spec: ModelSpec, pipeline: Any, backend: str = "pytorch", placement: Placement | None = None
+    ) -> None:
         self.spec = spec
         self.pipeline = pipeline
         #: The backend the denoiser was put on ("pytorch" or "openvino"; see gouache.engine.backend).
         self.backend = backend
+        #: Device, dtype and memory strategy it was loaded with.
+        self.placement = placement or Placement()
         self._default_scheduler = pipeline.scheduler
         self._schedulers: dict[str, Any] = {"default": pipeline.scheduler}
         self.lock = threading.Lock()
+
+    def use_vae_tiling(self, width: int, height: int) -> tuple[str, ...]:
+        """Turn VAE tiling on or off for decodes at this working size, as the memory strategy says; returns
+        the measures a render at this size uses (recorded with the request)."""
+        vae = getattr(self.pipeline, "vae", None)
+        tiles = self.placement.memory.tiles(width, height) and hasattr(vae, "enable_tiling")
+        if vae is not None and bool(getattr(vae, "use_tiling", False)) != tiles:
+            vae.enable_tiling() if tiles else vae.disable_tiling()
+        return tuple(m for m in self.placement.memory.names(width, height) if m != "vae_tiling" or tiles)
 
     def use_scheduler(self, name: str) -> None:
         if name not in self._schedulers:
@@ -61,13 +97,17 @@ class LoadedModel:
         self.pipeline.scheduler = self._schedulers[name]
 
 
-def load_pipeline(path: Path, family: str | None = None, config: Path | None = None) -> Any:
+def load_pipeline(
+    path: Path, family: str | None = None, config: Path | None = None, dtype: torch.dtype = torch.float32
+) -> Any:
     """Load a diffusers pipeline directory, or a single-file checkpoint (`family` and `config` as in its
-    catalog entry; see gouache.engine.single_file), on the CPU, offline, in float32."""
+    catalog entry; see gouache.engine.single_file), on the CPU, offline, in `dtype`."""
     path = Path(path)
     if is_single_file(path):
         try:
             pipe = load_single_file(path, family, config)
+            if dtype != torch.float32:
+                pipe.to(dtype=dtype)
         except (CatalogError, ValueError) as exc:
             raise ModelLoadError(str(exc)) from exc
         except Exception as exc:  # diffusers and transformers raise many types for a broken file
@@ -80,11 +120,32 @@ def load_pipeline(path: Path, family: str | None = None, config: Path | None = N
         raise ModelLoadError(str(exc)) from exc
     _import_component_libraries(path)
     try:
-        pipe = DiffusionPipeline.from_pretrained(str(path), torch_dtype=torch.float32, local_files_only=True)
+        pipe = DiffusionPipeline.from_pretrained(str(path), torch_dtype=dtype, local_files_only=True)
     except Exception as exc:  # diffusers raises many types for a broken folder
         raise ModelLoadError(f"Could not load the diffusers pipeline at {path}: {exc}") from exc
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def place(pipeline: Any, placement: Placement, compile_denoiser: bool = False) -> None:
+    """Apply a placement to a pipeline loaded on the CPU: attention slicing, then the device (directly, or
+    through accelerate's model CPU offload), then ``torch.compile`` of the denoiser where asked. On the CPU
+    without slicing this does nothing: the path Gouache always ran."""
+    if placement.memory.attention_slicing and hasattr(pipeline, "enable_attention_slicing"):
+        pipeline.enable_attention_slicing()
+    if not placement.on_accelerator:
+        if compile_denoiser:
+            log.info("compile is ignored on the CPU (the optimised CPU path is GOUACHE_BACKEND=openvino)")
+        return
+    # Accelerator-only lines: tests/test_gpu.py runs them (scripts/gpu-check.sh).
+    if placement.memory.offload:
+        pipeline.enable_model_cpu_offload(device=placement.device)
+    else:
+        pipeline.to(placement.device)
+    if compile_denoiser:
+        denoiser = getattr(pipeline, "unet", None) or getattr(pipeline, "transformer", None)
+        if denoiser is not None:
+            denoiser.compile()  # in place: the module keeps its class and config
 
 
 def _import_component_libraries(path: Path) -> None:
@@ -163,9 +224,23 @@ class ModelCache:
     (`ModelTooLarge`), so the service can fall back to another model. A model still rendering when it is
     unloaded is freed when its job ends."""
 
-    def __init__(self, budget_bytes: int | None = None, backend: BackendOptions | None = None) -> None:
+    def __init__(
+        self,
+        budget_bytes: int | None = None,
+        backend: BackendOptions | None = None,
+        *,
+        device: str = "cpu",
+        dtype: str = "auto",
+        accelerators: Accelerators | None = None,
+        free_memory: Callable[[str], int | None] = devices.free_bytes,
+    ) -> None:
         self.budget_bytes = budget_bytes
         self.backend = backend or BackendOptions()
+        #: GOUACHE_DEVICE / GOUACHE_DTYPE: each catalog entry's own `device` / `dtype` goes first.
+        self.device = device
+        self.dtype = dtype
+        self.accelerators = accelerators if accelerators is not None else devices.probe()
+        self.free_memory = free_memory
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._sizes: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -178,26 +253,64 @@ class ModelCache:
                 return model
             if model is not None:
                 self._unload(spec.name)
+            device = devices.resolve_device(spec.device or self.device, self.accelerators)
+            dtype = devices.resolve_dtype(spec.dtype or self.dtype, device)
             estimate = estimate_model_bytes(spec.path) if Path(spec.path).exists() else 0
-            if self.budget_bytes is not None:
-                if estimate > self.budget_bytes:
-                    raise ModelTooLarge(
-                        f"Model {spec.name} needs about {estimate / 2**20:.0f} MB, more than the model "
-                        f"memory budget of {self.budget_bytes / 2**20:.0f} MB (GOUACHE_MODEL_MEMORY_MB)."
-                    )
-                while self._models and self.used_bytes + estimate > self.budget_bytes:
-                    self._unload(next(iter(self._models)))
-            log.info("loading model %s from %s (~%.0f MB)", spec.name, spec.path, estimate / 2**20)
-            pipeline = load_pipeline(spec.path, spec.family, spec.config)
-            try:  # before the backend: a model with adapters stays on PyTorch (see engine.backend)
+            estimate = devices.weight_bytes(estimate, dtype)
+            free = None if devices.is_cpu(device) else self._room_on(device, estimate)
+            memory = devices.choose_memory(spec.memory, device, estimate, free)
+            placement = Placement(device, dtype, memory)
+            if placement.in_main_memory:
+                self._room_in_main_memory(spec, estimate)
+            log.info(
+                "loading model %s from %s (~%.0f MB) on %s in %s, memory %s",
+                spec.name, spec.path, estimate / 2**20, device, devices.dtype_name(dtype),
+                memory.describe(),
+            )  # fmt: skip
+            pipeline = load_pipeline(spec.path, spec.family, spec.config, dtype)
+            try:  # before placing and the backend: a model with adapters stays on PyTorch (engine.backend)
                 load_adapters(pipeline, spec.loras, spec.name)
             except LoraError as exc:  # the half-loaded pipeline is dropped here, never cached
                 raise ModelLoadError(str(exc)) from exc
+            place(pipeline, placement, spec.compile)
             backend = apply_backend(pipeline, self.backend, override=spec.backend, key=spec.name)
-            model = LoadedModel(spec, pipeline, backend)
+            model = LoadedModel(spec, pipeline, backend, placement)
             self._models[spec.name] = model
             self._sizes[spec.name] = loaded_bytes(model.pipeline) or estimate
             return model
+
+    def _room_in_main_memory(self, spec: ModelSpec, estimate: int) -> None:
+        """Unload the least recently used models held in main memory until `estimate` more bytes fit the
+        budget; a model larger than the whole budget is refused."""
+        if self.budget_bytes is None:
+            return
+        if estimate > self.budget_bytes:
+            raise ModelTooLarge(
+                f"Model {spec.name} needs about {estimate / 2**20:.0f} MB, more than the model "
+                f"memory budget of {self.budget_bytes / 2**20:.0f} MB (GOUACHE_MODEL_MEMORY_MB)."
+            )
+        while self.used_bytes + estimate > self.budget_bytes:
+            held = [n for n, m in self._models.items() if m.placement.in_main_memory]
+            if not held:
+                return
+            self._unload(held[0])
+
+    def _room_on(self, device: str, estimate: int) -> int | None:
+        """Unload the least recently used models resident on an accelerator until `estimate` bytes fit its
+        free memory (as the driver reports it) beside the activations; returns the free memory then."""
+        free = self.free_memory(device)
+        while free is not None and estimate > free * devices.OFFLOAD_ABOVE:
+            resident = [
+                name
+                for name, model in self._models.items()
+                if model.placement.device == device and not model.placement.in_main_memory
+            ]
+            if not resident:
+                break
+            self._unload(resident[0])
+            torch.cuda.empty_cache()
+            free = self.free_memory(device)
+        return free
 
     def _unload(self, name: str) -> None:
         self._models.pop(name, None)
@@ -207,8 +320,9 @@ class ModelCache:
 
     @property
     def used_bytes(self) -> int:
-        """Memory held by the loaded models, as measured after loading."""
-        return sum(self._sizes.values())
+        """Main memory held by the loaded models (measured after loading): those on an accelerator, unless
+        offloaded, hold theirs there instead."""
+        return sum(size for name, size in self._sizes.items() if self._models[name].placement.in_main_memory)
 
     def loaded(self) -> list[str]:
         with self._lock:
@@ -218,6 +332,25 @@ class ModelCache:
         """The backend each loaded model's denoiser runs on now ("openvino" until a conversion fails)."""
         with self._lock:
             return {name: backend_of(model.pipeline) for name, model in self._models.items()}
+
+    def default_device(self) -> str:
+        """Where a catalog entry without its own `device` loads (GOUACHE_DEVICE, resolved)."""
+        return devices.resolve_device(self.device, self.accelerators)
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        """Per loaded model: device, dtype, backend, memory strategy and size (for `/health` and
+        `GET /v1/models/{id}`)."""
+        with self._lock:
+            return {
+                name: {
+                    "device": model.placement.device,
+                    "dtype": devices.dtype_name(model.placement.dtype),
+                    "backend": backend_of(model.pipeline),
+                    "memory": model.placement.memory.describe(),
+                    "memory_mb": round(self._sizes.get(name, 0) / 2**20, 1),
+                }
+                for name, model in self._models.items()
+            }
 
     def sizes(self) -> dict[str, int]:
         with self._lock:

@@ -60,7 +60,7 @@ def decode_preview(model: LoadedModel, latents: Any, size: tuple[int, int]) -> I
     lat = latents[:1].float()
     factors = _LINEAR_FACTORS.get(model.spec.family)
     if factors is not None and lat.ndim == 4 and lat.shape[1] == len(factors):
-        rgb = torch.einsum("bchw,cr->brhw", lat, torch.tensor(factors, dtype=lat.dtype))[0]
+        rgb = torch.einsum("bchw,cr->brhw", lat, torch.tensor(factors, dtype=lat.dtype, device=lat.device))[0]
         return _to_image(rgb).resize(size, Image.Resampling.BILINEAR)
     vae = pipe.vae
     if lat.ndim == 3 and hasattr(pipe, "_unpack_latents"):  # FLUX packs 2x2 latent patches into tokens

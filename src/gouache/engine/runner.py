@@ -2,9 +2,11 @@
 
 1. **load**: the model, from the cache (loaded on first use).
 2. **prepare**: the sampler (the plan's scheduler set on the pipeline), the job's LoRA adapters and scales
-   (:func:`gouache.engine.lora.activate`), the working size, the jobs still to
-   run, one ``torch.Generator`` per image, the prompts (cached embeddings where the pipeline takes them) and,
-   for an edit, its canvas, mask, init image and derived pipeline (:func:`gouache.engine.edits.prepare_edit`).
+   (:func:`gouache.engine.lora.activate`), the working size (and VAE tiling for
+   it, as the model's memory strategy says: :mod:`gouache.engine.devices`), the jobs still to run, one CPU
+   ``torch.Generator`` per image (the same noise on every device), the prompts (cached embeddings where the
+   pipeline takes them) and, for an edit, its canvas, mask, init image and derived pipeline
+   (:func:`gouache.engine.edits.prepare_edit`).
 3. **denoise**: the pipeline's own encode / latents / denoise / decode, with a per-step callback for progress,
    previews and cancellation: text-to-image as one call for all its images, an edit one call per image (SD3
    img2img breaks with several per call).
@@ -35,6 +37,7 @@ from diffusers import StableDiffusionPipeline
 from PIL import Image
 
 from gouache.engine.catalog import SamplingPlan
+from gouache.engine.devices import dtype_name
 from gouache.engine.edits import PreparedEdit, denoise_edit, prepare_edit
 from gouache.engine.embeddings import PromptEmbeddings, uses_guidance
 from gouache.engine.finish import Backdrop, encode, finish_image
@@ -102,6 +105,8 @@ class RenderState:
     #: The entries that were still to run when denoising started; their images are denoised in this order.
     live: list[int] = field(default_factory=list)
     size: tuple[int, int] = (0, 0)
+    #: The memory-saving measures this run uses (see gouache.engine.devices).
+    memory: tuple[str, ...] = ()
     #: One per image of the live entries, seeded with the image's seed.
     generators: list[torch.Generator] = field(default_factory=list)
     #: Text-to-image: the pipeline's prompt arguments (prompts or cached embeddings, negatives, true CFG).
@@ -184,7 +189,7 @@ class Runner:
         }
         timings["batch_images"] = max(r.timings.get("batch_images", 1.0) for r in results)
         images = [image for r in results for image in r.images]
-        return RenderResult(images=images, working_size=results[0].working_size, timings=timings)
+        return replace(results[0], images=images, timings=timings)
 
     def _run(self, entries: list[BatchEntry]) -> list[RenderResult | BaseException]:
         """One run through the four stages: text-to-image entries with one batch key, or a single edit."""
@@ -219,6 +224,7 @@ class Runner:
         state.model.use_scheduler(first.plan.scheduler)
         activate(state.model.pipeline, first.loras)  # under the model lock: no reload of the base model
         state.size = _working_size(first)
+        state.memory = state.model.use_vae_tiling(*state.size)
         if first.edit is not None:
             entry = state.entries[0]
             _check_stop(entry)
@@ -375,7 +381,14 @@ class Runner:
                 }
                 if state.edit is None:
                     timings["batch_images"] = float(total)
-                outcomes[i] = RenderResult(images=rendered, working_size=state.size, timings=timings)
+                outcomes[i] = RenderResult(
+                    images=rendered,
+                    working_size=state.size,
+                    timings=timings,
+                    device=state.model.placement.device,
+                    dtype=dtype_name(state.model.placement.dtype),
+                    memory=state.memory,
+                )
         return [o if o is not None else Cancelled() for o in outcomes]
 
 

@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from gouache.engine import devices
 from gouache.engine.backend import BackendOptions
 from gouache.engine.catalog import Catalog, CatalogError, ModelSpec, spec_for_directory
 from gouache.engine.embeddings import PromptEmbeddings
@@ -48,6 +49,25 @@ def build_catalog(settings: Settings) -> tuple[Catalog, ModelSpec]:
     return catalog, default
 
 
+def check_devices(settings: Settings, catalog: Catalog, available: devices.Accelerators) -> None:
+    """Every device and dtype asked for (GOUACHE_DEVICE/GOUACHE_DTYPE, then each catalog entry's own) exists
+    here: otherwise start-up fails with one line naming it, not a traceback at the first request."""
+    try:
+        devices.resolve_device(settings.device, available)
+    except devices.DeviceError as exc:
+        raise devices.DeviceError(f"{exc} (GOUACHE_DEVICE)") from None
+    try:
+        devices.parse_dtype(settings.dtype)
+    except devices.DeviceError as exc:
+        raise devices.DeviceError(f"{exc} (GOUACHE_DTYPE)") from None
+    for spec in catalog.models():
+        if spec.device is not None:
+            try:
+                devices.resolve_device(spec.device, available)
+            except devices.DeviceError as exc:
+                raise devices.DeviceError(f"[models.{spec.name}] device: {exc}") from None
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -82,6 +102,8 @@ def _prompt_writer(settings: Settings) -> ChatPromptWriter | None:
 def build_services(settings: Settings) -> Services:
     use_torch_threads(settings.threads_per_worker)  # this thread's count; each engine worker sets its own
     catalog, default = build_catalog(settings)
+    available = devices.probe()
+    check_devices(settings, catalog, available)
     store = open_store(settings)
     ops = Operations.from_settings(settings, store)
     interrupted = store.fail_unfinished("The server stopped before this request finished.")
@@ -96,6 +118,9 @@ def build_services(settings: Settings) -> Services:
             precision=settings.backend_precision,
             cache_dir=settings.backend_cache_dir,
         ),
+        device=settings.device,
+        dtype=settings.dtype,
+        accelerators=available,
     )
     runner = Runner(cache, PromptEmbeddings(settings.prompt_cache_size), settings.max_batch_images)
     queue = JobQueue(

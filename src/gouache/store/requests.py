@@ -108,6 +108,16 @@ class RequestRepository(Database):
             record.fallback = {"from": from_model, "to": to_model, "reason": reason[:2000]}
             record.resolved_model = to_model
 
+    def record_resolved(self, request_id: str, values: Mapping[str, Any]) -> None:
+        """Add what was only known once the engine ran (device, dtype, memory measures) to the request's
+        `params["resolved"]`."""
+        extra = json_copy(values, "resolved")
+        with self._write() as session:
+            record = _get_request_record(session, request_id)
+            params = dict(record.params or {})
+            params["resolved"] = {**dict(params.get("resolved") or {}), **extra}
+            record.params = params  # a new object: the JSON column sees the change
+
     def finish_request(
         self,
         request_id: str,

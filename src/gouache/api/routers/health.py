@@ -22,6 +22,9 @@ async def health(svc: Services = Depends(services)) -> dict[str, Any]:
         "default_model": svc.default_model.name,
         "models_loaded": svc.cache.loaded(),
         "model_backends": svc.cache.backends(),
+        # Per loaded model: device, dtype, backend, memory strategy and size (gouache.engine.devices).
+        "models": svc.cache.describe(),
+        "device": svc.cache.default_device(),
         "queue_depth": svc.queue.depth,
         "queue": {
             "running": svc.queue.running,

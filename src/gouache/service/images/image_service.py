@@ -157,6 +157,7 @@ class ImageService:
                 )
             )
             raise
+        await asyncio.to_thread(records.record_engine, self.store, request_id, result)
         timings = {**result.timings, "total_s": time.perf_counter() - started}
         local_cost = self.ops.local.cost(timings["total_s"], timings.get("cpu_s", 0.0))
         cache = "off" if prepared.cache_key is None else "miss"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gouache.engine.jobs import RenderedImage
+from gouache.engine.jobs import RenderedImage, RenderResult
 from gouache.service.access import ANONYMOUS, Caller
 from gouache.service.errors import ServiceError
 from gouache.service.images.types import EditParams, GeneratedImage, GenerateParams, PreparedRequest
@@ -66,6 +66,14 @@ def request_record(store: Store, prepared: PreparedRequest) -> dict[str, Any]:
         record["resolved"]["strength"] = job.edit.strength
         record["resolved"]["input_fidelity"] = job.edit.input_fidelity
     return record
+
+
+def record_engine(store: Store, request_id: str, result: RenderResult) -> None:
+    """Where the request rendered and which memory-saving measures it used (engine.devices), kept in its
+    record's `resolved` beside the model and plan, for operators (`/v1/gouache/history`)."""
+    store.record_resolved(
+        request_id, {"device": result.device, "dtype": result.dtype, "memory": list(result.memory)}
+    )
 
 
 def save_images(store: Store, request_id: str, rendered: list[RenderedImage]) -> list[GeneratedImage]:
