@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
@@ -17,12 +18,14 @@ from gouache.api.body_limits import BodyLimitsMiddleware
 from gouache.api.errors import install_error_handlers
 from gouache.api.metrics import MetricsMiddleware
 from gouache.api.metrics import router as metrics_router
-from gouache.api.routers import health, history, images, models, organization, responses
+from gouache.api.routers import files, health, history, images, models, organization, responses
 from gouache.api.routers.playground import install_playground
 from gouache.service.container import Services, build_services
 from gouache.settings import Settings
 
 REQUEST_THREADS = 32
+
+log = logging.getLogger(__name__)
 
 
 class RequestIdMiddleware:
@@ -46,6 +49,17 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
+async def _every(interval_s: float, work: Callable[[], object]) -> None:
+    """Run blocking `work` off the event loop now and every `interval_s` seconds (the expired-files sweep);
+    a failure is logged and the next round still runs."""
+    while True:
+        try:
+            await asyncio.to_thread(work)
+        except Exception:
+            log.exception("periodic task %s failed", getattr(work, "__qualname__", work))
+        await asyncio.sleep(interval_s)
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     """The app. Pass `services` already built (the CLI does, to report start-up errors plainly); otherwise
     they are built when the app starts."""
@@ -62,9 +76,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             if settings.preload:
                 await asyncio.to_thread(svc.preload)
         app.state.services = svc
+        background = [asyncio.create_task(_every(settings.file_sweep_interval_s, svc.files.sweep))]
         try:
             yield
         finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await asyncio.to_thread(svc.close)
 
     app = FastAPI(
@@ -77,6 +95,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(images.router)
     app.include_router(models.router)
     app.include_router(responses.router)
+    app.include_router(files.router)
     app.include_router(organization.router)
     app.include_router(history.router)
     app.include_router(health.router)

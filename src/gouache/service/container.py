@@ -17,7 +17,9 @@ from gouache.engine.runner import Runner
 from gouache.engine.threads import use_torch_threads
 from gouache.service.access import KeyService
 from gouache.service.chat_turns import ChatPromptWriter
+from gouache.service.files import FileService
 from gouache.service.history import HistoryService
+from gouache.service.image_refs import ImageRefResolver, RemoteImagePolicy
 from gouache.service.images import ImageService
 from gouache.service.links import LinkSigner, load_secret
 from gouache.service.operations import Operations
@@ -62,6 +64,8 @@ class Services:
     ops: Operations
     keys: KeyService
     history: HistoryService
+    files: FileService
+    image_refs: ImageRefResolver
 
     def preload(self) -> None:
         """Load the default model now, so a broken model directory fails at start-up with its path."""
@@ -131,4 +135,13 @@ def build_services(settings: Settings) -> Services:
         history=HistoryService(store, links),
         ops=ops,
         keys=KeyService(store, settings.require_auth),
+        files=FileService(store, int(settings.max_file_mb * 2**20)),
+        image_refs=ImageRefResolver(
+            store,
+            RemoteImagePolicy(
+                settings.remote_image_urls,
+                int(settings.remote_image_max_mb * 2**20),
+                settings.remote_image_timeout_s,
+            ),
+        ),
     )

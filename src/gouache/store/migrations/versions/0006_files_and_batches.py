@@ -29,10 +29,6 @@ _BATCH_TIMESTAMPS = (
 )  # fmt: skip
 
 
-_BATCH_TIMESTAMPS = ("expires_at", "in_progress_at", "finalizing_at", "completed_at", "failed_at")
-_BATCH_TIMESTAMPS += ("expired_at", "cancelling_at", "cancelled_at")
-
-
 def upgrade() -> None:
     with op.batch_alter_table("requests") as batch:
         batch.add_column(sa.Column("batch_id", sa.String(64), nullable=True))
