@@ -16,6 +16,7 @@ from gouache.engine.queue import JobQueue
 from gouache.engine.runner import Runner
 from gouache.engine.threads import use_torch_threads
 from gouache.service.access import KeyService
+from gouache.service.batches import BatchService
 from gouache.service.chat_turns import ChatPromptWriter
 from gouache.service.files import FileService
 from gouache.service.history import HistoryService
@@ -66,6 +67,7 @@ class Services:
     history: HistoryService
     files: FileService
     image_refs: ImageRefResolver
+    batches: BatchService
 
     def preload(self) -> None:
         """Load the default model now, so a broken model directory fails at start-up with its path."""
@@ -122,6 +124,7 @@ def build_services(settings: Settings) -> Services:
         result_cache=settings.result_cache,
     )
     links = LinkSigner(load_secret(settings.data_dir / "url-secret"))
+    files = FileService(store, int(settings.max_file_mb * 2**20))
     return Services(
         settings=settings,
         catalog=catalog,
@@ -135,7 +138,8 @@ def build_services(settings: Settings) -> Services:
         history=HistoryService(store, links),
         ops=ops,
         keys=KeyService(store, settings.require_auth),
-        files=FileService(store, int(settings.max_file_mb * 2**20)),
+        files=files,
+        batches=BatchService(store, files),
         image_refs=ImageRefResolver(
             store,
             RemoteImagePolicy(

@@ -123,11 +123,12 @@ def signed_file_url(request: Request, image_id: str, expires: int, signature: st
 
 
 def to_response(
-    result: GenerateResult, response_format: str | None, request: Request, svc: Services
+    result: GenerateResult, response_format: str | None, request: Request | None, svc: Services
 ) -> ImagesResponse:
+    """OpenAI's response body (`request` is needed only for `url` links)."""
     data = []
     for img in result.images:
-        if response_format == "url":
+        if response_format == "url" and request is not None:
             url = signed_file_url(request, img.image_id, *svc.links.sign(img.image_id))
             data.append(ImageData(url=url, seed=img.seed))
         else:
