@@ -10,6 +10,8 @@ import base64
 import http.server
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import threading
@@ -378,3 +380,89 @@ def test_interactive_jobs_overtake_the_batch_lane(tiny_models: dict[str, Path]) 
     # the interactive job waited for the one batch job running, not for the three queued before it,
     # and the queued batch jobs then rendered together
     assert runner.order == [["batch-0"], ["interactive"], ["batch-1", "batch-2", "batch-3"]]
+
+
+def _recorded(data_dir: Path, batch_id: str) -> dict[str, str]:
+    """custom_id -> the recorded output line's id, straight from the database."""
+    store = Store(f"sqlite:///{data_dir / 'gouache.db'}", data_dir / "blobs")
+    try:
+        return {
+            row.custom_id: json.loads(store.blobs.get(row.result_blob))["id"]
+            for row in store.batch_lines(batch_id)
+        }
+    finally:
+        store.close()
+
+
+def test_a_batch_survives_sigkill_and_sigterm(tmp_path: Path, catalog_file: Path) -> None:
+    env = {
+        "GOUACHE_CATALOG_FILE": str(catalog_file),
+        "GOUACHE_DEFAULT_MODEL": "tiny-sd1",
+        "GOUACHE_PRELOAD": "false",
+    }
+    data = tmp_path / "durable"
+    items = [line(f"d{i}", {**BODY, "prompt": f"durable {i}", "seed": i, "steps": 12}) for i in range(40)]
+    server = start_server(data, env)
+    try:
+        client = OpenAI(base_url=server.base_url, api_key="x", max_retries=0, timeout=120)
+        batch = submit(client, items)
+        wait_for_count = lambda n: _wait(lambda: len(_recorded(data, batch.id)) >= n)  # noqa: E731
+        wait_for_count(2)
+        server.stop(signal.SIGKILL)
+        before_kill = _recorded(data, batch.id)
+        assert 2 <= len(before_kill) < 10
+
+        server = start_server(data, env)
+        wait_for_count(len(before_kill) + 2)
+        assert server.stop(signal.SIGTERM) == 0
+        before_term = _recorded(data, batch.id)
+        assert len(before_term) < 10, "the batch finished before SIGTERM: make the lines slower"
+
+        server = start_server(data, env)
+        client = OpenAI(base_url=server.base_url, api_key="x", max_retries=0, timeout=120)
+        done = wait_for(client, batch.id, ("completed", "failed"), timeout=300)
+        assert done.status == "completed" and done.request_counts is not None
+        assert done.request_counts.completed == 10
+        output = read_jsonl(client, done.output_file_id)
+        assert sorted(o["custom_id"] for o in output) == sorted(i["custom_id"] for i in items)
+        ids = {o["custom_id"]: o["id"] for o in output}
+        # lines recorded before each stop were not rendered again: the same output lines
+        assert all(ids[cid] == rid for cid, rid in {**before_kill, **before_term}.items())
+    finally:
+        server.stop(signal.SIGKILL)
+
+
+def _wait(check: Any, timeout: float = 180) -> None:
+    end = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.2)
+
+
+def _cli(server: BatchServer, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200", "OPENAI_API_KEY": server.secrets["alice"]}
+    return subprocess.run(
+        [sys.executable, "-m", "gouache.cli", "batch", *args, "--base-url", server.server.base_url],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_the_batch_cli(batch_server: BatchServer, tmp_path: Path) -> None:
+    source = tmp_path / "thumbs.jsonl"
+    source.write_bytes(jsonl([*gen_lines(2, "thumb/"), line("broken", {**BODY, "prompt": "x", "n": 99})]))
+    submitted = _cli(batch_server, "submit", str(source), "--wait")
+    assert submitted.returncode == 0, submitted.stderr
+    batch_id = re.search(r"batch_[0-9a-f]+", submitted.stdout).group(0)  # type: ignore[union-attr]
+    assert "completed, 2 completed, 1 failed of 3" in submitted.stdout
+    fetched = _cli(batch_server, "results", batch_id, "-o", str(tmp_path / "out"))
+    assert fetched.returncode == 0, fetched.stderr
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["errors.jsonl", "thumb_0.png", "thumb_1.png"]
+    assert (tmp_path / "out" / "thumb_0.png").read_bytes().startswith(b"\x89PNG")
+    listed = _cli(batch_server, "list")
+    assert batch_id in listed.stdout
+    refused = _cli(batch_server, "cancel", batch_id)
+    assert refused.returncode == 1 and "Cannot cancel a batch with status 'completed'" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    missing = _cli(batch_server, "submit", str(tmp_path / "nope.jsonl"))
+    assert missing.returncode == 1 and "no such file" in missing.stderr

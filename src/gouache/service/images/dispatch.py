@@ -113,6 +113,7 @@ class Dispatcher:
             return await _wait(handle, deadline)
         except asyncio.CancelledError:
             handle.cancel()
+            handle.future.add_done_callback(_retrieve_concurrent)  # nobody awaits it any more
             task = asyncio.current_task()
             if task is not None and task.cancelling() == 0:
                 # Not our task being cancelled: the queue dropped the job because it is stopping.
@@ -137,6 +138,11 @@ async def _wait(handle: JobHandle, deadline: float | None) -> RenderResult:
         handle.cancel()  # a running job stops after its current denoising step
         future.add_done_callback(_retrieve)  # nobody awaits it any more: no "never retrieved" warning
         raise DeadlineExceeded() from None
+
+
+def _retrieve_concurrent(future: Any) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
