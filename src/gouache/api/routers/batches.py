@@ -9,11 +9,13 @@ from fastapi import APIRouter, Depends, Query
 from gouache.api.access import current_caller
 from gouache.api.deps import services
 from gouache.api.protocol.batches import BatchCreateRequest, BatchList, BatchObject
-from gouache.api.protocol.common import ERROR_RESPONSES
+from gouache.api.protocol.common import ERROR_RESPONSES, ErrorResponse
 from gouache.service.access import Caller
 from gouache.service.container import Services
 
-router = APIRouter(prefix="/v1/batches", tags=["batches"], responses=ERROR_RESPONSES)
+#: Batch operations may also answer 409: cancelling a batch that has already ended.
+_RESPONSES = {**ERROR_RESPONSES, 409: {"model": ErrorResponse, "description": "The batch has already ended"}}
+router = APIRouter(prefix="/v1/batches", tags=["batches"], responses=_RESPONSES)
 
 
 @router.post("", response_model=BatchObject)

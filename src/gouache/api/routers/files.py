@@ -25,7 +25,10 @@ router = APIRouter(prefix="/v1/files", tags=["files"], responses=ERROR_RESPONSES
 _UPLOAD_FIELDS = {"purpose", "expires_after[anchor]", "expires_after[seconds]"}
 _CONTENT_RESPONSES = {
     **ERROR_RESPONSES,
-    200: {"description": "The file's bytes", "content": {"application/octet-stream": {}}},
+    200: {
+        "description": "The file's bytes",
+        "content": {"application/octet-stream": {}, "application/jsonl": {}},
+    },
 }
 
 

@@ -75,6 +75,7 @@ class BatchRunner:
         self.on_final = on_final
         self._lines: dict[str, list[BatchLine]] = {}
         self._wakeup: asyncio.Event | None = None
+        self._slots: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def wake(self) -> None:
@@ -83,19 +84,35 @@ class BatchRunner:
             self._loop.call_soon_threadsafe(self._wakeup.set)
 
     async def run_forever(self) -> None:
+        """Advance every unfinished batch, each in its own task; the batches share the line slots, so
+        several batches together keep no more lines in the engine than one."""
         self._loop = asyncio.get_running_loop()
         self._wakeup = asyncio.Event()
-        while True:
-            self._wakeup.clear()
-            try:
-                for batch_id in await asyncio.to_thread(self.store.active_batch_ids):
-                    await self.advance(batch_id)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("the batch runner failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), POLL_S)
+        self._slots = asyncio.Semaphore(self.concurrency)
+        advancing: dict[str, asyncio.Task[None]] = {}
+        try:
+            while True:
+                self._wakeup.clear()
+                try:
+                    for batch_id in await asyncio.to_thread(self.store.active_batch_ids):
+                        if batch_id not in advancing:
+                            task = asyncio.create_task(self._advance_logged(batch_id))
+                            advancing[batch_id] = task
+                            task.add_done_callback(functools.partial(_forget, advancing, batch_id))
+                except Exception:
+                    log.exception("the batch runner failed; retrying")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), POLL_S)
+        finally:
+            for task in advancing.values():
+                task.cancel()
+            await asyncio.gather(*advancing.values(), return_exceptions=True)
+
+    async def _advance_logged(self, batch_id: str) -> None:
+        try:
+            await self.advance(batch_id)
+        except Exception:
+            log.exception("batch %s: advancing failed; retrying", batch_id)
 
     async def advance(self, batch_id: str) -> None:
         """Carry one batch as far as it goes now."""
@@ -177,7 +194,7 @@ class BatchRunner:
         running: set[asyncio.Task[None]] = set()
         interrupted = asyncio.Event()
         watcher = asyncio.create_task(self._watch(batch.id, running, interrupted))
-        slots = asyncio.Semaphore(self.concurrency)
+        slots = self._slots or asyncio.Semaphore(self.concurrency)
         started: list[asyncio.Task[None]] = []
         try:
             for line in lines:
@@ -268,6 +285,10 @@ class BatchRunner:
                 self.on_final(batch_id, status)
             except Exception:
                 log.exception("batch %s: the final-status hook failed", batch_id)
+
+
+def _forget(advancing: dict[str, asyncio.Task[None]], batch_id: str, task: asyncio.Task[None]) -> None:
+    advancing.pop(batch_id, None)
 
 
 def _line_done(running: set[asyncio.Task[None]], slots: asyncio.Semaphore, task: asyncio.Task[None]) -> None:
