@@ -153,13 +153,17 @@ def batch_server(
 
 def test_a_batch_of_generations_runs_to_its_output_and_error_files(batch_server: BatchServer) -> None:
     client = batch_server.client()
-    items = [*gen_lines(3), line("bad", {**BODY, "prompt": "x", "quality": "ultra"})]
+    items = [
+        *gen_lines(3),
+        line("bad", {**BODY, "prompt": "x", "quality": "ultra"}),
+        line("gory", {**BODY, "prompt": "a gory battle"}),  # moderation applies to every line
+    ]
     batch = submit(client, items, metadata={"job": "thumbnails"})
     assert batch.status == "validating" and batch.endpoint == GEN and batch.metadata == {"job": "thumbnails"}
     done = wait_for(client, batch.id, ("completed", "failed"))
     assert done.status == "completed", done.errors
     assert done.request_counts is not None
-    assert (done.request_counts.total, done.request_counts.completed, done.request_counts.failed) == (4, 3, 1)
+    assert (done.request_counts.total, done.request_counts.completed, done.request_counts.failed) == (5, 3, 2)
     for stamp in ("in_progress_at", "finalizing_at", "completed_at", "expires_at"):
         assert getattr(done, stamp) is not None, stamp
     assert done.usage is not None and done.usage.total_tokens > 0 and done.model == "tiny-sd1"
@@ -174,9 +178,10 @@ def test_a_batch_of_generations_runs_to_its_output_and_error_files(batch_server:
     assert set(r1["response"]["body"]) >= {"created", "data", "usage", "size", "quality", "output_format"}
 
     errors = read_jsonl(client, done.error_file_id)
-    assert [e["custom_id"] for e in errors] == ["bad"]
+    assert [e["custom_id"] for e in errors] == ["bad", "gory"]
     assert errors[0]["response"]["status_code"] == 400
     assert errors[0]["response"]["body"]["error"]["param"] == "quality"
+    assert errors[1]["response"]["body"]["error"]["code"] == "moderation_blocked"
     assert client.files.retrieve(done.output_file_id or "").purpose == "batch_output"
 
     # the ledger: each line's row names the batch and costs half the direct request
