@@ -472,3 +472,21 @@ def test_the_batch_cli(batch_server: BatchServer, tmp_path: Path) -> None:
     assert "Traceback" not in refused.stderr
     missing = _cli(batch_server, "submit", str(tmp_path / "nope.jsonl"))
     assert missing.returncode == 1 and "no such file" in missing.stderr
+
+
+def test_batch_lines_have_their_own_rate_limit_windows(tmp_path: Path) -> None:
+    from gouache.service.access import Caller
+    from gouache.service.operations import Operations
+    from gouache.service.policies.rate_limits import RateLimited
+    from gouache.settings import Settings
+
+    store = Store(f"sqlite:///{tmp_path / 'g.db'}", tmp_path / "blobs")
+    store.migrate()
+    ops = Operations.from_settings(Settings(data_dir=tmp_path, rate_limit_images=2), store)
+    caller = Caller("key_a")
+    ops.admit(caller, 0.01, 2, batch=True)  # a batch line uses up the batch window...
+    ops.admit(caller, 0.01, 2).release()  # ...and interactive requests still have theirs
+    with pytest.raises(RateLimited):
+        ops.admit(caller, 0.01, 1, batch=True)
+    assert ops.prices.batch_discount == 0.5
+    store.close()

@@ -106,6 +106,8 @@ class ImageService:
             admission = await asyncio.to_thread(self.ops.admit, caller, cost, n, batch_id is not None)
         except ServiceError as exc:
             self.ops.metrics.refusals.labels(exc.code or exc.type).inc()
+            if batch_id is not None and exc.status == 429 and exc.code == "rate_limit_exceeded":
+                raise  # a batch line waits its turn and tries again: not a refusal for the ledger
             await asyncio.to_thread(
                 records.record_rejected, self.store, endpoint, params, exc, caller, batch_id
             )
