@@ -238,6 +238,15 @@ def test_too_many_images_and_missing_image(server: LiveServer) -> None:
     )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "missing_required_parameter"
+    # JSON edits take image references (tests/test_json_edits.py): without `images` the field is named
     response = httpx.post(f"{server.base_url}/images/edits", json={"prompt": "x"})
+    assert response.status_code == 400
+    assert (response.json()["error"]["code"], response.json()["error"]["param"]) == (
+        "missing_required_parameter",
+        "images",
+    )
+    response = httpx.post(
+        f"{server.base_url}/images/edits", content=b"prompt=x", headers={"content-type": "text/plain"}
+    )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_content_type"

@@ -135,4 +135,23 @@ def test_successful_answers_match_the_schema(server: LiveServer) -> None:
     check("DELETE", f"/v1/responses/{turn['id']}", "/v1/responses/{response_id}", ids)
     check("GET", "/v1/models")
     check("GET", "/v1/models/gpt-image-2", "/v1/models/{model_id}", {"model_id": "gpt-image-2"})
+    # Files and batches (and a JSON edit that references an uploaded file)
+    image = check(
+        "POST", "/v1/files", data={"purpose": "vision"}, files={"file": ("a.png", png, "image/png")}
+    )
+    ref = {"images": [{"file_id": image.json()["id"]}], **{k: v for k, v in base.items() if k != "size"}}
+    check("POST", "/v1/images/edits", json=ref)
+    line = b'{"custom_id": "a", "method": "POST", "url": "/v1/images/generations", "body": {"prompt": "x"}}\n'
+    upload = check("POST", "/v1/files", data={"purpose": "batch"}, files={"file": ("in.jsonl", line)}).json()
+    file_ids = {"file_id": upload["id"]}
+    check("GET", "/v1/files")
+    check("GET", f"/v1/files/{upload['id']}", "/v1/files/{file_id}", file_ids)
+    check("GET", f"/v1/files/{upload['id']}/content", "/v1/files/{file_id}/content", file_ids)
+    body = {"input_file_id": upload["id"], "endpoint": "/v1/images/generations", "completion_window": "24h"}
+    batch = check("POST", "/v1/batches", json=body).json()
+    batch_ids = {"batch_id": batch["id"]}
+    check("GET", "/v1/batches")
+    check("GET", f"/v1/batches/{batch['id']}", "/v1/batches/{batch_id}", batch_ids)
+    check("POST", f"/v1/batches/{batch['id']}/cancel", "/v1/batches/{batch_id}/cancel", batch_ids)
+    check("DELETE", f"/v1/files/{upload['id']}", "/v1/files/{file_id}", file_ids)
     check("GET", "/health")

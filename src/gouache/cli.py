@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
+from gouache.batch_cli import batch_app
 from gouache.service.errors import ServiceError
 from gouache.settings import Settings
 
@@ -361,6 +362,7 @@ keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=T
 cost_app = typer.Typer(help="The cost calculator.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(cost_app, name="cost")
+app.add_typer(batch_app, name="batch")
 
 
 def _store() -> Store:

@@ -127,6 +127,36 @@ class Settings(BaseSettings):
     )
     log_level: str = "info"
 
+    # --- Files and Batch APIs ------------------------------------------------------------------------------
+    max_file_mb: float = Field(
+        default=200.0,
+        gt=0,
+        description="Largest file accepted by POST /v1/files (batch input files included).",
+    )
+    file_sweep_interval_s: float = Field(
+        default=3600.0, gt=0, description="How often expired files are removed (seconds)."
+    )
+    remote_image_urls: bool = Field(
+        default=False,
+        description="Let JSON edits fetch http(s) image_url references (data URLs always work).",
+    )
+    remote_image_max_mb: float = Field(default=20.0, gt=0, description="Largest remote image fetched.")
+    remote_image_timeout_s: float = Field(
+        default=10.0, gt=0, description="Timeout of one remote image fetch."
+    )
+    batch_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="Batch lines in the engine at once (max_batch_images if unset), so they batch together.",
+    )
+    batch_webhook_url: str | None = Field(
+        default=None, description="POSTed batch.completed / batch.failed / batch.cancelled events."
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs webhook events (Standard Webhooks, as OpenAI does): whsec_... or text.",
+    )
+
     # --- operations: keys, limits, budgets, prices, moderation ------------------------------------------
     require_auth: bool = Field(
         default=False, description="Refuse requests without a valid key even before any key exists."

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
@@ -13,16 +14,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gouache import __version__
 from gouache.api.access import AccessMiddleware
+from gouache.api.batch_lines import line_executor
 from gouache.api.body_limits import BodyLimitsMiddleware
 from gouache.api.errors import install_error_handlers
 from gouache.api.metrics import MetricsMiddleware
 from gouache.api.metrics import router as metrics_router
-from gouache.api.routers import health, history, images, models, organization, responses
+from gouache.api.routers import batches, files, health, history, images, models, organization, responses
 from gouache.api.routers.playground import install_playground
+from gouache.service.batches import BatchRunner
+from gouache.service.batches.webhooks import batch_event, post_event
 from gouache.service.container import Services, build_services
 from gouache.settings import Settings
 
 REQUEST_THREADS = 32
+
+log = logging.getLogger(__name__)
 
 
 class RequestIdMiddleware:
@@ -46,6 +52,36 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
+async def _every(interval_s: float, work: Callable[[], object]) -> None:
+    """Run blocking `work` off the event loop now and every `interval_s` seconds (the expired-files sweep);
+    a failure is logged and the next round still runs."""
+    while True:
+        try:
+            await asyncio.to_thread(work)
+        except Exception:
+            log.exception("periodic task %s failed", getattr(work, "__qualname__", work))
+        await asyncio.sleep(interval_s)
+
+
+def _batch_runner(svc: Services) -> BatchRunner:
+    """The batch runner of this server: lines run as direct requests would, in the engine's batch lane;
+    final statuses go to the webhook when one is configured."""
+    settings = svc.settings
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+
+    def on_final(batch_id: str, status: str) -> None:
+        if settings.batch_webhook_url:
+            post_event(settings.batch_webhook_url, batch_event(batch_id, status), secret)
+
+    return BatchRunner(
+        svc.store,
+        line_executor(svc),
+        concurrency=settings.batch_concurrency or settings.max_batch_images,
+        queue_full=lambda: svc.queue.full,
+        on_final=on_final,
+    )
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     """The app. Pass `services` already built (the CLI does, to report start-up errors plainly); otherwise
     they are built when the app starts."""
@@ -62,9 +98,18 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             if settings.preload:
                 await asyncio.to_thread(svc.preload)
         app.state.services = svc
+        runner = _batch_runner(svc)
+        svc.batches.wake = runner.wake
+        background = [
+            asyncio.create_task(_every(svc.settings.file_sweep_interval_s, svc.files.sweep)),
+            asyncio.create_task(runner.run_forever()),
+        ]
         try:
             yield
         finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await asyncio.to_thread(svc.close)
 
     app = FastAPI(
@@ -77,6 +122,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(images.router)
     app.include_router(models.router)
     app.include_router(responses.router)
+    app.include_router(files.router)
+    app.include_router(batches.router)
     app.include_router(organization.router)
     app.include_router(history.router)
     app.include_router(health.router)

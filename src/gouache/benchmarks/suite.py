@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "backend": ("gouache.benchmarks.backend", "optimised CPU backend vs raw PyTorch"),
     "batching": ("gouache.benchmarks.batching", "batched vs sequential throughput"),
     "cache": ("gouache.benchmarks.cache", "result cache hit vs miss"),
+    "batch": ("gouache.benchmarks.batch", "Batch API throughput and interactive latency beside it"),
     "stream": ("gouache.benchmarks.stream", "time to first partial vs full latency"),
     "load": ("gouache.benchmarks.load", "a burst of concurrent requests vs one alone"),
     "mini": ("gouache.benchmarks.mini", "gouache-mini served vs raw, per tier"),

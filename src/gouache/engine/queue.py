@@ -8,6 +8,11 @@ Cross-request batching: a worker that takes a text-to-image job also takes the q
 `batch_window_s` for more to arrive, up to `max_batch_images` images, and renders them as one pipeline batch;
 each job still gets its own images (byte-identical to a lone render), progress, cancellation and deadline.
 
+Two lanes: `interactive` (API requests) and `batch` (Batch API lines). A worker always takes an interactive
+job first, so an interactive request that arrives while a batch runs waits for at most the batch job being
+rendered, never for the batch; batch jobs batch with batch jobs, and a batch job's batch window ends early
+when interactive work arrives.
+
 The API submits a job and awaits its future; progress events are delivered through the job's callback.
 Cancellation is cooperative: the runner checks between denoising steps, so a cancelled or expired job stops
 within one step. A full queue refuses at once (`QueueFull`, with an estimate of when to retry); a stopping
@@ -23,6 +28,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Literal
 
 from gouache.engine.jobs import ProgressCallback, RenderJob, RenderResult
 from gouache.engine.runner import BatchEntry, Cancelled, DeadlineExceeded, Runner, batch_key
@@ -32,6 +38,8 @@ log = logging.getLogger(__name__)
 
 #: Assumed length of a job before any has finished (seconds), for `retry_after`.
 _FIRST_JOB_GUESS_S = 5.0
+Lane = Literal["interactive", "batch"]
+
 #: How long `stop` waits for cancelled jobs to reach the end of their denoising step.
 _STOP_AFTER_CANCEL_S = 60.0
 
@@ -106,7 +114,8 @@ class JobQueue:
         self.workers = workers
         self.batch_window_s = max(0.0, batch_window_s)
         self.max_batch_images = max_batch_images
-        self._pending: deque[JobHandle] = deque()
+        self._pending: deque[JobHandle] = deque()  # the interactive lane
+        self._batch_pending: deque[JobHandle] = deque()  # the batch lane: taken when no interactive job waits
         self._threads = [
             threading.Thread(target=self._work, name=f"gouache-worker-{i}", daemon=True)
             for i in range(workers)
@@ -149,8 +158,9 @@ class JobQueue:
 
     def _drain(self) -> list[JobHandle]:
         with self._lock:
-            drained = list(self._pending)
+            drained = [*self._pending, *self._batch_pending]
             self._pending.clear()
+            self._batch_pending.clear()
             self._waiting -= len(drained)
         return drained
 
@@ -182,6 +192,7 @@ class JobQueue:
         *,
         on_start: Callable[[], None] | None = None,
         deadline: float | None = None,
+        lane: Lane = "interactive",
     ) -> JobHandle:
         with self._lock:
             if self._closing:
@@ -191,7 +202,7 @@ class JobQueue:
                 raise self._full_locked()
             handle = JobHandle(job, on_progress, on_start, deadline, position=depth)
             self._waiting += 1
-            self._pending.append(handle)
+            (self._batch_pending if lane == "batch" else self._pending).append(handle)
             self._wakeup.notify_all()
         return handle
 
@@ -230,26 +241,29 @@ class JobQueue:
         """The next job and, if it can batch, the compatible jobs queued within the batch window; None when
         the queue is stopping."""
         with self._lock:
-            while not self._pending:
+            while not self._pending and not self._batch_pending:
                 if self._closing:
                     return None
                 self._wakeup.wait()
-            first = self._pending.popleft()
+            lane = self._pending if self._pending else self._batch_pending
+            first = lane.popleft()
             batch = [first]
             key = batch_key(first.job) if self.max_batch_images > 1 else None
             if key is not None:
                 images = len(first.job.seeds)
                 window_ends = time.monotonic() + self.batch_window_s
                 while True:
-                    for handle in list(self._pending):
+                    for handle in list(lane):
                         size = len(handle.job.seeds)
                         if images + size <= self.max_batch_images and batch_key(handle.job) == key:
-                            self._pending.remove(handle)
+                            lane.remove(handle)
                             batch.append(handle)
                             images += size
                     left = window_ends - time.monotonic()
                     if images >= self.max_batch_images or left <= 0 or self._closing:
                         break
+                    if lane is self._batch_pending and self._pending:
+                        break  # interactive work is waiting: render what the batch lane has now
                     self._wakeup.wait(left)
             self._waiting -= len(batch)
             self._running += len(batch)

@@ -17,8 +17,11 @@ from gouache.engine.queue import JobQueue
 from gouache.engine.runner import Runner
 from gouache.engine.threads import use_torch_threads
 from gouache.service.access import KeyService
+from gouache.service.batches import BatchService
 from gouache.service.chat_turns import ChatPromptWriter
+from gouache.service.files import FileService
 from gouache.service.history import HistoryService
+from gouache.service.image_refs import ImageRefResolver, RemoteImagePolicy
 from gouache.service.images import ImageService
 from gouache.service.links import LinkSigner, load_secret
 from gouache.service.operations import Operations
@@ -82,6 +85,9 @@ class Services:
     ops: Operations
     keys: KeyService
     history: HistoryService
+    files: FileService
+    image_refs: ImageRefResolver
+    batches: BatchService
 
     def preload(self) -> None:
         """Load the default model now, so a broken model directory fails at start-up with its path."""
@@ -143,6 +149,7 @@ def build_services(settings: Settings) -> Services:
         result_cache=settings.result_cache,
     )
     links = LinkSigner(load_secret(settings.data_dir / "url-secret"))
+    files = FileService(store, int(settings.max_file_mb * 2**20))
     return Services(
         settings=settings,
         catalog=catalog,
@@ -156,4 +163,14 @@ def build_services(settings: Settings) -> Services:
         history=HistoryService(store, links),
         ops=ops,
         keys=KeyService(store, settings.require_auth),
+        files=files,
+        batches=BatchService(store, files),
+        image_refs=ImageRefResolver(
+            store,
+            RemoteImagePolicy(
+                settings.remote_image_urls,
+                int(settings.remote_image_max_mb * 2**20),
+                settings.remote_image_timeout_s,
+            ),
+        ),
     )

@@ -73,14 +73,19 @@ class Operations:
     def take_request(self, caller: Caller) -> LimitState | None:
         return self.limiter.take(caller.limit_key, "requests", self.requests_limit(caller))
 
-    def admit(self, caller: Caller, cost_usd: float, images: int) -> Admission:
+    def admit(self, caller: Caller, cost_usd: float, images: int, batch: bool = False) -> Admission:
         """Let a priced request in, or raise why not: a hard budget (429 `insufficient_quota`), then the
         per-key images limit (429 `rate_limit_exceeded`; 400 when `n` alone is over it). A refusal by the
-        images limit releases what the budgets held. Reads the ledger: call it off the event loop."""
+        images limit releases what the budgets held. Batch API lines count against the same limits in
+        their own windows (`batch_requests`, `batch_images`), never against interactive traffic's. Reads
+        the ledger: call it off the event loop."""
         warnings, reservation = self.budgets.admit(caller, cost_usd, images)
         admission = Admission(tuple(warnings), reservation)
         try:
-            self.limiter.take(caller.limit_key, "images", self.images_limit(caller), images)
+            if batch:
+                self.limiter.take(caller.limit_key, "batch_requests", self.requests_limit(caller))
+            kind = "batch_images" if batch else "images"
+            self.limiter.take(caller.limit_key, kind, self.images_limit(caller), images)
         except ServiceError:
             admission.release()
             raise

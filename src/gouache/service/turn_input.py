@@ -136,10 +136,33 @@ def input_image(part: dict[str, Any], where: str, store: Store, owner: Owner) ->
 
 
 def image_by_reference(ref: str, where: str, store: Store, owner: Owner) -> bytes:
-    """An image id (`img_...`) or an earlier image_generation_call id (`ig_...`) of this owner."""
+    """An uploaded file (`file-...`, Files API), an image id (`img_...`) or an earlier image_generation_call
+    id (`ig_...`) of this owner."""
+    if ref.startswith("file-"):
+        return _image_file(ref, where, store, owner)
     if ref.startswith("img_") and store.get_image(ref, owner) is not None:
         return store.read_image_bytes(ref, owner)
     image_id = store.find_call_image(ref, owner) if ref.startswith("ig_") else None
     if image_id is None or store.get_image(image_id, owner) is None:  # unknown, or deleted since
         raise InvalidRequest(f"No image with id '{ref}'.", param=where, code="image_file_not_found")
     return store.read_image_bytes(image_id)
+
+
+def _image_file(file_id: str, where: str, store: Store, owner: Owner) -> bytes:
+    """The bytes of an uploaded file that must be an image (unknown, expired, deleted or another key's
+    files are all "no such file")."""
+    file = store.get_file(file_id, owner)
+    try:
+        data = None if file is None else store.read_file_bytes(file)
+    except Exception:
+        data = None
+    if data is None:
+        raise InvalidRequest(f"No such File object: {file_id}.", param=where, code="image_file_not_found")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+    except Exception as exc:
+        raise InvalidRequest(
+            f"File {file_id} is not an image (PNG, JPEG or WEBP).", param=where, code="invalid_image_file"
+        ) from exc
+    return data

@@ -1,12 +1,14 @@
 """`Store`: the one entry point of the persistence layer (database rows plus image blobs).
 
 Services talk to one object; behind it each aggregate keeps its own repository (requests, images, Responses
-turns, the ledger, API keys), all sharing one `Database`. Every method is synchronous, opens its own short
-`Session` and returns plain views, so a `Store` can be shared by any number of worker threads.
+turns, the ledger, API keys, files, batches), all sharing one `Database`. Every method is synchronous, opens
+its own short `Session` and returns plain views, so a `Store` can be shared by any number of worker threads.
 """
 
 from __future__ import annotations
 
+from gouache.store.batches import BatchRepository
+from gouache.store.files import FileRepository
 from gouache.store.images import ImageRepository
 from gouache.store.keys import ApiKeyRepository
 from gouache.store.ledger import LedgerRepository
@@ -14,7 +16,15 @@ from gouache.store.requests import RequestRepository
 from gouache.store.responses import ResponseRepository
 
 
-class Store(RequestRepository, ImageRepository, ResponseRepository, LedgerRepository, ApiKeyRepository):
+class Store(
+    RequestRepository,
+    ImageRepository,
+    ResponseRepository,
+    LedgerRepository,
+    ApiKeyRepository,
+    FileRepository,
+    BatchRepository,
+):
     """Requests and images in a SQL database (SQLite or PostgreSQL), image bytes in a `BlobStore`.
 
     Call `migrate()` once before use. `database_url` is a SQLAlchemy URL; a bare ``postgresql://`` URL is

@@ -120,6 +120,8 @@ class RequestRecord(Base):
     fallback: Mapped[dict[str, Any] | None] = mapped_column(_nullable_json())
     #: Hash of every input of a request with an explicit seed (the result cache); None when not cacheable.
     cache_key: Mapped[str | None] = mapped_column(String(64))
+    #: The batch (Batch API) this request is a line of; None for interactive requests.
+    batch_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -214,3 +216,73 @@ class ApiKeyRecord(Base):
     rate_limit_images: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class FileRecord(Base):
+    """An uploaded (or produced) file of the Files API; its bytes are the blob named by `blob_key`."""
+
+    __tablename__ = "files"
+    __table_args__ = (
+        Index("ix_files_api_key_id_created_at", "api_key_id", "created_at"),
+        Index("ix_files_expires_at", "expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    api_key_id: Mapped[str | None] = mapped_column(String(32))
+    purpose: Mapped[str] = mapped_column(String(32))
+    filename: Mapped[str] = mapped_column(String(255))
+    byte_size: Mapped[int] = mapped_column(BigInteger)
+    blob_key: Mapped[str] = mapped_column(String(BLOB_KEY_LENGTH))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class BatchRecord(Base):
+    """A Batch API batch: its input file, where it stands, and its output and error files once final."""
+
+    __tablename__ = "batches"
+    __table_args__ = (
+        Index("ix_batches_api_key_id_created_at", "api_key_id", "created_at"),
+        Index("ix_batches_status", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    api_key_id: Mapped[str | None] = mapped_column(String(32))
+    endpoint: Mapped[str] = mapped_column(String(64))
+    input_file_id: Mapped[str] = mapped_column(String(64))
+    completion_window: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", _nullable_json())
+    errors: Mapped[list[Any] | None] = mapped_column(_nullable_json())
+    output_file_id: Mapped[str | None] = mapped_column(String(64))
+    error_file_id: Mapped[str | None] = mapped_column(String(64))
+    output_expires_s: Mapped[int | None] = mapped_column(Integer)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    model: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    in_progress_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finalizing_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancelling_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class BatchLineRecord(Base):
+    """One finished line of a batch: written as the line completes, so a restarted server skips it. The
+    output line itself (JSON, with its images) is a blob; `status_code` 200 lines go to the output file."""
+
+    __tablename__ = "batch_lines"
+    __table_args__ = (UniqueConstraint("batch_id", "line"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
+    line: Mapped[int] = mapped_column(Integer)
+    custom_id: Mapped[str] = mapped_column(String(512))
+    status_code: Mapped[int] = mapped_column(Integer)
+    result_blob: Mapped[str] = mapped_column(String(BLOB_KEY_LENGTH))
+    usage: Mapped[dict[str, Any] | None] = mapped_column(_nullable_json())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -50,6 +50,7 @@ class RequestRepository(Database):
         image_count: int = 0,
         cost_usd: float = 0.0,
         cache_key: str | None = None,
+        batch_id: str | None = None,
     ) -> str:
         """Record a new request with status "queued" and return its id. The ledger fields known before any
         compute (owner, size, quality, images, hosted-equivalent cost) are stored at once, so budgets count
@@ -70,6 +71,7 @@ class RequestRepository(Database):
             cost_usd=cost_usd,
             local_cost_usd=0.0,
             cache_key=cache_key,
+            batch_id=batch_id,
         )
         with self._write() as session:
             session.add(record)

@@ -69,6 +69,29 @@ class ImageEditForm(ImageFields):
     strength: float | None = Field(default=None, gt=0.0, le=1.0, description="Extension: how far to move.")
 
 
+class ImageRefParam(BaseModel):
+    """OpenAI's `ImageRefParam`: exactly one of an uploaded file's id or an image URL (data URLs always;
+    http(s) only where GOUACHE_REMOTE_IMAGE_URLS allows)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    file_id: str | None = Field(default=None, min_length=1, max_length=64)
+    image_url: str | None = Field(default=None, min_length=1)
+
+
+class ImageEditJson(ImageFields):
+    """`POST /v1/images/edits` as `application/json` (OpenAI's `EditImageBodyJsonParam`): image references
+    instead of uploads; every other field as in multipart. Validated strictly, as JSON bodies are."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    images: list[ImageRefParam] = Field(min_length=1, max_length=16)
+    mask: ImageRefParam | None = None
+    moderation: Literal["low", "auto"] | None = None
+    input_fidelity: Literal["high", "low"] | None = None
+    strength: float | None = Field(default=None, gt=0.0, le=1.0, description="Extension: how far to move.")
+
+
 class ImageVariationForm(BaseModel):
     """The text fields of `POST /v1/images/variations` (the legacy dall-e-2 endpoint, served on any model)."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from typing import Any
@@ -19,6 +20,7 @@ from gouache.api.protocol.images import (
     IMAGE_FILE_RESPONSES,
     ImageData,
     ImageEditForm,
+    ImageEditJson,
     ImageGenerateRequest,
     ImagesResponse,
     ImageVariationForm,
@@ -50,6 +52,19 @@ _MULTIPART_ROUTE: dict[str, Any] = {
         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {"type": "object"}}}}
     },
 }
+#: The edits endpoint also takes OpenAI's JSON body (image references instead of uploads).
+_EDIT_ROUTE: dict[str, Any] = {
+    **_MULTIPART_ROUTE,
+    "openapi_extra": {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {"schema": {"type": "object"}},
+                "application/json": {"schema": {"type": "object"}},
+            },
+        }
+    },
+}
 
 
 def _max_upload_bytes(svc: Services) -> int:
@@ -60,7 +75,7 @@ def _not_yet(param: str, what: str) -> UnsupportedParameter:
     return UnsupportedParameter(f"{what} is not supported by Gouache yet.", param=param)
 
 
-def reject_unsupported(body: ImageGenerateRequest | ImageEditForm) -> None:
+def reject_unsupported(body: ImageGenerateRequest | ImageEditForm | ImageEditJson) -> None:
     """Parameters the current SDK can send that we do not serve yet: a clear 400 each, never silence."""
     if body.output_format in ("gif", "svg"):
         raise _not_yet("output_format", f"output_format='{body.output_format}'")
@@ -119,11 +134,12 @@ def signed_file_url(request: Request, image_id: str, expires: int, signature: st
 
 
 def to_response(
-    result: GenerateResult, response_format: str | None, request: Request, svc: Services
+    result: GenerateResult, response_format: str | None, request: Request | None, svc: Services
 ) -> ImagesResponse:
+    """OpenAI's response body (`request` is needed only for `url` links)."""
     data = []
     for img in result.images:
-        if response_format == "url":
+        if response_format == "url" and request is not None:
             url = signed_file_url(request, img.image_id, *svc.links.sign(img.image_id))
             data.append(ImageData(url=url, seed=img.seed))
         else:
@@ -210,11 +226,57 @@ async def create_image(
     )  # fmt: skip
 
 
-@router.post("/edits", **_MULTIPART_ROUTE)
+def generation_params(body: Any) -> tuple[GenerateParams, ImageGenerateRequest]:
+    """A generations JSON body (already parsed) as service parameters; a 400 naming the field if invalid.
+    The Batch API's lines go through here too, so a line gets exactly what a direct request would."""
+    request: ImageGenerateRequest = _validate_form(ImageGenerateRequest, body)
+    reject_unsupported(request)
+    return GenerateParams(**request.model_dump(exclude_none=True, include=_GENERATION_FIELDS)), request
+
+
+async def json_edit_params(body: Any, svc: Services, caller: Caller) -> tuple[EditParams, ImageEditJson]:
+    """An edits JSON body (`images`/`mask` as references) as service parameters, the references read
+    (files, data URLs, remote URLs where allowed); a 400 naming the field if anything is wrong."""
+    edit: ImageEditJson = _validate_form(ImageEditJson, body)
+    reject_unsupported(edit)
+
+    def resolve() -> tuple[tuple[bytes, ...], bytes | None]:
+        images = tuple(
+            svc.image_refs.resolve(ref.model_dump(exclude_none=True), f"images[{i}]", caller.owner)
+            for i, ref in enumerate(edit.images)
+        )
+        mask = None
+        if edit.mask is not None:
+            mask = svc.image_refs.resolve(edit.mask.model_dump(exclude_none=True), "mask", caller.owner)
+        return images, mask
+
+    images, mask = await asyncio.to_thread(resolve)
+    fields = edit.model_dump(exclude_none=True, include=_EDIT_FIELDS | {"moderation"})
+    return EditParams(**fields, images=images, mask=mask), edit
+
+
+async def _read_json(request: Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError as exc:
+        raise InvalidRequest(
+            f"We could not parse the JSON body of your request. The API expects a JSON payload ({exc}).",
+            code="invalid_json",
+        ) from exc
+
+
+@router.post("/edits", **_EDIT_ROUTE)
 async def edit_image(
     request: Request, response: Response, svc: Services = Depends(services)
 ) -> ImagesResponse:
-    """Inpainting (mask), outpainting (transparent areas), image-to-image and several reference images."""
+    """Inpainting (mask), outpainting (transparent areas), image-to-image and several reference images:
+    multipart uploads, or JSON with `images` (and `mask`) as `file_id` / `image_url` references."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json":
+        params, edit = await json_edit_params(await _read_json(request), svc, current_caller(request))
+        return await _respond(
+            "image_edit", params, bool(edit.stream), edit.partial_images or 0, edit.response_format,
+            request, response, svc,
+        )  # fmt: skip
     form = await read_form(request, _max_upload_bytes(svc))
     for name in ("image", "mask"):
         if name in form.fields:

@@ -16,7 +16,7 @@ from typing import Any
 from gouache.engine.catalog import Catalog
 from gouache.engine.jobs import ProgressCallback, RenderJob, RenderResult
 from gouache.engine.pipelines import ModelLoadError
-from gouache.engine.queue import JobHandle, JobQueue, QueueFull, ShuttingDown
+from gouache.engine.queue import JobHandle, JobQueue, Lane, QueueFull, ShuttingDown
 from gouache.engine.runner import Cancelled, DeadlineExceeded
 from gouache.service.errors import (
     DeadlineExceededError,
@@ -78,11 +78,12 @@ class Dispatcher:
         quality: str,
         deadline: float | None,
         on_progress: ProgressCallback | None = None,
+        lane: Lane = "interactive",
     ) -> tuple[RenderJob, RenderResult]:
         """Render `job`; an engine failure (model fails to load, out of memory, ...) is retried once on the
         catalog's fallback model and recorded, instead of failing the request. Returns the job that ran."""
         try:
-            return job, await self._render(request_id, job, deadline, on_progress)
+            return job, await self._render(request_id, job, deadline, on_progress, lane)
         except EngineFailure as exc:
             fallback = fallback_job(self.catalog, job, quality)
             if fallback is None:
@@ -90,16 +91,21 @@ class Dispatcher:
             await asyncio.to_thread(
                 self.store.record_fallback, request_id, job.model.name, fallback.model.name, exc.message
             )
-            return fallback, await self._render(request_id, fallback, deadline, on_progress)
+            return fallback, await self._render(request_id, fallback, deadline, on_progress, lane)
 
     async def _render(
-        self, request_id: str, job: RenderJob, deadline: float | None, on_progress: ProgressCallback | None
+        self,
+        request_id: str,
+        job: RenderJob,
+        deadline: float | None,
+        on_progress: ProgressCallback | None,
+        lane: Lane = "interactive",
     ) -> RenderResult:
         def started() -> None:  # on the engine's worker, as the job leaves the queue
             self.store.mark_running(request_id, resolved_model=job.model.name, seed=job.seeds[0])
 
         try:
-            handle = self.queue.submit(job, on_progress, on_start=started, deadline=deadline)
+            handle = self.queue.submit(job, on_progress, on_start=started, deadline=deadline, lane=lane)
         except (QueueFull, ShuttingDown) as exc:
             raise engine_error(exc) from exc
         try:
@@ -107,6 +113,7 @@ class Dispatcher:
             return await _wait(handle, deadline)
         except asyncio.CancelledError:
             handle.cancel()
+            handle.future.add_done_callback(_retrieve_concurrent)  # nobody awaits it any more
             task = asyncio.current_task()
             if task is not None and task.cancelling() == 0:
                 # Not our task being cancelled: the queue dropped the job because it is stopping.
@@ -131,6 +138,11 @@ async def _wait(handle: JobHandle, deadline: float | None) -> RenderResult:
         handle.cancel()  # a running job stops after its current denoising step
         future.add_done_callback(_retrieve)  # nobody awaits it any more: no "never retrieved" warning
         raise DeadlineExceeded() from None
+
+
+def _retrieve_concurrent(future: Any) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

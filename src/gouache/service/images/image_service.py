@@ -68,10 +68,15 @@ class ImageService:
         return await self.run(await self.prepare(params, caller=caller), on_progress)
 
     async def prepare(
-        self, params: GenerateParams, previews: int = 0, caller: Caller = ANONYMOUS
+        self,
+        params: GenerateParams,
+        previews: int = 0,
+        caller: Caller = ANONYMOUS,
+        batch_id: str | None = None,
     ) -> PreparedRequest:
         """Admit a request before any compute, or raise why not. A refusal is recorded in the ledger (at
-        zero cost), then raised. The request's deadline starts now."""
+        zero cost), then raised. The request's deadline starts now. A Batch API line (`batch_id`) is priced
+        at the batch price, counted in the batch rate-limit windows and rendered in the batch lane."""
         endpoint = endpoint_of(params)
         deadline = self.engine.deadline(params.deadline_s)
         # 1. A full queue refuses at once, before any other work: under a burst, even a thread hop is a wait.
@@ -95,11 +100,17 @@ class ImageService:
             cost = images_cost(
                 self.ops.prices, quality, job.width, job.height, n, edit_image_tokens(job), previews
             )
+            if batch_id is not None:
+                cost = round(cost * self.ops.prices.batch_discount, 8)
             # 5. Admission: budgets and the images limit.
-            admission = await asyncio.to_thread(self.ops.admit, caller, cost, n)
+            admission = await asyncio.to_thread(self.ops.admit, caller, cost, n, batch_id is not None)
         except ServiceError as exc:
             self.ops.metrics.refusals.labels(exc.code or exc.type).inc()
-            await asyncio.to_thread(records.record_rejected, self.store, endpoint, params, exc, caller)
+            if batch_id is not None and exc.status == 429 and exc.code == "rate_limit_exceeded":
+                raise  # a batch line waits its turn and tries again: not a refusal for the ledger
+            await asyncio.to_thread(
+                records.record_rejected, self.store, endpoint, params, exc, caller, batch_id
+            )
             raise
         # Streamed requests (previews) need the denoising: never served from the cache.
         key = result_cache.cache_key(self.result_cache, endpoint, params, job) if previews == 0 else None
@@ -113,6 +124,7 @@ class ImageService:
             admission=admission,
             deadline=deadline,
             cache_key=key,
+            batch_id=batch_id,
         )
 
     async def run(
@@ -140,7 +152,12 @@ class ImageService:
         unbilled: dict[str, Any] = {"cost_usd": 0.0, "image_count": 0, "seed": prepared.job.seeds[0]}
         try:
             prepared.job, result = await self.engine.render(
-                request_id, prepared.job, prepared.quality, prepared.deadline, on_progress
+                request_id,
+                prepared.job,
+                prepared.quality,
+                prepared.deadline,
+                on_progress,
+                "batch" if prepared.batch_id is not None else "interactive",
             )
         except ServiceError as exc:
             await asyncio.to_thread(

@@ -14,11 +14,21 @@ from gouache.store import Store
 
 
 def record_rejected(
-    store: Store, endpoint: str, params: GenerateParams, exc: ServiceError, caller: Caller = ANONYMOUS
+    store: Store,
+    endpoint: str,
+    params: GenerateParams,
+    exc: ServiceError,
+    caller: Caller = ANONYMOUS,
+    batch_id: str | None = None,
 ) -> None:
     """A request refused before any compute is still recorded, with its error, at zero cost."""
     request_id = store.create_request(
-        endpoint, params.model, plain_fields(params), params.effective_user, api_key_id=caller.key_id
+        endpoint,
+        params.model,
+        plain_fields(params),
+        params.effective_user,
+        api_key_id=caller.key_id,
+        batch_id=batch_id,
     )
     store.finish_request(request_id, "failed", error=exc.to_error())
 
@@ -40,6 +50,7 @@ def open_request(store: Store, prepared: PreparedRequest, cache_hit_of: str | No
         image_count=len(job.seeds),
         cost_usd=prepared.cost_usd,
         cache_key=prepared.cache_key,
+        batch_id=prepared.batch_id,
     )
 
 

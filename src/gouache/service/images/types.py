@@ -76,6 +76,8 @@ class PreparedRequest:
     deadline: float | None = None
     #: The result-cache key (every input hashed) when the request may be served from the store, else None.
     cache_key: str | None = None
+    #: The Batch API batch this request is a line of (the engine's low-priority lane, the batch price).
+    batch_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,8 @@ class PriceTable:
     images: dict[str, list[tuple[int, float]]]  # quality -> [(pixels, dollars)], ascending pixels
     tokens: dict[str, float]
     currency: str = "usd"
+    #: The Batch API's price as a share of the interactive price (OpenAI's batches cost half).
+    batch_discount: float = 0.5
 
     @classmethod
     def load(cls, override: Path | None = None) -> PriceTable:
@@ -56,7 +58,18 @@ class PriceTable:
         if not images:
             raise PriceTableError("The price table lists no image prices.")
         tokens = {k: float(v) for k, v in (data.get("tokens") or {}).items()}
-        return cls(images=images, tokens=tokens, currency=str(data.get("currency", "usd")))
+        try:
+            batch_discount = float(data.get("batch_discount", 0.5))
+        except (TypeError, ValueError) as exc:
+            raise PriceTableError(f"Bad batch_discount {data.get('batch_discount')!r}") from exc
+        if not 0 <= batch_discount <= 1:
+            raise PriceTableError(f"batch_discount must be within 0..1, got {batch_discount}")
+        return cls(
+            images=images,
+            tokens=tokens,
+            currency=str(data.get("currency", "usd")),
+            batch_discount=batch_discount,
+        )
 
     def image_price(self, quality: str, width: int, height: int) -> float:
         """One image at this quality and size."""
