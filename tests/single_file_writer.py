@@ -245,7 +245,7 @@ def sd3_to_mmdit(state: dict[str, torch.Tensor], config: dict) -> dict[str, torc
 
 
 def flux_to_bfl(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    from gouache.engine.single_file import _FLUX_DOUBLE, _FLUX_RENAMES, _FLUX_SINGLE
+    from gouache.engine.flux_layout import _FLUX_DOUBLE, _FLUX_RENAMES, _FLUX_SINGLE
 
     out: dict[str, torch.Tensor] = {}
     groups: dict[str, dict[str, torch.Tensor]] = {}
