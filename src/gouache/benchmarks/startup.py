@@ -20,6 +20,7 @@ from gouache.benchmarks import BenchOptions, Ratio
 from gouache.benchmarks.common import fresh_prompts, repeats, timed
 from gouache.benchmarks.live import start_server
 from gouache.benchmarks.load import rss_mb
+from gouache.engine.queue import IDLE_TRIM_S
 
 PROMPT = "a red star to the left of a blue circle"
 SIZE = 1024
@@ -56,6 +57,7 @@ def _row(backend: str, preload: bool, options: BenchOptions) -> Ratio:
 
             first_s = timed(request)
             warm_s = statistics.median(timed(request) for _ in range(repeats(options)))
+            time.sleep(IDLE_TRIM_S + 1.0)  # idle: the worker has handed freed memory back
             idle_mb = rss_mb(server.process.pid)
             health = httpx.get(f"{server.url}/health", timeout=30).json()
         finally:
