@@ -160,6 +160,9 @@ def test_unusual_unet_arguments_run_on_pytorch(tiny_models: dict[str, Path], ov_
         # The plain call is OpenVINO's, close to PyTorch's and in the same return types.
         close = unet(*inputs, return_dict=False)[0]
         assert torch.allclose(close, torch_unet(*inputs).sample, atol=1e-4)
+        # Once compiled, the PyTorch weights are mapped from a file beside the IR: the fallback reads them.
+        assert list((ov_cache / "openvino").glob("unet-*.torch.pt"))
+        assert torch.equal(unet(*inputs, cross_attention_kwargs={"scale": 0.5}).sample, expected)
 
 
 def test_setting_and_catalog_key_choose_the_backend(tiny_models: dict[str, Path], tmp_path: Path) -> None:
@@ -195,7 +198,12 @@ def ov_server(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, P
         lines += [f"[models.tiny-{family}]", f'path = "{tiny_models[family]}"', "resolution = 64", ""]
         lines += [f"[models.tiny-{family}.plans.low]", "steps = 2", "guidance = 2.0", ""]
     catalog.write_text("\n".join(lines))
-    env = {"GOUACHE_CATALOG_FILE": str(catalog), "GOUACHE_BACKEND": "openvino"}
+    # The default model is warmed up (converted) at start-up: the tiny one, not gouache-mini.
+    env = {
+        "GOUACHE_CATALOG_FILE": str(catalog),
+        "GOUACHE_BACKEND": "openvino",
+        "GOUACHE_DEFAULT_MODEL": "tiny-sd1",
+    }
     live = start_server(tmp_path_factory.mktemp("ov-server"), env)
     yield live
     live.stop()

@@ -105,8 +105,9 @@ def _render(
         svc.close()
 
 
-def _start_services(settings: Settings) -> Services:
-    """Build the services and load the default model, or exit with a plain message naming what is wrong."""
+def _start_services(settings: Settings, warm: bool | None = None) -> Services:
+    """Build the services, check the default model's files and start its warm-up on the engine workers, or
+    exit with a plain message naming what is wrong."""
     from gouache.engine.catalog import CatalogError
     from gouache.engine.devices import DeviceError
     from gouache.engine.pipelines import ModelLoadError
@@ -115,9 +116,9 @@ def _start_services(settings: Settings) -> Services:
     from gouache.service.policies.pricing import PriceTableError
 
     try:
-        with console.status(f"Loading {settings.default_model}..."):
+        with console.status(f"Checking {settings.default_model}..."):
             services = build_services(settings)
-            services.preload()
+            services.preload(warm)
     except (CatalogError, DeviceError, ModelLoadError, PriceTableError, ModerationPolicyError) as exc:
         err.print(f"[red]Cannot start:[/] {exc}")
         raise typer.Exit(1) from None
@@ -153,7 +154,7 @@ def generate(
         steps=steps,
         negative_prompt=negative_prompt,
     )
-    svc = _start_services(Settings())
+    svc = _start_services(Settings(), warm=False)  # the one job loads its own model
     result = _render(svc, "Denoising", n, lambda on_step: svc.images.generate(params, on_step))
     for i, image in enumerate(result.images):
         path = output if n == 1 else output.with_name(f"{output.stem}-{i + 1}{output.suffix}")
@@ -192,7 +193,7 @@ def edit(
         strength=strength, images=tuple(p.read_bytes() for p in images),
         mask=mask.read_bytes() if mask else None,
     )  # fmt: skip
-    svc = _start_services(Settings())
+    svc = _start_services(Settings(), warm=False)  # the one job loads its own model
     result = _render(svc, "Editing", 1, lambda on_step: svc.images.edit(params, on_step))
     output.write_bytes(result.images[0].data)
     console.print(f"[green]Saved[/] {output}  size={result.size} seed={result.images[0].seed}")

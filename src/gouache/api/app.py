@@ -95,8 +95,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         svc = services
         if svc is None:
             svc = await asyncio.to_thread(build_services, settings)
-            if settings.preload:
-                await asyncio.to_thread(svc.preload)
+            await asyncio.to_thread(svc.preload)  # checks the files; the workers warm up in the background
         app.state.services = svc
         runner = _batch_runner(svc)
         svc.batches.wake = runner.wake

@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "mini": ("gouache.benchmarks.mini", "gouache-mini served vs raw, per tier"),
     "lora": ("gouache.benchmarks.lora", "LoRA switch time vs base-model load time"),
     "devices": ("gouache.benchmarks.devices", "float32 vs bfloat16, VAE tiling's peak memory"),
+    "startup": ("gouache.benchmarks.startup", "first request after start-up vs a warm one, idle RSS"),
 }
 
 

@@ -13,6 +13,10 @@ statically -- fastest on OpenVINO's CPU plugin -- and kept in memory; OpenVINO's
 compiled blobs on disk. Calls the IR cannot express (ControlNet residuals, IP-Adapter embeddings, attention
 masks, LoRA scales...) run the original PyTorch forward, and a model whose denoiser is not a
 ``UNet2DConditionModel`` (SD3's and FLUX's transformers) or fails to convert stays on PyTorch, logged once.
+
+Once OpenVINO has compiled the UNet, its PyTorch weights are needed only by those fallback calls, so they move
+to a file beside the IR that is mapped into memory (``torch.load(mmap=True)``): they cost no resident memory
+until such a call reads them, and then only the pages it reads (design note 33).
 """
 
 from __future__ import annotations
@@ -136,6 +140,7 @@ class OpenVINOUNet:
         self._probed: dict[tuple[tuple[int, ...], ...], bool] = {}
         self._ir_paths: dict[bool, Path] = {}
         self._lock = threading.Lock()
+        self._weights_mapped = False
         self._warned: set[str] = set()
 
     def install(self) -> None:
@@ -272,7 +277,22 @@ class OpenVINOUNet:
             )
         compiled = _core(cache_dir).compile_model(model, "CPU", config)
         log.info("model %s: OpenVINO compiled (%s) for shapes %s", self.key, _mode(dynamic), shapes)
+        self._map_weights(ir)
         return compiled.create_infer_request(), dynamic
+
+    def _map_weights(self, ir: Path) -> None:
+        """Swap the UNet's PyTorch weights for the same tensors mapped from a file beside the IR (written once
+        per IR): OpenVINO holds its own copy, and only the calls that fall back to PyTorch read these."""
+        if self._weights_mapped:
+            return
+        path = ir.with_suffix(".torch.pt")
+        if not path.is_file():
+            partial = path.with_suffix(".partial")
+            torch.save(self.unet.state_dict(), partial)
+            partial.replace(path)
+        self.unet.load_state_dict(torch.load(path, mmap=True, weights_only=True), assign=True)
+        self._weights_mapped = True
+        log.info("model %s: PyTorch UNet weights now mapped from %s", self.key, path)
 
     def _ir(self, inputs: list[torch.Tensor], added: bool) -> Path:
         """The converted (dynamic-shape) IR on disk, converted now in a child process if not there yet."""

@@ -7,6 +7,7 @@ import importlib
 import json
 import logging
 import struct
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -119,6 +120,7 @@ def load_pipeline(
     except CatalogError as exc:
         raise ModelLoadError(str(exc)) from exc
     _import_component_libraries(path)
+    _keep_onnx_runtime_unloaded()
     try:
         pipe = DiffusionPipeline.from_pretrained(str(path), torch_dtype=dtype, local_files_only=True)
     except Exception as exc:  # diffusers raises many types for a broken folder
@@ -146,6 +148,17 @@ def place(pipeline: Any, placement: Placement, compile_denoiser: bool = False) -
         denoiser = getattr(pipeline, "unet", None) or getattr(pipeline, "transformer", None)
         if denoiser is not None:
             denoiser.compile()  # in place: the module keeps its class and config
+
+
+def _keep_onnx_runtime_unloaded() -> None:
+    """diffusers asks ``issubclass(component, diffusers.OnnxRuntimeModel)`` of every component it loads, and
+    resolving that lazy name imports onnxruntime: 18 MB resident for ONNX pipelines that Gouache never loads
+    (design note 33). Give the name a stand-in first, unless onnxruntime is in use already."""
+    import diffusers
+
+    if "onnxruntime" not in sys.modules and "OnnxRuntimeModel" not in vars(diffusers):
+        stand_in = type("OnnxRuntimeModel", (), {"__doc__": "A stand-in: see gouache.engine.pipelines."})
+        setattr(diffusers, "OnnxRuntimeModel", stand_in)  # noqa: B010
 
 
 def _import_component_libraries(path: Path) -> None:
@@ -324,14 +337,15 @@ class ModelCache:
         offloaded, hold theirs there instead."""
         return sum(size for name, size in self._sizes.items() if self._models[name].placement.in_main_memory)
 
+    # The three readers below take no lock: `get` holds it for as long as a load takes (minutes for a large
+    # model), and /health must answer meanwhile. Copying a dict is one step under the GIL.
+
     def loaded(self) -> list[str]:
-        with self._lock:
-            return list(self._models)
+        return list(self._models.copy())
 
     def backends(self) -> dict[str, str]:
         """The backend each loaded model's denoiser runs on now ("openvino" until a conversion fails)."""
-        with self._lock:
-            return {name: backend_of(model.pipeline) for name, model in self._models.items()}
+        return {name: backend_of(model.pipeline) for name, model in self._models.copy().items()}
 
     def default_device(self) -> str:
         """Where a catalog entry without its own `device` loads (GOUACHE_DEVICE, resolved)."""
@@ -353,5 +367,4 @@ class ModelCache:
             }
 
     def sizes(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._sizes)
+        return self._sizes.copy()

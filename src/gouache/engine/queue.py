@@ -16,7 +16,11 @@ when interactive work arrives.
 The API submits a job and awaits its future; progress events are delivered through the job's callback.
 Cancellation is cooperative: the runner checks between denoising steps, so a cancelled or expired job stops
 within one step. A full queue refuses at once (`QueueFull`, with an estimate of when to retry); a stopping
-queue refuses new work (`ShuttingDown`) and lets the running jobs finish."""
+queue refuses new work (`ShuttingDown`) and lets the running jobs finish.
+
+Warm start: :meth:`JobQueue.warm_up` gives every worker a model's warm-up renders
+(:func:`gouache.engine.warmup.warm_jobs`), which it runs before taking any request, so the model is loaded,
+converted and compiled on the thread that will run it; requests that arrive meanwhile wait in the queue."""
 
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ from typing import Literal
 from gouache.engine.jobs import ProgressCallback, RenderJob, RenderResult
 from gouache.engine.runner import BatchEntry, Cancelled, DeadlineExceeded, Runner, batch_key
 from gouache.engine.threads import use_torch_threads
+from gouache.engine.warmup import release_memory, trim_malloc
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,9 @@ Lane = Literal["interactive", "batch"]
 
 #: How long `stop` waits for cancelled jobs to reach the end of their denoising step.
 _STOP_AFTER_CANCEL_S = 60.0
+#: After this long without a job, an idle worker hands freed memory back (`trim_malloc`): a 1024x1024
+#: request leaves ~35-150 MB freed but held in the arenas of the threads that rendered and answered it.
+IDLE_TRIM_S = 2.0
 
 
 class QueueFull(Exception):
@@ -117,9 +125,16 @@ class JobQueue:
         self._pending: deque[JobHandle] = deque()  # the interactive lane
         self._batch_pending: deque[JobHandle] = deque()  # the batch lane: taken when no interactive job waits
         self._threads = [
-            threading.Thread(target=self._work, name=f"gouache-worker-{i}", daemon=True)
+            threading.Thread(target=self._work, args=(i,), name=f"gouache-worker-{i}", daemon=True)
             for i in range(workers)
         ]
+        #: Per worker: the (model, warm-up jobs) it still has to run before taking requests.
+        self._warm_todo: list[deque[tuple[str, list[RenderJob]]]] = [deque() for _ in range(workers)]
+        self._warm_running: set[int] = set()
+        #: Model -> {worker index: seconds its warm-up took}.
+        self._warmed: dict[str, dict[int, float]] = {}
+        #: Model -> why its warm-up failed (requests for it then load it themselves, and fail or fall back).
+        self._warm_errors: dict[str, str] = {}
         self._waiting = 0
         self._running = 0
         self._active: set[JobHandle] = set()
@@ -127,6 +142,8 @@ class JobQueue:
         self._wakeup = threading.Condition(self._lock)
         self._started = False
         self._closing = False
+        #: Whether a job ran since the last `trim_malloc`.
+        self._untrimmed = False
         self._mean_job_s: float | None = None
 
     def start(self) -> None:
@@ -140,6 +157,8 @@ class JobQueue:
         cancel them (they stop after their current denoising step) and wait for the workers to end."""
         with self._lock:
             self._closing = True
+            for todo in self._warm_todo:
+                todo.clear()
             self._wakeup.notify_all()
         for handle in self._drain():
             handle.cancel()
@@ -181,6 +200,40 @@ class JobQueue:
         with self._lock:
             return self._running
 
+    def warm_up(self, model: str, jobs: list[RenderJob]) -> None:
+        """Have every worker run `jobs` (a model's warm-up renders) before it takes another request; returns
+        at once. `warming` stays true until all workers are done."""
+        with self._lock:
+            if self._closing:
+                return
+            self._warmed.setdefault(model, {})
+            self._warm_errors.pop(model, None)
+            for todo in self._warm_todo:
+                todo.append((model, list(jobs)))
+            self._wakeup.notify_all()
+
+    @property
+    def warming(self) -> bool:
+        """Whether some worker has not finished its warm-up renders yet."""
+        with self._lock:
+            return bool(self._warm_running) or any(self._warm_todo)
+
+    def warm_failed(self, model: str) -> bool:
+        """Whether the last warm-up of `model` failed."""
+        with self._lock:
+            return model in self._warm_errors
+
+    def warm_report(self) -> dict[str, object]:
+        """For `/health`: per model, the workers that warmed it (and in how many seconds), and failures."""
+        with self._lock:
+            return {
+                "warmed": {
+                    model: {str(worker): round(s, 2) for worker, s in sorted(workers.items())}
+                    for model, workers in self._warmed.items()
+                },
+                "errors": dict(self._warm_errors),
+            }
+
     def retry_after(self) -> int:
         """Whole seconds until a queue slot is likely to free up: about one mean job over the workers."""
         return self._retry_after_locked()
@@ -220,13 +273,19 @@ class JobQueue:
         mean = self._mean_job_s if self._mean_job_s is not None else _FIRST_JOB_GUESS_S
         return max(1, min(120, math.ceil(mean / self.workers)))
 
-    def _work(self) -> None:
+    def _work(self, index: int) -> None:
         if self.torch_threads:
             use_torch_threads(self.torch_threads)
         while True:
-            batch = self._take()
+            warm = self._take_warm_up(index)
+            if warm is not None:
+                self._warm(index, *warm)
+                continue
+            batch = self._take(index)
             if batch is None:
                 return
+            if not batch:  # woken for a warm-up
+                continue
             try:
                 if len(batch) == 1:
                     self._run(batch[0])
@@ -236,15 +295,54 @@ class JobQueue:
                 with self._lock:
                     self._running -= len(batch)
                     self._active.difference_update(batch)
+                    self._untrimmed = True
 
-    def _take(self) -> list[JobHandle] | None:
+    def _take_warm_up(self, index: int) -> tuple[str, list[RenderJob]] | None:
+        with self._lock:
+            todo = self._warm_todo[index]
+            if not todo or self._closing:
+                self._warm_running.discard(index)
+                return None
+            self._warm_running.add(index)
+            return todo.popleft()
+
+    def _warm(self, index: int, model: str, jobs: list[RenderJob]) -> None:
+        """Run a model's warm-up renders on this worker; a failure is logged and reported, never raised."""
+        started = time.perf_counter()
+        try:
+            for job in jobs:
+                self.runner.render(job, None, self._stop_warm_up)
+        except Cancelled:
+            return
+        except Exception as exc:  # a broken model must not kill the worker: requests report it themselves
+            log.error("warm-up of model %s failed on worker %d: %s", model, index, exc)
+            with self._lock:
+                self._warm_errors[model] = str(exc)
+            return
+        finally:
+            release_memory()
+        seconds = time.perf_counter() - started
+        with self._lock:
+            self._warmed.setdefault(model, {})[index] = seconds
+        log.info("model %s warmed on worker %d in %.1f s", model, index, seconds)
+
+    def _stop_warm_up(self) -> bool:
+        if self._closing:
+            raise Cancelled()
+        return False
+
+    def _take(self, index: int = 0) -> list[JobHandle] | None:
         """The next job and, if it can batch, the compatible jobs queued within the batch window; None when
-        the queue is stopping."""
+        the queue is stopping; an empty list when this worker has a warm-up to run first."""
         with self._lock:
             while not self._pending and not self._batch_pending:
                 if self._closing:
                     return None
-                self._wakeup.wait()
+                if self._warm_todo[index]:
+                    return []
+                if not self._wakeup.wait(IDLE_TRIM_S) and self._untrimmed and not self._running:
+                    self._untrimmed = False
+                    trim_malloc()
             lane = self._pending if self._pending else self._batch_pending
             first = lane.popleft()
             batch = [first]

@@ -81,6 +81,7 @@ def loaded_models(settings: Settings, timeout: float = 1.0) -> set[str] | None:
         data = response.json()
     except (httpx.HTTPError, ValueError):
         return None
-    if response.status_code != 200 or not isinstance(data, dict) or "models_loaded" not in data:
+    # 503: a server still warming up (or whose warm-up failed) answers with the same body.
+    if response.status_code not in (200, 503) or not isinstance(data, dict) or "models_loaded" not in data:
         return None
     return {str(name) for name in data["models_loaded"]}

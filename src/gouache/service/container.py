@@ -16,6 +16,7 @@ from gouache.engine.pipelines import ModelCache
 from gouache.engine.queue import JobQueue
 from gouache.engine.runner import Runner
 from gouache.engine.threads import use_torch_threads
+from gouache.engine.warmup import check_model, warm_jobs
 from gouache.service.access import KeyService
 from gouache.service.batches import BatchService
 from gouache.service.chat_turns import ChatPromptWriter
@@ -89,9 +90,13 @@ class Services:
     image_refs: ImageRefResolver
     batches: BatchService
 
-    def preload(self) -> None:
-        """Load the default model now, so a broken model directory fails at start-up with its path."""
-        self.cache.get(self.default_model)
+    def preload(self, warm: bool | None = None) -> None:
+        """Check the default model's files now, so that a broken model directory fails start-up naming its
+        path; then, if `warm` (default: `GOUACHE_PRELOAD`; false loads on first use), have every engine
+        worker load, convert and render it once in the background (`/health` says "warming" meanwhile)."""
+        check_model(self.default_model)
+        if self.settings.preload if warm is None else warm:
+            self.queue.warm_up(self.default_model.name, warm_jobs(self.default_model))
 
     def close(self) -> None:
         """Stop the engine (waiting jobs dropped, running ones given the grace period), then the store."""

@@ -83,7 +83,8 @@ async function refreshStatus() {
   const status = $("server-status");
   try {
     const health = await fetch("/health").then((r) => r.json());
-    status.textContent = `${health.default_model} \u00b7 queue ${health.queue_depth}`;
+    const state = health.status === "ok" ? `queue ${health.queue_depth}` : health.status; // "warming" at start-up
+    status.textContent = `${health.default_model} \u00b7 ${state}`;
     status.className = "server-status ok";
     return health;
   } catch {

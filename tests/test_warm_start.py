@@ -1,0 +1,152 @@
+"""Warm start: the engine worker loads and renders the default model before `/health` says "ok"; requests that
+arrive meanwhile wait behind the warm-up; a broken model folder still fails start-up with one line."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from openai import OpenAI
+from PIL import Image
+
+from gouache.api.app import create_app
+from gouache.engine.catalog import Catalog, spec_for_directory
+from gouache.engine.pipelines import ModelLoadError
+from gouache.engine.warmup import WARM_SIZE, WARM_STEPS, check_model, warm_jobs
+from gouache.service.container import Services, build_services
+from gouache.settings import Settings
+from tests.live import LiveServer
+
+
+def _broken_model(root: Path) -> Path:
+    """A folder whose model_index.json names a UNet that is not there."""
+    broken = root / "broken"
+    (broken / "unet").mkdir(parents=True)
+    (broken / "model_index.json").write_text(
+        '{"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"]}'
+    )
+    return broken
+
+
+def test_check_model_names_a_missing_component_without_loading(tmp_path: Path, tiny_models: dict) -> None:
+    broken = _broken_model(tmp_path)
+    spec = spec_for_directory(tiny_models["sd1"])
+    check_model(spec)  # a complete folder passes
+    with pytest.raises(ModelLoadError) as info:
+        check_model(spec.__class__(**{**spec.__dict__, "path": broken}))
+    assert str(broken / "unet") in str(info.value) and "'unet'" in str(info.value)
+    with pytest.raises(ModelLoadError, match="does not exist or cannot be read"):
+        check_model(spec.__class__(**{**spec.__dict__, "path": tmp_path / "gone.safetensors"}))
+
+
+def test_warm_jobs_cover_each_working_size_and_guidance_once(catalog_file: Path) -> None:
+    spec = Catalog.load(catalog_file).resolve("gouache-mini")
+    assert spec is not None
+    jobs = warm_jobs(spec)
+    # gouache-mini's three tiers share one working size and guidance: one compiled shape, one warm-up render.
+    assert len(jobs) == 1
+    job = jobs[0]
+    assert (job.width, job.height) == (WARM_SIZE, WARM_SIZE) and job.plan.steps == WARM_STEPS
+    assert job.plan.guidance == spec.plan("low").guidance and job.plan.scheduler == spec.plan("low").scheduler
+
+
+@pytest.fixture()
+def warming_services(tmp_path: Path, catalog_file: Path) -> Iterator[Services]:
+    settings = Settings(
+        data_dir=tmp_path,
+        catalog_file=catalog_file,
+        default_model="tiny-sd1",
+        backend="pytorch",
+        playground=False,
+    )
+    svc = build_services(settings)
+    yield svc
+    svc.close()
+
+
+def test_health_says_warming_until_the_worker_has_rendered_and_requests_wait(
+    warming_services: Services,
+) -> None:
+    svc = warming_services
+    # Hold the model cache so that the worker's warm-up is stuck loading: the state a slow model is in.
+    svc.cache._lock.acquire()
+    try:
+        svc.preload()
+        client = TestClient(
+            create_app(svc.settings, svc), client=("127.0.0.1", 50000)
+        )  # loopback: no key needed
+        with client:
+            health = client.get("/health")
+            assert health.status_code == 503 and health.headers["retry-after"] == "1"
+            assert health.json()["status"] == "warming" and health.json()["models_loaded"] == []
+            # A request that arrives now waits behind the warm-up instead of failing.
+            answers: list[httpx.Response] = []
+            request = threading.Thread(
+                target=lambda: answers.append(
+                    client.post(
+                        "/v1/images/generations",
+                        json={"model": "tiny-sd1", "prompt": "a red circle", "size": "1024x1024", "seed": 3},
+                    )
+                )
+            )
+            request.start()
+            request.join(1.0)
+            assert request.is_alive(), answers[0].text
+            assert client.get("/health").json()["queue"]["waiting"] == 1
+            svc.cache._lock.release()
+            request.join(120)
+            assert not request.is_alive()
+            answer = answers[0]
+            assert answer.status_code == 200, answer.text
+            image = Image.open(io.BytesIO(base64.b64decode(answer.json()["data"][0]["b64_json"])))
+            assert image.size == (1024, 1024)
+            health = client.get("/health")
+            assert health.status_code == 200 and health.json()["status"] == "ok"
+            assert list(health.json()["warm_up"]["warmed"]["tiny-sd1"]) == ["0"]
+            assert health.json()["models_loaded"] == ["tiny-sd1"]
+    finally:
+        if svc.cache._lock.locked():
+            svc.cache._lock.release()
+
+
+def test_live_server_warmed_its_default_model_so_a_request_pays_no_load(
+    server: LiveServer, client: OpenAI
+) -> None:
+    health = httpx.get(f"{server.url}/health", timeout=30)
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    default = health.json()["default_model"]
+    assert "0" in health.json()["warm_up"]["warmed"][default]
+    client.images.generate(prompt="a blue square", size="1024x1024", extra_body={"seed": 11, "cache": False})
+    history = httpx.get(f"{server.url}/v1/gouache/history", headers={"Authorization": "Bearer test-key"})
+    assert history.status_code == 200, history.text
+    latest = next(entry for entry in history.json()["data"] if entry["prompt"] == "a blue square")
+    # The model came from the cache (a dictionary look-up), not from disk.
+    assert latest["timings"]["load_s"] < 0.05
+
+
+def test_a_broken_model_folder_still_fails_start_up_with_one_line(tmp_path: Path) -> None:
+    broken = _broken_model(tmp_path)
+    env = {
+        "GOUACHE_DATA_DIR": str(tmp_path / "data"),
+        "GOUACHE_DEFAULT_MODEL": str(broken),
+        "GOUACHE_LOG_LEVEL": "warning",
+        "HF_HUB_OFFLINE": "1",
+        "PATH": "/usr/bin:/bin",
+        **{k: v for k, v in os.environ.items() if k.startswith(("PYTHON", "GOUACHE_BACKEND"))},
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "gouache.cli", "serve"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr + done.stdout
+    lines = [line for line in done.stderr.splitlines() if "Cannot start" in line]
+    assert len(lines) == 1 and str(broken / "unet") in done.stderr
