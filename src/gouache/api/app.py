@@ -17,7 +17,7 @@ from gouache.api.body_limits import BodyLimitsMiddleware
 from gouache.api.errors import install_error_handlers
 from gouache.api.metrics import MetricsMiddleware
 from gouache.api.metrics import router as metrics_router
-from gouache.api.routers import health, history, images, models, organization, responses
+from gouache.api.routers import health, history, images, models, organization, provenance, responses
 from gouache.api.routers.playground import install_playground
 from gouache.service.container import Services, build_services
 from gouache.settings import Settings
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     install_error_handlers(app)
     app.include_router(images.router)
+    app.include_router(provenance.router)
     app.include_router(models.router)
     app.include_router(responses.router)
     app.include_router(organization.router)

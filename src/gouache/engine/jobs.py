@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from gouache.engine.catalog import ModelSpec, SamplingPlan
+from gouache.engine.outputs.options import OutputOptions
 
 #: Most images an edit takes: the one edited and up to 15 references.
 MAX_IMAGES = 16
@@ -61,6 +62,8 @@ class RenderJob:
     edit: EditInputs | None = None
     #: Previews of the first image to send while it denoises (streamed partial images), 0-3.
     previews: int = 0
+    #: Transparency, animation, metadata and provenance (:mod:`gouache.engine.outputs`).
+    outputs: OutputOptions = field(default_factory=OutputOptions)
 
 
 @dataclass(frozen=True)

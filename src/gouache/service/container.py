@@ -21,6 +21,7 @@ from gouache.service.history import HistoryService
 from gouache.service.images import ImageService
 from gouache.service.links import LinkSigner, load_secret
 from gouache.service.operations import Operations
+from gouache.service.provenance import ProvenanceSetup, load_provenance
 from gouache.service.responses import ResponsesService
 from gouache.service.stores import open_store
 from gouache.settings import Settings
@@ -62,6 +63,8 @@ class Services:
     ops: Operations
     keys: KeyService
     history: HistoryService
+    #: The C2PA signing keys and the trust anchor the provenance check uses; None when signing is off.
+    provenance: ProvenanceSetup | None = None
 
     def preload(self) -> None:
         """Load the default model now, so a broken model directory fails at start-up with its path."""
@@ -108,6 +111,11 @@ def build_services(settings: Settings) -> Services:
     )
     queue.start()
     ops.metrics.track_queue(lambda: queue.depth)
+    provenance = (
+        load_provenance(settings.data_dir, settings.c2pa_cert, settings.c2pa_key)
+        if settings.provenance
+        else None
+    )
     images = ImageService(
         catalog,
         queue,
@@ -116,6 +124,8 @@ def build_services(settings: Settings) -> Services:
         render_memory_bytes=int(settings.render_memory_mb * 2**20),
         default_timeout_s=settings.request_timeout_s,
         result_cache=settings.result_cache,
+        provenance=provenance.keys if provenance else None,
+        metadata=settings.metadata,
     )
     links = LinkSigner(load_secret(settings.data_dir / "url-secret"))
     return Services(
@@ -131,4 +141,5 @@ def build_services(settings: Settings) -> Services:
         history=HistoryService(store, links),
         ops=ops,
         keys=KeyService(store, settings.require_auth),
+        provenance=provenance,
     )

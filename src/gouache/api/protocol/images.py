@@ -109,6 +109,14 @@ class ImagesUsage(BaseModel):
     output_tokens_details: OutputTokensDetails | None = None
 
 
+class SvgUsage(BaseModel):
+    input_tokens: int
+    model: str
+    output_tokens: int
+    reasoning_tokens: int
+    total_tokens: int
+
+
 class ImagesResponse(BaseModel):
     created: int
     data: list[ImageData]
@@ -118,6 +126,7 @@ class ImagesResponse(BaseModel):
     size: str | None = None
     usage: ImagesUsage | None = None
     safety_identifier: str | None = None
+    svg_usage: SvgUsage | None = None
 
 
 IMAGE_FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -126,7 +135,7 @@ IMAGE_FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "The image bytes",
         "content": {
             f"image/{fmt}": {"schema": {"type": "string", "format": "binary"}}
-            for fmt in ("png", "jpeg", "webp")
+            for fmt in ("png", "jpeg", "webp", "gif", "svg+xml")
         },
     },
 }

@@ -31,11 +31,12 @@ from gouache.service.policies.pricing import format_usd
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
 
-_MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+_MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
+_MEDIA_TYPES["svg"] = "image/svg+xml"
 _GENERATION_FIELDS = {
     "prompt", "model", "n", "size", "quality", "output_format", "output_compression", "background",
     "moderation", "user", "safety_identifier", "seed", "negative_prompt", "steps", "guidance_scale",
-    "deadline_s", "cache",
+    "deadline_s", "cache", "frame_count", "frame_duration_ms", "svg",
 }  # fmt: skip
 _EDIT_FIELDS = (_GENERATION_FIELDS - {"moderation"}) | {"strength", "input_fidelity"}
 
@@ -60,15 +61,16 @@ def _not_yet(param: str, what: str) -> UnsupportedParameter:
 
 
 def reject_unsupported(body: ImageGenerateRequest | ImageEditForm) -> None:
-    """Parameters the current SDK can send that we do not serve yet: a clear 400 each, never silence."""
+    """Parameters the current SDK can send that we do not serve (yet), and what GIF and SVG outputs cannot
+    stream: a clear 400 each, never silence."""
     if body.output_format in ("gif", "svg"):
-        raise _not_yet("output_format", f"output_format='{body.output_format}'")
-    if body.frame_count is not None:
-        raise _not_yet("frame_count", "frame_count (animated GIF output)")
-    if body.frame_duration_ms is not None:
-        raise _not_yet("frame_duration_ms", "frame_duration_ms (animated GIF output)")
-    if body.svg is not None:
-        raise _not_yet("svg", "svg (SVG output)")
+        for name in ("stream", "partial_images"):
+            if getattr(body, name):
+                raise InvalidRequest(
+                    f"{name} cannot be used with output_format '{body.output_format}'.",
+                    param=name,
+                    code="unsupported_parameter",
+                )
     if body.complexity is not None:
         raise _not_yet("complexity", "complexity (planning compute)")
     if getattr(body, "style", None) is not None:
@@ -127,8 +129,22 @@ def to_response(
             "size": result.size,
             "usage": result.usage,
             "safety_identifier": result.safety_identifier,
+            "svg_usage": svg_usage(result),
         }
     )
+
+
+def svg_usage(result: GenerateResult) -> dict[str, Any] | None:
+    """OpenAI's `svg_usage` for an SVG: Gouache traces the raster (no authoring model, no tokens)."""
+    if result.output_format != "svg":
+        return None
+    return {
+        "input_tokens": 0,
+        "model": "vtracer",
+        "output_tokens": 0,
+        "reasoning_tokens": 0,
+        "total_tokens": 0,
+    }
 
 
 #: The hosted-equivalent price of the request in dollars (a decimal string), known before any compute.
@@ -205,21 +221,23 @@ async def edit_image(
 ) -> ImagesResponse:
     """Inpainting (mask), outpainting (transparent areas), image-to-image and several reference images."""
     form = await read_form(request, _max_upload_bytes(svc))
-    for name in ("image", "mask"):
+    for name in ("image", "mask", "markup"):
         if name in form.fields:
             raise InvalidRequest(f"'{name}' must be sent as a file.", param=name, code="invalid_type")
-    if "markup" in form.files:
-        raise _not_yet("markup", "markup (GPT Image 2.5 overlays)")
-    _reject_unknown_files(form, {"image", "mask"})
+    _reject_unknown_files(form, {"image", "mask", "markup"})
     body: ImageEditForm = _validate_form(ImageEditForm, form.fields)
     reject_unsupported(body)
     masks = form.files.get("mask", [])
     if len(masks) > 1:
         raise InvalidRequest("Only one mask can be given.", param="mask")
+    markups = form.files.get("markup", [])
+    if len(markups) > 1:
+        raise InvalidRequest("Only one markup can be given.", param="markup")
     params = EditParams(
         **body.model_dump(exclude_none=True, include=_EDIT_FIELDS),
         images=tuple(form.files.get("image", [])),
         mask=masks[0] if masks else None,
+        markup=markups[0] if markups else None,
     )
     return await _respond(
         "image_edit", params, bool(body.stream), body.partial_images or 0, body.response_format,
