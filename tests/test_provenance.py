@@ -6,13 +6,29 @@ from __future__ import annotations
 import base64
 import io
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
 import c2pa
+import numpy as np
 import pytest
 from openai import OpenAI
 from PIL import Image
 
-from tests.live import LiveServer
+from tests.live import LiveServer, start_server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, catalog_file: Path) -> Iterator[LiveServer]:
+    """A server that signs (the default): the shared one runs with provenance off, see conftest."""
+    live = start_server(tmp_path_factory.mktemp("signed"), {"GOUACHE_CATALOG_FILE": str(catalog_file)})
+    yield live
+    live.stop()
+
+
+@pytest.fixture()
+def client(server: LiveServer) -> OpenAI:
+    return OpenAI(base_url=server.base_url, api_key="test-key", max_retries=0, timeout=120)
 
 
 def _signed(client: OpenAI, **kwargs: object) -> bytes:
@@ -87,6 +103,36 @@ def test_provenance_check_through_the_sdk(client: OpenAI) -> None:
         0
     ]
     assert none.outcome == "not_detected" and none.validation_state == "not_present"
+
+
+def _generate(client: OpenAI, **extra: object) -> tuple[bytes, str]:
+    raw = client.images.with_raw_response.generate(
+        model="gouache-mini", prompt="a blue square", size="1024x1024", quality="low", extra_body=extra
+    )
+    data = raw.parse().data
+    assert data is not None and data[0].b64_json is not None
+    return base64.b64decode(data[0].b64_json), raw.headers["x-gouache-cache"]
+
+
+def test_same_seed_same_pixels_and_parameters_and_a_cache_hit_is_the_same_signed_file(client: OpenAI) -> None:
+    """Determinism with provenance on: each signing is unique (c2pa-rs salts every assertion), so two renders
+    differ in their manifests only; a result-cache hit is served from the store, byte for byte."""
+    first, state = _generate(client, seed=5, cache=False)
+    second, again = _generate(client, seed=5, cache=False)
+    assert state == again == "off"
+    assert first != second  # two signings
+    a, b = Image.open(io.BytesIO(first)), Image.open(io.BytesIO(second))
+    assert np.array_equal(np.asarray(a.convert("RGBA")), np.asarray(b.convert("RGBA")))
+    assert a.text["parameters"] == b.text["parameters"]  # type: ignore[attr-defined]
+    assert a.text["invokeai_metadata"] == b.text["invokeai_metadata"]  # type: ignore[attr-defined]
+    assert "Seed: 5" in a.text["parameters"]  # type: ignore[attr-defined]
+    assert _manifest(first, "image/png")["title"] == _manifest(second, "image/png")["title"]
+    miss, state = _generate(client, seed=6)
+    hit, state2 = _generate(client, seed=6)
+    assert (state, state2) == ("miss", "hit") and hit == miss
+    assert client.content_provenance_checks.create(file=("a.png", hit, "image/png")).results[
+        0
+    ].validation_state == ("trusted")
 
 
 def test_not_an_image_is_a_400_naming_file(server: LiveServer) -> None:
