@@ -22,8 +22,8 @@ from scipy import ndimage
 KEY_PHRASE = "isolated on a plain flat solid bright green background, no shadow"
 #: Words that ask for a transparent background; `background="auto"` picks transparent when one appears.
 TRANSPARENCY_WORDS = re.compile(
-    r"\b(?:(?:on |with |against )?(?:an? )?transparent background|transparent png|sticker|"
-    r"isolated|cut-?out|no background)\b",
+    r"\b(?:(?:on |with |against )?(?:an? )?transparent background|transparent png|stickers?|"
+    r"isolated|cut-?outs?|no background)\b",
     re.IGNORECASE,
 )
 #: The border is one flat colour when 95 % of its pixels lie this close (RGB Euclidean) to its median.
@@ -48,11 +48,40 @@ def asks_for_transparency(prompt: str) -> bool:
     return TRANSPARENCY_WORDS.search(prompt) is not None
 
 
+#: How the transparency words sit in a sentence, removed in this order (each with the glue it needs):
+#: "a sticker of a red star" -> "a red star" (the noun and its "of": the subject brings its own article);
+#: "a red star sticker" -> "a red star" (a trailing noun); "an isolated apple" -> "an apple" (an adjective:
+#: the article is made to agree again, "an isolated red star" -> "a red star"); "a cat on a transparent
+#: background", "a cat, no background", "a star, isolated" -> the subject alone (a phrase with its glue).
+_AS_NOUN_OF = re.compile(
+    r"\b(?:(?:an?|the)\s+)?(?:stickers?|cut-?outs?|transparent png)\s+(?:of|showing|with)\s+", re.IGNORECASE
+)
+_AS_TRAILING_NOUN = re.compile(r"(?<=\w)\s+(?:stickers?|cut-?outs?)\b", re.IGNORECASE)
+_AS_ADJECTIVE = re.compile(r"\b(?:(an?)\s+)?(?:isolated|cut-?out|sticker)\s+(?=(\w))", re.IGNORECASE)
+_AS_PHRASE = re.compile(
+    r"[,;]?\s*\b(?:(?:on|with|against|over)\s+)?(?:an?\s+)?(?:transparent background|transparent png|"
+    r"no background|isolated|stickers?|cut-?outs?)\b",
+    re.IGNORECASE,
+)
+
+
+def _agreeing_article(match: re.Match[str]) -> str:
+    article, next_letter = match.group(1), match.group(2)
+    if article is None:
+        return ""
+    agreed = "an" if next_letter.lower() in "aeiou" else "a"
+    return (agreed.capitalize() if article[0].isupper() else agreed) + " "
+
+
 def without_transparency_words(prompt: str) -> str:
-    """The prompt with its requests for transparency removed (the model paints the subject, the finish stage
-    removes the background)."""
-    cleaned = TRANSPARENCY_WORDS.sub(" ", prompt)
-    cleaned = re.sub(r"\s+([,.;])", r"\1", re.sub(r"\s+", " ", cleaned)).strip(" ,;")
+    """The prompt with its requests for transparency removed, as a sentence still (the model paints the
+    subject, the finish stage removes the background); the prompt itself when nothing else is left."""
+    cleaned = _AS_NOUN_OF.sub("", prompt)
+    cleaned = _AS_TRAILING_NOUN.sub("", cleaned)
+    cleaned = _AS_ADJECTIVE.sub(_agreeing_article, cleaned)
+    cleaned = _AS_PHRASE.sub("", cleaned)
+    cleaned = re.sub(r"\s+([,.;])", r"\1", re.sub(r"\s+", " ", cleaned))
+    cleaned = re.sub(r"([,;])(?:\s*[,;])+", r"\1", cleaned).strip(" ,;")
     return cleaned or prompt
 
 
