@@ -36,7 +36,7 @@ def chain_frames(
         prepared = prepare_edit(model, inputs, size)
         frame_seed = (seed + 7919 * k) % 2**63
         generator = torch.Generator("cpu").manual_seed(frame_seed)
-        frames.append(
-            denoise_edit(model, prepared, prompt, negative_prompt, plan, size, frame_seed, generator)
-        )
+        # The noise is the frame's own; the layout seed stays the key frame's, so a model that plans a layout
+        # per seed (gouache-mini) keeps the same scene and background in every frame.
+        frames.append(denoise_edit(model, prepared, prompt, negative_prompt, plan, size, seed, generator))
     return frames
