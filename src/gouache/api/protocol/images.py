@@ -116,6 +116,11 @@ class SvgUsage(BaseModel):
     reasoning_tokens: int
     total_tokens: int
 
+    @classmethod
+    def traced(cls) -> SvgUsage:
+        """Gouache traces the raster with vtracer: no authoring model, no tokens."""
+        return cls(input_tokens=0, model="vtracer", output_tokens=0, reasoning_tokens=0, total_tokens=0)
+
 
 class ImagesResponse(BaseModel):
     created: int

@@ -21,6 +21,7 @@ from gouache.api.protocol.images import (
     ImageGenerateRequest,
     ImagesResponse,
     ImageVariationForm,
+    SvgUsage,
 )
 from gouache.api.sse import event_stream, image_events
 from gouache.service.access import Caller
@@ -136,15 +137,7 @@ def to_response(
 
 def svg_usage(result: GenerateResult) -> dict[str, Any] | None:
     """OpenAI's `svg_usage` for an SVG: Gouache traces the raster (no authoring model, no tokens)."""
-    if result.output_format != "svg":
-        return None
-    return {
-        "input_tokens": 0,
-        "model": "vtracer",
-        "output_tokens": 0,
-        "reasoning_tokens": 0,
-        "total_tokens": 0,
-    }
+    return SvgUsage.traced().model_dump() if result.output_format == "svg" else None
 
 
 #: The hosted-equivalent price of the request in dollars (a decimal string), known before any compute.
