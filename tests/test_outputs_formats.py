@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import io
+import uuid
 
+import httpx
 import numpy as np
 import openai
 import pytest
@@ -15,6 +17,8 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from gouache.engine.outputs.alpha import matte
 from gouache.engine.outputs.metadata import read_user_comment
+from gouache.store import Store
+from tests.live import LiveServer
 
 
 def _decode(b64: str | None) -> bytes:
@@ -223,3 +227,76 @@ def test_bad_markup_is_refused_naming_it(client: OpenAI) -> None:
         with pytest.raises(openai.BadRequestError) as err:
             client.images.edit(model="gouache-mini", image=("in.png", base), prompt="x", **files)  # type: ignore[arg-type]
         assert err.value.body["param"] == "markup"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("fmt", ["gif", "svg"])
+def test_a_mask_with_gif_or_svg_is_refused_naming_mask(client: OpenAI, fmt: str) -> None:
+    base = _png(Image.new("RGB", (1024, 1024), (200, 200, 200)))
+    mask = _png(Image.new("RGBA", (1024, 1024), (0, 0, 0, 0)))
+    with pytest.raises(openai.BadRequestError) as err:
+        client.images.edit(
+            model="gouache-mini", image=("in.png", base), mask=("m.png", mask), prompt="x", output_format=fmt
+        )
+    assert err.value.status_code == 400
+    assert err.value.body["param"] == "mask" and err.value.body["code"] == "unsupported_parameter"  # type: ignore[index]
+
+
+# --- bad input leaves nothing half-written ------------------------------------------------------------------
+
+
+def test_refused_requests_write_nothing_but_their_refusal(server: LiveServer) -> None:
+    """Each bad new field is a 400 naming it; the store keeps at most the refusal itself (a failed row with the
+    error, no images, no cost) and none of the uploads."""
+    marker = f"refused-{uuid.uuid4().hex}"
+    noise = np.random.default_rng(uuid.uuid4().int % 2**32).integers(0, 256, (1024, 1024, 3), dtype=np.uint8)
+    image = _png(Image.fromarray(noise))  # bytes no other request has sent
+    clear = Image.new("RGBA", (1024, 1024), (0, 0, 0, 0))
+    ImageDraw.Draw(clear).rectangle((0, 0, 10 + noise[0, 0, 0], 10), fill=(255, 0, 0, 255))
+    markup, opaque = _png(clear), _png(Image.new("RGBA", (1024, 1024), (9, 9, 9, 255)))
+    base = f"{server.base_url}/images"
+    generations = [
+        ({"background": "transparent", "output_format": "jpeg"}, "background", True),
+        ({"frame_count": 3}, "frame_count", True),
+        ({"output_format": "svg", "n": 2}, "n", True),
+        ({"output_format": "gif", "output_compression": 50}, "output_compression", True),
+        ({"output_format": "gif", "stream": True}, "stream", False),  # refused before admission: no row
+        ({"output_format": "gif", "frame_count": 40}, "frame_count", False),
+    ]
+    for i, (extra, param, _) in enumerate(generations):
+        response = httpx.post(f"{base}/generations", json={"prompt": f"{marker} {i}", **extra}, timeout=60)
+        assert response.status_code == 400 and response.json()["error"]["param"] == param, response.text
+    edits = [
+        ({"mask": markup}, {"output_format": "gif"}, "mask"),
+        ({"mask": markup, "markup": markup}, {}, "markup"),
+        ({"markup": opaque}, {}, "markup"),
+    ]
+    for files, fields, param in edits:
+        response = httpx.post(
+            f"{base}/edits",
+            files={"image": ("in.png", image), **{k: (f"{k}.png", v) for k, v in files.items()}},
+            data={"prompt": f"{marker} edit", "model": "gouache-mini", **fields},
+            timeout=60,
+        )
+        assert response.status_code == 400 and response.json()["error"]["param"] == param, response.text
+    store = Store(f"sqlite:///{server.data_dir / 'gouache.db'}", server.data_dir / "blobs")
+    try:
+        rows = [
+            r for r in store.list_requests(limit=1000) if str(r.params.get("prompt", "")).startswith(marker)
+        ]
+    finally:
+        store.close()
+    prompts = [str(r.params["prompt"]) for r in rows]
+    for i, (_, _, recorded) in enumerate(generations):
+        assert prompts.count(f"{marker} {i}") == int(recorded)
+    assert prompts.count(f"{marker} edit") == len(edits)
+    for row in rows:
+        assert row.status == "failed" and row.error is not None and row.error["param"]
+        assert row.images == () and row.cost_usd == 0 and row.local_cost_usd == 0
+        assert not {"input_images", "mask", "markup"} & set(row.params)
+    uploads = {image, markup, opaque}
+    kept = [
+        p
+        for p in (server.data_dir / "blobs").rglob("*")
+        if p.is_file() and p.stat().st_size in {len(u) for u in uploads}
+    ]
+    assert not any(p.read_bytes() in uploads for p in kept)
