@@ -24,6 +24,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "stream": ("gouache.benchmarks.stream", "time to first partial vs full latency"),
     "load": ("gouache.benchmarks.load", "a burst of concurrent requests vs one alone"),
     "mini": ("gouache.benchmarks.mini", "gouache-mini served vs raw, per tier"),
+    "outputs": (
+        "gouache.benchmarks.outputs",
+        "each finishing step (alpha, GIF, SVG, metadata, C2PA) vs the render",
+    ),
 }
 
 
