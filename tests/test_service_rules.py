@@ -127,7 +127,7 @@ def test_output_rules(catalog: Catalog) -> None:
         "Transparent backgrounds need output_format 'png' or 'webp' (or 'gif', 'svg'), not 'jpeg'."
     )
     job, _ = build_job(catalog, GenerateParams(prompt="a sticker of a red star", background="auto"))
-    assert job.outputs.background == "transparent" and job.prompt == "a of a red star"
+    assert job.outputs.background == "transparent" and job.prompt == "a red star"
     job, _ = build_job(catalog, GenerateParams(prompt="a red star", background="auto"))
     assert job.outputs.background == "opaque"
     error = refusal(catalog, GenerateParams(prompt="x", output_compression=50))
