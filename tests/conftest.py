@@ -62,7 +62,11 @@ def catalog_file(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPath
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory, catalog_file: Path) -> Iterator[LiveServer]:
-    live = start_server(tmp_path_factory.mktemp("server"), {"GOUACHE_CATALOG_FILE": str(catalog_file)})
+    # Provenance off: tests on this server compare bytes across renders (result cache off, batched vs alone,
+    # streamed vs plain), and every C2PA signing is unique by design (c2pa-rs salts each assertion at random).
+    # Signed output is tested on its own server in tests/test_provenance.py.
+    env = {"GOUACHE_CATALOG_FILE": str(catalog_file), "GOUACHE_PROVENANCE": "false"}
+    live = start_server(tmp_path_factory.mktemp("server"), env)
     yield live
     live.stop()
 

@@ -198,11 +198,13 @@ def ov_server(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, P
         lines += [f"[models.tiny-{family}]", f'path = "{tiny_models[family]}"', "resolution = 64", ""]
         lines += [f"[models.tiny-{family}.plans.low]", "steps = 2", "guidance = 2.0", ""]
     catalog.write_text("\n".join(lines))
-    # The default model is warmed up (converted) at start-up: the tiny one, not gouache-mini.
+    # The default model is warmed up (converted) at start-up: the tiny one, not gouache-mini. Provenance off:
+    # the test compares the bytes of two renders, and every C2PA signing is unique by design.
     env = {
         "GOUACHE_CATALOG_FILE": str(catalog),
         "GOUACHE_BACKEND": "openvino",
         "GOUACHE_DEFAULT_MODEL": "tiny-sd1",
+        "GOUACHE_PROVENANCE": "false",
     }
     live = start_server(tmp_path_factory.mktemp("ov-server"), env)
     yield live

@@ -287,6 +287,42 @@ def test_paint_a_mask_and_edit(page: Page, server: LiveServer) -> None:
     assert entry["masked"] is True and entry["prompt"] == "a yellow star"
 
 
+def test_draw_markup_and_edit(page: Page) -> None:
+    """ "Draw markup" sends the strokes as drawn (a transparent PNG of the image's size) as `markup`, not a mask."""
+    source = Image.new("RGB", (256, 256), (30, 60, 200))
+    page.add_init_script(RECORD_FORMS)
+    page.goto("/#edit")
+    page.set_input_files(
+        "#edit-files", files=[{"name": "s.png", "mimeType": "image/png", "buffer": png_bytes(source)}]
+    )
+    expect(page.locator("#edit-clear")).to_be_enabled()
+    page.check("input[name=edit-mode][value=markup]")
+    expect(page.locator("#edit-colour")).to_be_visible()
+    expect(page.locator("#edit-invert")).to_be_hidden()
+    box = page.locator("#edit-mask").bounding_box()
+    assert box is not None
+    page.fill("#edit-brush", "30")
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.3, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.7, y, steps=10)
+    page.mouse.up()
+    expect(page.locator("#edit-mask-state")).to_contain_text("Markup:")
+    page.fill("#edit-prompt", "a yellow star")
+    page.fill("#edit-seed", "4")
+    page.click("#edit-submit")
+    expect(page.locator("#edit-compare")).to_have_attribute("data-state", "final")
+    [sent] = sent_forms(page)
+    parts = sent["form"]
+    assert sent["url"] == "/v1/images/edits" and "mask" not in parts
+    markup = Image.open(io.BytesIO(base64.b64decode(parts["markup"])))
+    assert markup.format == "PNG" and markup.size == (256, 256)
+    rgba = markup.convert("RGBA")
+    assert rgba.getpixel((128, 128)) == (255, 212, 0, 255)  # the stroke, in the markup colour, as drawn
+    assert rgba.getpixel((5, 5))[3] == 0 and rgba.getpixel((128, 20))[3] == 0  # elsewhere transparent
+    expect(page.locator("#edit-meta [data-field=mask]")).to_have_text("markup")
+
+
 # --- refine in conversation ----------------------------------------------------------------------------
 
 

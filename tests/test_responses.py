@@ -215,14 +215,72 @@ BAD: list[tuple[str, dict[str, Any], int, str | None, str | None]] = [
         "invalid_image_url",
     ),
     (
-        "gif",
-        {"tools": [{"type": "image_generation", "output_format": "gif"}]},
+        "gif with partial images",
+        {"tools": [{"type": "image_generation", "output_format": "gif", "partial_images": 1}]},
         400,
-        "tools[0].output_format",
+        "tools[0].partial_images",
         "unsupported_parameter",
+    ),
+    (
+        "svg with a mask",
+        {
+            "tools": [
+                {"type": "image_generation", "output_format": "svg", "input_image_mask": {"file_id": "x"}}
+            ]
+        },
+        400,
+        "tools[0].input_image_mask",
+        "unsupported_parameter",
+    ),
+    (
+        "frames without gif",
+        {"tools": [{"type": "image_generation", "frame_count": 3}]},
+        400,
+        "frame_count",
+        "unsupported_parameter",
+    ),
+    (
+        "too many frames",
+        {"tools": [{"type": "image_generation", "output_format": "gif", "frame_count": 17}]},
+        400,
+        "tools[0].frame_count",
+        None,
+    ),
+    (
+        "transparent jpeg",
+        {"tools": [{"type": "image_generation", "output_format": "jpeg", "background": "transparent"}]},
+        400,
+        "background",
+        None,
     ),
     ("missing model", {"model": None}, 400, "model", None),
 ]
+
+
+def test_tool_makes_transparent_gif_and_svg_outputs(client: OpenAI) -> None:
+    """The tool's background, output_format gif (with its frame options) and svg, as the Images API has them."""
+    tool: dict[str, Any] = {"type": "image_generation", "model": "gouache-mini", "quality": "low", "seed": 3}
+    clear = client.responses.create(
+        model="gpt-5", input="a big red circle in the center",
+        tools=[{**tool, "background": "transparent"}],  # type: ignore[list-item]
+    )  # fmt: skip
+    call = clear.output[0]
+    assert call.type == "image_generation_call" and call.background == "transparent"
+    alpha = np.asarray(Image.open(io.BytesIO(base64.b64decode(call.result or ""))))[..., 3]
+    assert alpha[512, 512] == 255 and alpha[10, 10] == 0
+    gif = client.responses.create(
+        model="gpt-5", input="a yellow heart",
+        tools=[{**tool, "output_format": "gif", "frame_count": 3, "frame_duration_ms": 120}],  # type: ignore[list-item]
+    ).output[0]  # fmt: skip
+    assert gif.type == "image_generation_call" and gif.output_format == "gif"
+    frames = Image.open(io.BytesIO(base64.b64decode(gif.result or "")))
+    assert frames.format == "GIF" and frames.n_frames == 3 and frames.info["duration"] == 120  # type: ignore[attr-defined]
+    svg = client.responses.create(
+        model="gpt-5", input="a blue square", tools=[{**tool, "output_format": "svg"}],  # type: ignore[list-item]
+    ).output[0]  # fmt: skip
+    assert svg.type == "image_generation_call" and svg.output_format == "svg"
+    assert b"<path" in base64.b64decode(svg.result or "") and svg.svg_usage is not None
+    assert svg.svg_usage.model == "vtracer"
 
 
 @pytest.mark.parametrize(("change", "status", "param", "code"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])

@@ -56,7 +56,12 @@ def _create_key(data_dir: Path, name: str) -> str:
 def cached(tmp_path_factory: pytest.TempPathFactory, catalog_file: Path) -> Iterator[CacheServer]:
     data_dir = tmp_path_factory.mktemp("cache")
     # A long batch window, so that the concurrent requests below surely meet in one batch.
-    env = {"GOUACHE_CATALOG_FILE": str(catalog_file), "GOUACHE_BATCH_WINDOW_MS": "700"}
+    # Provenance off: the tests compare bytes of separate renders, and every C2PA signing is unique by design.
+    env = {
+        "GOUACHE_CATALOG_FILE": str(catalog_file),
+        "GOUACHE_BATCH_WINDOW_MS": "700",
+        "GOUACHE_PROVENANCE": "false",
+    }
     server = start_server(data_dir, env)
     try:
         secrets = {name: _create_key(data_dir, name) for name in ("alice", "bob")}

@@ -128,12 +128,13 @@ def test_overrides_seeds_and_auto_quality(catalog: Catalog) -> None:
 def test_output_rules(catalog: Catalog) -> None:
     error = refusal(catalog, GenerateParams(prompt="x", background="transparent", output_format="jpeg"))
     assert (error.param, error.code) == ("background", "invalid_value")
-    assert error.message == "Transparent backgrounds need output_format 'png' or 'webp'."
-    error = refusal(catalog, GenerateParams(prompt="x", background="transparent"))
-    assert (error.param, error.code) == ("background", "unsupported_value")
     assert error.message == (
-        "background='transparent' is not supported by model 'gpt-image-2' yet; use 'opaque' or 'auto'."
+        "Transparent backgrounds need output_format 'png' or 'webp' (or 'gif', 'svg'), not 'jpeg'."
     )
+    job, _ = build_job(catalog, GenerateParams(prompt="a sticker of a red star", background="auto"))
+    assert job.outputs.background == "transparent" and job.prompt == "a red star"
+    job, _ = build_job(catalog, GenerateParams(prompt="a red star", background="auto"))
+    assert job.outputs.background == "opaque"
     error = refusal(catalog, GenerateParams(prompt="x", output_compression=50))
     assert (error.status, error.param, error.code) == (400, "output_compression", "invalid_value")
     job, _ = build_job(catalog, GenerateParams(prompt="x", output_format="webp", output_compression=50))
@@ -153,7 +154,7 @@ def test_quality_tiers_the_model_lacks_are_refused(catalog: Catalog) -> None:
 def test_the_first_problem_is_the_one_reported(catalog: Catalog) -> None:
     """Prompt, then model, then size, then render memory, then output encoding."""
     everything_wrong = GenerateParams(
-        prompt="bad\x00", model="nope", size="10x10", n=10, background="transparent"
+        prompt="bad\x00", model="nope", size="10x10", n=10, background="transparent", output_format="jpeg"
     )
     assert refusal(catalog, everything_wrong).param == "prompt"
     assert refusal(catalog, replace(everything_wrong, prompt="ok")).param == "model"

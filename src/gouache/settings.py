@@ -116,6 +116,16 @@ class Settings(BaseSettings):
     grace_period_s: float = Field(
         default=30.0, ge=0, description="On SIGTERM, how long running requests may take to finish."
     )
+    provenance: bool = Field(
+        default=True, description="Sign every image with a C2PA manifest (keys under data_dir/provenance)."
+    )
+    c2pa_cert: Path | None = Field(
+        default=None, description="C2PA signing certificate chain (PEM, leaf first); default: a local CA."
+    )
+    c2pa_key: Path | None = Field(default=None, description="The private key (PEM) of c2pa_cert.")
+    metadata: bool = Field(
+        default=True, description="Write generation parameters into files (PNG text chunks, EXIF)."
+    )
     max_body_mb: float = Field(default=256.0, gt=0, description="Largest request body accepted.")
     max_upload_mb: float = Field(default=50.0, gt=0, description="Largest uploaded file accepted.")
     max_json_depth: int = Field(default=64, ge=2, description="Deepest nesting of a JSON body.")

@@ -19,7 +19,17 @@ from gouache.api.body_limits import BodyLimitsMiddleware
 from gouache.api.errors import install_error_handlers
 from gouache.api.metrics import MetricsMiddleware
 from gouache.api.metrics import router as metrics_router
-from gouache.api.routers import batches, files, health, history, images, models, organization, responses
+from gouache.api.routers import (
+    batches,
+    files,
+    health,
+    history,
+    images,
+    models,
+    organization,
+    provenance,
+    responses,
+)
 from gouache.api.routers.playground import install_playground
 from gouache.service.batches import BatchRunner
 from gouache.service.batches.webhooks import batch_event, post_event
@@ -119,6 +129,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     install_error_handlers(app)
     app.include_router(images.router)
+    app.include_router(provenance.router)
     app.include_router(models.router)
     app.include_router(responses.router)
     app.include_router(files.router)

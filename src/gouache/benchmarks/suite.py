@@ -28,6 +28,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "lora": ("gouache.benchmarks.lora", "LoRA switch time vs base-model load time"),
     "devices": ("gouache.benchmarks.devices", "float32 vs bfloat16, VAE tiling's peak memory"),
     "startup": ("gouache.benchmarks.startup", "first request after start-up vs a warm one, idle RSS"),
+    "outputs": (
+        "gouache.benchmarks.outputs",
+        "each finishing step (alpha, GIF, SVG, metadata, C2PA) vs the render",
+    ),
 }
 
 

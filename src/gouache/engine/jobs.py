@@ -9,6 +9,7 @@ from PIL import Image
 
 from gouache.engine.catalog import ModelSpec, SamplingPlan
 from gouache.engine.lora import LoraChoice
+from gouache.engine.outputs.options import OutputOptions
 
 #: Most images an edit takes: the one edited and up to 15 references.
 MAX_IMAGES = 16
@@ -64,6 +65,8 @@ class RenderJob:
     previews: int = 0
     #: The LoRA adapters of the model to run with and their scales, sorted by name (none: the base model).
     loras: tuple[LoraChoice, ...] = ()
+    #: Transparency, animation, metadata and provenance (:mod:`gouache.engine.outputs`).
+    outputs: OutputOptions = field(default_factory=OutputOptions)
 
 
 @dataclass(frozen=True)

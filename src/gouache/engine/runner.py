@@ -10,8 +10,10 @@
 3. **denoise**: the pipeline's own encode / latents / denoise / decode, with a per-step callback for progress,
    previews and cancellation: text-to-image as one call for all its images, an edit one call per image (SD3
    img2img breaks with several per call).
-4. **finish**: exact size, blending an edit back into its input outside the mask, encode
-   (:mod:`gouache.engine.finish`), once per image, after the model lock is released, images side by side.
+4. **finish**: exact size, blending an edit back into its input outside the mask, then the finishing
+   pipeline (:mod:`gouache.engine.finish`, :mod:`gouache.engine.outputs`: alpha, encode, metadata, C2PA),
+   once per image, after the model lock is released, images side by side. What needs the model for it (a
+   GIF's further frames, gouache-mini's layout alpha) is made at the end of denoising, under the lock.
 
 The stages hand each other one :class:`RenderState`. The issue that named them called the second stage
 "plan"; in code it is *prepare*, because "plan" already means the catalog's
@@ -25,6 +27,7 @@ each image is byte-identical to the same image rendered alone. A lone job is a b
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -40,7 +43,7 @@ from gouache.engine.catalog import SamplingPlan
 from gouache.engine.devices import dtype_name
 from gouache.engine.edits import PreparedEdit, denoise_edit, prepare_edit
 from gouache.engine.embeddings import PromptEmbeddings, uses_guidance
-from gouache.engine.finish import Backdrop, encode, finish_image
+from gouache.engine.finish import Backdrop, finish_image
 from gouache.engine.geometry import working_size
 from gouache.engine.invariant import make_batch_invariant
 from gouache.engine.jobs import (
@@ -52,8 +55,12 @@ from gouache.engine.jobs import (
     RenderResult,
 )
 from gouache.engine.lora import activate, has_adapters, label
+from gouache.engine.outputs import Animation, encode_file, make_transparent
+from gouache.engine.outputs.alpha import KeyNotUniform, keyed_prompt
+from gouache.engine.outputs.frames import chain_frames
 from gouache.engine.pipelines import LoadedModel, ModelCache
 from gouache.engine.previews import preview_image
+from gouache.mini.alpha import layout_alpha, paints_layouts
 
 
 class Cancelled(Exception):
@@ -64,16 +71,19 @@ class DeadlineExceeded(Cancelled):
     """The job's deadline passed, while it waited or between two denoising steps."""
 
 
-BatchKey = tuple[str, str, SamplingPlan, tuple[int, int], bool, tuple[LoraChoice, ...]]
+BatchKey = tuple[str, str, SamplingPlan, tuple[int, int], bool, tuple[LoraChoice, ...], str, Animation | None]
 
 
 def batch_key(job: RenderJob) -> BatchKey | None:
     """Jobs with equal keys can denoise as one batch: same model, plan (steps, guidance, scheduler), working
-    size, negative-prompt-ness and LoRA adapters with their scales. Edits never batch (None)."""
+    size, negative-prompt-ness, LoRA adapters with their scales, background and animation. Edits never batch
+    (None)."""
     if job.edit is not None:
         return None
-    size = _working_size(job)
-    return (job.model.name, str(job.model.path), job.plan, size, bool(job.negative_prompt), job.loras)
+    return (
+        job.model.name, str(job.model.path), job.plan, _working_size(job), bool(job.negative_prompt),
+        job.loras, job.outputs.background, job.outputs.animation,
+    )  # fmt: skip
 
 
 def _working_size(job: RenderJob) -> tuple[int, int]:
@@ -117,6 +127,10 @@ class RenderState:
     #: The live entries' images at the working size, in order; None when every job stopped on the way.
     images: list[Image.Image] | None = None
     denoise_s: float = 0.0
+    #: Per image of `images`: its animation frames after the first (GIF) and its layout alpha at the
+    #: working size with the painted background colour (gouache-mini, transparent backgrounds).
+    frames: list[list[Image.Image]] = field(default_factory=list)
+    layouts: list[tuple[Image.Image, tuple[int, int, int]] | None] = field(default_factory=list)
 
 
 class _AllStopped(Exception):
@@ -209,6 +223,7 @@ class Runner:
                     self._denoise_text(state)
                 else:
                     self._denoise_edit(state)
+                self._denoise_outputs(state)
             state.denoise_s = time.perf_counter() - t0
         # 4. finish: needs no model, so outside the lock
         return self._finish(state)
@@ -250,7 +265,7 @@ class Runner:
             job = state.entries[i].job
             for seed in job.seeds:
                 seeds.append(seed)
-                prompts.append(job.prompt)
+                prompts.append(_render_prompt(model, job))
                 negatives.append(job.negative_prompt or "")
                 state.generators.append(torch.Generator("cpu").manual_seed(seed))
         if isinstance(pipe, StableDiffusionPipeline):
@@ -342,10 +357,39 @@ class Runner:
 
             images.append(
                 denoise_edit(
-                    model, state.edit, job.prompt, job.negative_prompt, job.plan, size, seed, generator, step
+                    model,
+                    state.edit,
+                    _render_prompt(model, job),
+                    job.negative_prompt,
+                    job.plan,
+                    size,
+                    seed,
+                    generator,
+                    step,
                 )
             )
         state.images = images
+
+    def _denoise_outputs(self, state: RenderState) -> None:
+        """What finishing needs from the model, per image: a GIF's further frames (an image-to-image
+        chain from the image) and gouache-mini's layout alpha for a transparent background."""
+        if state.images is None:
+            return
+        jobs = [(i, state.entries[i].job, seed) for i in state.live for seed in state.entries[i].job.seeds]
+        for (i, job, seed), image in zip(jobs, state.images, strict=True):
+            frames: list[Image.Image] = []
+            animation = job.outputs.animation
+            if animation is not None and state.outcomes[i] is None:
+                entry = state.entries[i]
+                frames = chain_frames(
+                    state.model, image, animation.frames, animation.motion, _render_prompt(state.model, job),
+                    job.negative_prompt, job.plan, state.size, seed, functools.partial(_check_stop, entry),
+                )[1:]  # fmt: skip
+            state.frames.append(frames)
+            layout = None
+            if job.outputs.background == "transparent":
+                layout = layout_alpha(state.model.pipeline, job.prompt, seed, state.size)
+            state.layouts.append(layout)
 
     # ----------------------------------------------------------------------------------------------
     # 4. finish
@@ -355,23 +399,30 @@ class Runner:
         """Every image of the jobs still going, finished side by side; per entry its result or exception."""
         outcomes = state.outcomes
         if state.live and state.images is not None:
-            work: list[tuple[int, RenderJob, Image.Image, int]] = []
+            work: list[_Work] = []
             offset = 0
             for i in state.live:
                 job = state.entries[i].job
                 if outcomes[i] is None:
-                    work += [(i, job, state.images[offset + k], seed) for k, seed in enumerate(job.seeds)]
+                    work += [
+                        _Work(i, job, [state.images[n], *state.frames[n]], seed, state.layouts[n])
+                        for n, seed in ((offset + k, seed) for k, seed in enumerate(job.seeds))
+                    ]
                 offset += len(job.seeds)
             backdrop = state.edit.backdrop if state.edit is not None else None
             t1 = time.perf_counter()
-            finished = list(self._finisher.map(lambda w: _finish_one(w[1], w[2], w[3], backdrop), work))
+            finished = list(self._finisher.map(lambda w: _finish_one(w, backdrop), work))
             finish_s = time.perf_counter() - t1
             total = sum(len(state.entries[i].job.seeds) for i in state.live)
             for i in state.live:
                 job = state.entries[i].job
                 if outcomes[i] is not None:
                     continue
-                rendered = [image for (owner, *_), image in zip(work, finished, strict=True) if owner == i]
+                rendered = [image for w, image in zip(work, finished, strict=True) if w.owner == i]
+                failed = [r for r in rendered if isinstance(r, BaseException)]
+                if failed:  # a keyed background that is not flat: this job fails, the batch goes on
+                    outcomes[i] = failed[0]
+                    continue
                 share = len(job.seeds) / total if total else 1.0
                 timings = {
                     "load_s": state.load_s,
@@ -381,8 +432,9 @@ class Runner:
                 }
                 if state.edit is None:
                     timings["batch_images"] = float(total)
+                images = [r for r in rendered if isinstance(r, RenderedImage)]
                 outcomes[i] = RenderResult(
-                    images=rendered,
+                    images=images,
                     working_size=state.size,
                     timings=timings,
                     device=state.model.placement.device,
@@ -392,10 +444,43 @@ class Runner:
         return [o if o is not None else Cancelled() for o in outcomes]
 
 
-def _finish_one(job: RenderJob, image: Image.Image, seed: int, backdrop: Backdrop | None) -> RenderedImage:
-    final = finish_image(image, job.width, job.height, job.model.upscaler, backdrop)
-    data = encode(final, job.output_format, job.output_compression)
-    return RenderedImage(data, job.output_format, job.width, job.height, seed)
+@dataclass(frozen=True)
+class _Work:
+    """One image to finish: the entry it belongs to, its frames (one, or a GIF's), seed and layout alpha."""
+
+    owner: int
+    job: RenderJob
+    frames: list[Image.Image]
+    seed: int
+    layout: tuple[Image.Image, tuple[int, int, int]] | None
+
+
+def _finish_one(w: _Work, backdrop: Backdrop | None) -> RenderedImage | KeyNotUniform:
+    """Exact size (and an edit's backdrop), then the finishing pipeline of :mod:`gouache.engine.outputs`."""
+    job = w.job
+    frames = [finish_image(f, job.width, job.height, job.model.upscaler, backdrop) for f in w.frames]
+    if job.outputs.background == "transparent":
+        layout = None
+        if w.layout is not None:  # the layout alpha, enlarged with the image's own upscaler
+            mask = finish_image(w.layout[0].convert("RGB"), job.width, job.height, job.model.upscaler)
+            layout = (mask.getchannel(0), w.layout[1])
+        try:
+            frames = make_transparent(frames, layout)
+        except KeyNotUniform as exc:
+            return exc
+    parent = job.edit.images[0] if job.edit is not None else None
+    data = encode_file(
+        frames, job.output_format, job.output_compression, job.outputs, w.seed, job.model.name, parent
+    )
+    return RenderedImage(data, job.output_format, job.width, job.height, w.seed)
+
+
+def _render_prompt(model: LoadedModel, job: RenderJob) -> str:
+    """The prompt the model is given: for a transparent background on a model that does not lay out its
+    own scenes, extended to ask for a flat key colour (matted away in finishing)."""
+    if job.outputs.background == "transparent" and not paints_layouts(model.pipeline):
+        return keyed_prompt(job.prompt)
+    return job.prompt
 
 
 def _stopped(entry: BatchEntry) -> BaseException | None:

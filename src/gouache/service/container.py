@@ -26,6 +26,7 @@ from gouache.service.image_refs import ImageRefResolver, RemoteImagePolicy
 from gouache.service.images import ImageService
 from gouache.service.links import LinkSigner, load_secret
 from gouache.service.operations import Operations
+from gouache.service.provenance import ProvenanceSetup, load_provenance
 from gouache.service.responses import ResponsesService
 from gouache.service.stores import open_store
 from gouache.settings import Settings
@@ -89,6 +90,8 @@ class Services:
     files: FileService
     image_refs: ImageRefResolver
     batches: BatchService
+    #: The C2PA signing keys and the trust anchor the provenance check uses; None when signing is off.
+    provenance: ProvenanceSetup | None = None
 
     def preload(self, warm: bool | None = None) -> None:
         """Check the default model's files now, so that a broken model directory fails start-up naming its
@@ -144,6 +147,11 @@ def build_services(settings: Settings) -> Services:
     )
     queue.start()
     ops.metrics.track_queue(lambda: queue.depth)
+    provenance = (
+        load_provenance(settings.data_dir, settings.c2pa_cert, settings.c2pa_key)
+        if settings.provenance
+        else None
+    )
     images = ImageService(
         catalog,
         queue,
@@ -152,6 +160,8 @@ def build_services(settings: Settings) -> Services:
         render_memory_bytes=int(settings.render_memory_mb * 2**20),
         default_timeout_s=settings.request_timeout_s,
         result_cache=settings.result_cache,
+        provenance=provenance.keys if provenance else None,
+        metadata=settings.metadata,
     )
     links = LinkSigner(load_secret(settings.data_dir / "url-secret"))
     files = FileService(store, int(settings.max_file_mb * 2**20))
@@ -178,4 +188,5 @@ def build_services(settings: Settings) -> Services:
                 settings.remote_image_timeout_s,
             ),
         ),
+        provenance=provenance,
     )

@@ -203,6 +203,9 @@ class ResponsesService:
             "steps": tool.get("steps"),
             "loras": tool.get("loras"),
             "deadline_s": body.get("deadline_s"),
+            "frame_count": tool.get("frame_count"),
+            "frame_duration_ms": tool.get("frame_duration_ms"),
+            "svg": tool.get("svg"),
         }
         if decision.action == "generate":
             return GenerateParams(**common)
@@ -231,7 +234,8 @@ class ResponsesService:
             return input_image(
                 {"image_url": explicit.get("image_url")}, "tools[0].input_image_mask", self.store, owner
             )
-        if decision.region is None:
+        # A GIF or an SVG takes no mask (OpenAI's rule): a regional follow-up repaints the whole image.
+        if decision.region is None or tool.get("output_format") in ("gif", "svg"):
             return None
         with Image.open(io.BytesIO(source)) as image:
             width, height = image.size
@@ -317,7 +321,7 @@ class ResponsesService:
             revised_prompt=turn.decision.revised_prompt,
             size=f"{job.width}x{job.height}",
             quality=turn.prepared.quality,
-            background="opaque",
+            background=job.outputs.background,
             output_format=job.output_format,
             image_id=image_id,
             seed=seed,

@@ -134,6 +134,19 @@ class ImagesUsage(BaseModel):
     output_tokens_details: OutputTokensDetails | None = None
 
 
+class SvgUsage(BaseModel):
+    input_tokens: int
+    model: str
+    output_tokens: int
+    reasoning_tokens: int
+    total_tokens: int
+
+    @classmethod
+    def traced(cls) -> SvgUsage:
+        """Gouache traces the raster with vtracer: no authoring model, no tokens."""
+        return cls(input_tokens=0, model="vtracer", output_tokens=0, reasoning_tokens=0, total_tokens=0)
+
+
 class ImagesResponse(BaseModel):
     created: int
     data: list[ImageData]
@@ -143,6 +156,7 @@ class ImagesResponse(BaseModel):
     size: str | None = None
     usage: ImagesUsage | None = None
     safety_identifier: str | None = None
+    svg_usage: SvgUsage | None = None
 
 
 IMAGE_FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -151,7 +165,7 @@ IMAGE_FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "The image bytes",
         "content": {
             f"image/{fmt}": {"schema": {"type": "string", "format": "binary"}}
-            for fmt in ("png", "jpeg", "webp")
+            for fmt in ("png", "jpeg", "webp", "gif", "svg+xml")
         },
     },
 }

@@ -19,7 +19,7 @@ from gouache.api.protocol.common import (
     StrictModel,
     SvgOptions,
 )
-from gouache.api.protocol.images import ImagesUsage
+from gouache.api.protocol.images import ImagesUsage, SvgUsage
 from gouache.service.response_items import (
     AssistantMessage,
     ImageCall,
@@ -123,6 +123,7 @@ class ImageGenerationCall(BaseModel):
     image_id: str | None = None
     seed: int | None = None
     error: ResponseError | None = None
+    svg_usage: SvgUsage | None = None
 
     @model_serializer(mode="wrap")
     def _omit_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -131,6 +132,8 @@ class ImageGenerationCall(BaseModel):
             del data["image_id"], data["seed"]
         if self.error is None:
             del data["error"]
+        if self.svg_usage is None:
+            del data["svg_usage"]
         return data
 
     @classmethod
@@ -148,6 +151,7 @@ class ImageGenerationCall(BaseModel):
             image_id=call.image_id,
             seed=call.seed,
             error=None if call.error is None else ResponseError.model_validate(call.error),
+            svg_usage=SvgUsage.traced() if call.output_format == "svg" and call.image_id else None,
         )
 
 

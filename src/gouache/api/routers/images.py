@@ -24,6 +24,7 @@ from gouache.api.protocol.images import (
     ImageGenerateRequest,
     ImagesResponse,
     ImageVariationForm,
+    SvgUsage,
 )
 from gouache.api.sse import event_stream, image_events
 from gouache.service.access import Caller
@@ -34,11 +35,12 @@ from gouache.service.policies.pricing import format_usd
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
 
-_MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+_MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
+_MEDIA_TYPES["svg"] = "image/svg+xml"
 _GENERATION_FIELDS = {
     "prompt", "model", "n", "size", "quality", "output_format", "output_compression", "background",
     "moderation", "user", "safety_identifier", "seed", "negative_prompt", "steps", "guidance_scale",
-    "deadline_s", "cache", "loras",
+    "deadline_s", "cache", "loras", "frame_count", "frame_duration_ms", "svg",
 }  # fmt: skip
 _EDIT_FIELDS = (_GENERATION_FIELDS - {"moderation"}) | {"strength", "input_fidelity"}
 
@@ -76,15 +78,16 @@ def _not_yet(param: str, what: str) -> UnsupportedParameter:
 
 
 def reject_unsupported(body: ImageGenerateRequest | ImageEditForm | ImageEditJson) -> None:
-    """Parameters the current SDK can send that we do not serve yet: a clear 400 each, never silence."""
+    """Parameters the current SDK can send that we do not serve (yet), and what GIF and SVG outputs cannot
+    stream: a clear 400 each, never silence."""
     if body.output_format in ("gif", "svg"):
-        raise _not_yet("output_format", f"output_format='{body.output_format}'")
-    if body.frame_count is not None:
-        raise _not_yet("frame_count", "frame_count (animated GIF output)")
-    if body.frame_duration_ms is not None:
-        raise _not_yet("frame_duration_ms", "frame_duration_ms (animated GIF output)")
-    if body.svg is not None:
-        raise _not_yet("svg", "svg (SVG output)")
+        for name in ("stream", "partial_images"):
+            if getattr(body, name):
+                raise InvalidRequest(
+                    f"{name} cannot be used with output_format '{body.output_format}'.",
+                    param=name,
+                    code="unsupported_parameter",
+                )
     if body.complexity is not None:
         raise _not_yet("complexity", "complexity (planning compute)")
     if getattr(body, "style", None) is not None:
@@ -154,8 +157,14 @@ def to_response(
             "size": result.size,
             "usage": result.usage,
             "safety_identifier": result.safety_identifier,
+            "svg_usage": svg_usage(result),
         }
     )
+
+
+def svg_usage(result: GenerateResult) -> dict[str, Any] | None:
+    """OpenAI's `svg_usage` for an SVG: Gouache traces the raster (no authoring model, no tokens)."""
+    return SvgUsage.traced().model_dump() if result.output_format == "svg" else None
 
 
 #: The hosted-equivalent price of the request in dollars (a decimal string), known before any compute.
@@ -278,12 +287,10 @@ async def edit_image(
             request, response, svc,
         )  # fmt: skip
     form = await read_form(request, _max_upload_bytes(svc))
-    for name in ("image", "mask"):
+    for name in ("image", "mask", "markup"):
         if name in form.fields:
             raise InvalidRequest(f"'{name}' must be sent as a file.", param=name, code="invalid_type")
-    if "markup" in form.files:
-        raise _not_yet("markup", "markup (GPT Image 2.5 overlays)")
-    _reject_unknown_files(form, {"image", "mask"})
+    _reject_unknown_files(form, {"image", "mask", "markup"})
     if "loras" in form.fields:
         form.fields["loras"] = _json_field(form.fields["loras"], "loras")
     body: ImageEditForm = _validate_form(ImageEditForm, form.fields)
@@ -291,10 +298,14 @@ async def edit_image(
     masks = form.files.get("mask", [])
     if len(masks) > 1:
         raise InvalidRequest("Only one mask can be given.", param="mask")
+    markups = form.files.get("markup", [])
+    if len(markups) > 1:
+        raise InvalidRequest("Only one markup can be given.", param="markup")
     params = EditParams(
         **body.model_dump(exclude_none=True, include=_EDIT_FIELDS),
         images=tuple(form.files.get("image", [])),
         mask=masks[0] if masks else None,
+        markup=markups[0] if markups else None,
     )
     return await _respond(
         "image_edit", params, bool(body.stream), body.partial_images or 0, body.response_format,

@@ -28,12 +28,7 @@ from gouache.service.errors import InvalidRequest, UnsupportedParameter
 
 router = APIRouter(prefix="/v1/responses", tags=["responses"])
 
-_UNSUPPORTED_TOOL_OPTIONS = {
-    "complexity": "complexity (planning compute)",
-    "frame_count": "frame_count (animated GIF output)",
-    "frame_duration_ms": "frame_duration_ms (animated GIF output)",
-    "svg": "svg (SVG output)",
-}
+_UNSUPPORTED_TOOL_OPTIONS = {"complexity": "complexity (planning compute)"}
 
 
 def image_tool(body: ResponseCreateRequest) -> dict[str, Any]:
@@ -65,10 +60,14 @@ def image_tool(body: ResponseCreateRequest) -> dict[str, Any]:
                     f"{what} is not supported by Gouache yet.", param=f"tools[{i}].{option}"
                 )
         if tool.output_format in ("gif", "svg"):
-            raise UnsupportedParameter(
-                f"output_format='{tool.output_format}' is not supported by Gouache yet.",
-                param=f"tools[{i}].output_format",
-            )
+            # OpenAI's rule: a GIF or an SVG has no partial images and no mask (lifecycle events stream).
+            for option in ("partial_images", "input_image_mask"):
+                if getattr(tool, option):
+                    raise InvalidRequest(
+                        f"{option} cannot be used with output_format '{tool.output_format}'.",
+                        param=f"tools[{i}].{option}",
+                        code="unsupported_parameter",
+                    )
         if found is not None:
             raise InvalidRequest("Only one image_generation tool can be given.", param=f"tools[{i}]")
         found = tool.model_dump(exclude_none=True)

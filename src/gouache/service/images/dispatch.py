@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from typing import Any
 
 from gouache.engine.catalog import Catalog
 from gouache.engine.jobs import ProgressCallback, RenderJob, RenderResult
+from gouache.engine.outputs.alpha import KeyNotUniform
 from gouache.engine.pipelines import ModelLoadError
 from gouache.engine.queue import JobHandle, JobQueue, Lane, QueueFull, ShuttingDown
 from gouache.engine.runner import Cancelled, DeadlineExceeded
 from gouache.service.errors import (
     DeadlineExceededError,
     EngineFailure,
+    InvalidRequest,
     Overloaded,
     QueueFullError,
     ServiceError,
@@ -81,9 +84,24 @@ class Dispatcher:
         lane: Lane = "interactive",
     ) -> tuple[RenderJob, RenderResult]:
         """Render `job`; an engine failure (model fails to load, out of memory, ...) is retried once on the
-        catalog's fallback model and recorded, instead of failing the request. Returns the job that ran."""
+        catalog's fallback model and recorded, instead of failing the request. A transparent background
+        whose key colour could not be read (the border is not flat) is rendered once more with other seeds,
+        then refused. Returns the job that ran."""
         try:
-            return job, await self._render(request_id, job, deadline, on_progress, lane)
+            try:
+                return job, await self._render(request_id, job, deadline, on_progress, lane)
+            except KeyNotUniform:
+                job = replace(job, seeds=tuple((s + 1_000_003) % 2**63 for s in job.seeds))
+                try:
+                    return job, await self._render(request_id, job, deadline, on_progress, lane)
+                except KeyNotUniform as exc:
+                    raise InvalidRequest(
+                        f"Could not remove the background: model '{job.model.name}' did not paint a flat "
+                        f"background to key out ({exc}), twice. Try another seed or prompt, a model that "
+                        "paints flat backgrounds (gouache-mini), or background='opaque'.",
+                        param="background",
+                        code="background_not_removable",
+                    ) from exc
         except EngineFailure as exc:
             fallback = fallback_job(self.catalog, job, quality)
             if fallback is None:
@@ -121,7 +139,7 @@ class Dispatcher:
             raise
         except DeadlineExceeded as exc:  # a `Cancelled` too, but by the deadline: the client is told
             raise engine_error(exc) from exc
-        except (Cancelled, ServiceError):
+        except (Cancelled, ServiceError, KeyNotUniform):
             raise
         except Exception as exc:
             raise engine_error(exc) from exc

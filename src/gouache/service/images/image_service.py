@@ -17,13 +17,14 @@ from PIL import Image
 from gouache.engine.catalog import Catalog
 from gouache.engine.finish import encode
 from gouache.engine.jobs import Progress, ProgressCallback, RenderedImage
+from gouache.engine.outputs import ProvenanceKeys
 from gouache.engine.queue import JobQueue
 from gouache.engine.runner import Cancelled
 from gouache.service.access import ANONYMOUS, Caller
 from gouache.service.errors import ServiceError
 from gouache.service.images import records, result_cache
 from gouache.service.images.dispatch import Dispatcher
-from gouache.service.images.rules import build_job, edit_image_tokens, endpoint_of
+from gouache.service.images.rules import OutputDefaults, build_job, edit_image_tokens, endpoint_of
 from gouache.service.images.types import (
     EditParams,
     GenerateParams,
@@ -48,6 +49,8 @@ class ImageService:
         render_memory_bytes: int | None = None,
         default_timeout_s: float | None = None,
         result_cache: bool = True,
+        provenance: ProvenanceKeys | None = None,
+        metadata: bool = True,
     ) -> None:
         self.catalog = catalog
         self.store = store
@@ -55,6 +58,8 @@ class ImageService:
         self.engine = Dispatcher(catalog, queue, store, default_timeout_s)
         self.render_memory_bytes = render_memory_bytes
         self.result_cache = result_cache
+        #: The finishing pipeline's switches for every job: C2PA keys (None: off), parameters in the file.
+        self.outputs = OutputDefaults(provenance, metadata)
         self._tasks: set[asyncio.Future[Any]] = set()
 
     async def generate(
@@ -94,7 +99,9 @@ class ImageService:
             if params.prompt:
                 self.ops.moderation.screen(params.prompt, params.moderation)
             # 3. OpenAI's rules, and the engine job they give.
-            job, quality = await asyncio.to_thread(build_job, self.catalog, params, self.render_memory_bytes)
+            job, quality = await asyncio.to_thread(
+                build_job, self.catalog, params, self.render_memory_bytes, self.outputs
+            )
             # 4. The hosted-equivalent price.
             n = len(job.seeds)
             cost = images_cost(
@@ -225,7 +232,7 @@ class ImageService:
             created=int(time.time()),
             model=params.model,
             images=images,
-            background="opaque",
+            background=job.outputs.background,
             output_format=job.output_format,
             quality=quality,
             size=f"{job.width}x{job.height}",

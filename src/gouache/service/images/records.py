@@ -63,6 +63,8 @@ def request_record(store: Store, prepared: PreparedRequest) -> dict[str, Any]:
         record["input_images"] = [store.blobs.put(data, "bin") for data in params.images]
         if params.mask is not None:
             record["mask"] = store.blobs.put(params.mask, "bin")
+        if params.markup is not None:
+            record["markup"] = store.blobs.put(params.markup, "bin")
     record["resolved"] = {
         "model": job.model.name,
         "quality": prepared.quality,
@@ -103,5 +105,5 @@ def plain_fields(params: GenerateParams) -> dict[str, Any]:
     return {
         k: v
         for k, v in params.__dict__.items()
-        if v is not None and k not in ("images", "mask") and v is not False
+        if v is not None and k not in ("images", "mask", "markup") and v is not False
     }

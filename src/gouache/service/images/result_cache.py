@@ -48,6 +48,7 @@ def result_cache_key(endpoint: str, params: GenerateParams, job: RenderJob) -> s
         "size": [job.width, job.height],
         "seeds": list(job.seeds),
         "format": [job.output_format, job.output_compression],
+        "outputs": job.outputs.cache_fields(),
     }
     if job.loras:
         files = {lora.name: str(lora.path) for lora in job.model.loras}
@@ -56,6 +57,7 @@ def result_cache_key(endpoint: str, params: GenerateParams, job: RenderJob) -> s
         inputs["edit"] = {
             "images": [hashlib.sha256(data).hexdigest() for data in params.images],
             "mask": None if params.mask is None else hashlib.sha256(params.mask).hexdigest(),
+            "markup": None if params.markup is None else hashlib.sha256(params.markup).hexdigest(),
             "strength": job.edit.strength if job.edit else None,
             "input_fidelity": job.edit.input_fidelity if job.edit else None,
             "variation": params.variation,

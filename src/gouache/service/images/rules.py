@@ -7,14 +7,21 @@ given): every rule can be checked in a unit test without a server, a store or an
 
 from __future__ import annotations
 
+import io
 import secrets
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
+
+import numpy as np
+from PIL import Image, ImageFilter, ImageOps
 
 from gouache.engine.catalog import Catalog, ModelSpec, SamplingPlan
 from gouache.engine.jobs import EditInputs, LoraChoice, RenderJob
 from gouache.engine.lora import LoraError, check_scale
+from gouache.engine.outputs import Animation, GenerationParameters, OutputOptions, ProvenanceKeys
+from gouache.engine.outputs.alpha import asks_for_transparency, without_transparency_words
+from gouache.engine.outputs.animation import frame_duration
 from gouache.service.errors import InvalidRequest, ModelNotFound
 from gouache.service.images.types import EditParams, GenerateParams
 from gouache.service.prompts import check_text
@@ -34,6 +41,21 @@ VARIATION_SIZES = ("256x256", "512x512", "1024x1024")
 #: gpt-image-1-mini only takes "low"; names not listed (ours, 1, 1.5, 2.5...) take both, default "low".
 FIDELITY_FIXED_HIGH = ("gpt-image-2", "gpt-image-2-2026-04-21")
 FIDELITY_LOW_ONLY = ("gpt-image-1-mini",)
+#: Formats that keep an alpha channel (GIF as one transparent palette index, SVG as empty areas).
+ALPHA_FORMATS = ("png", "webp", "gif", "svg")
+DEFAULT_FRAMES = 9
+DEFAULT_FRAME_MS = 200
+#: How far beyond a markup stroke the repaint reaches (px of the input), so no trace of the stroke's
+#: anti-aliased edge is kept.
+MARKUP_WIDEN = 5
+
+
+@dataclass(frozen=True)
+class OutputDefaults:
+    """The server's finishing switches: C2PA signing keys (None: off) and parameters in the file."""
+
+    provenance: ProvenanceKeys | None = None
+    metadata: bool = False
 
 
 def endpoint_of(params: GenerateParams) -> str:
@@ -60,7 +82,10 @@ def resolve_model(catalog: Catalog, name: str) -> ModelSpec:
 
 
 def build_job(
-    catalog: Catalog, params: GenerateParams, render_memory_bytes: int | None = None
+    catalog: Catalog,
+    params: GenerateParams,
+    render_memory_bytes: int | None = None,
+    defaults: OutputDefaults = OutputDefaults(),
 ) -> tuple[RenderJob, str]:
     """Check a request against the rules and build its engine job; returns the job and the resolved quality.
     The checks run in this order, so the first problem of a request is the one reported."""
@@ -80,17 +105,39 @@ def build_job(
     # 4. The render memory the images need until the response is sent.
     if render_memory_bytes is not None:
         check_render_memory(params.n, size.width, size.height, render_memory_bytes)
-    # 5. The output encoding.
+    # 5. The output: encoding, background, animation, vector.
     check_output(params)
+    background = resolve_background(params)
     # 6. The quality tier and its sampling plan, with the request's overrides.
     quality = resolve_quality(params.quality, params.prompt, size, spec)
     plan = sampling_plan(spec, quality, params)
     # 7. One seed per image, consecutive from the request's (or a random) one.
     base_seed = params.seed if params.seed is not None else secrets.randbelow(2**31)
     seeds = tuple((base_seed + i) % (MAX_SEED + 1) for i in range(params.n))
+    prompt = without_transparency_words(params.prompt) if background == "transparent" else params.prompt
+    animation = None
+    if params.output_format == "gif":
+        animation = Animation(
+            frames=params.frame_count or DEFAULT_FRAMES,
+            duration_ms=frame_duration(params.frame_duration_ms or DEFAULT_FRAME_MS),
+        )
+    metadata = None
+    if defaults.metadata:
+        metadata = GenerationParameters(
+            prompt=params.prompt,
+            negative_prompt=params.negative_prompt or "",
+            steps=plan.steps,
+            sampler=plan.scheduler,
+            cfg_scale=plan.guidance,
+            seed=seeds[0],
+            width=size.width,
+            height=size.height,
+            model=spec.name,
+        )
+    outputs = OutputOptions(background, animation, metadata, defaults.provenance)
     job = RenderJob(
         model=spec,
-        prompt=params.prompt,
+        prompt=prompt,
         plan=plan,
         width=size.width,
         height=size.height,
@@ -100,6 +147,7 @@ def build_job(
         negative_prompt=params.negative_prompt,
         edit=edit,
         loras=loras,
+        outputs=outputs,
     )
     return job, quality
 
@@ -143,24 +191,58 @@ def _bad_loras(message: str, code: str = "invalid_value") -> InvalidRequest:
 
 
 def check_output(params: GenerateParams) -> None:
-    """Background and compression: what the output format allows and what the models can draw."""
-    if params.background == "transparent":
-        if params.output_format not in ("png", "webp"):
-            raise InvalidRequest(
-                "Transparent backgrounds need output_format 'png' or 'webp'.", param="background"
-            )
+    """Background, compression, GIF and SVG options: what the output format allows (OpenAI's rules)."""
+    fmt = params.output_format
+    if params.background == "transparent" and fmt not in ALPHA_FORMATS:
         raise InvalidRequest(
-            f"background='transparent' is not supported by model '{params.model}' yet; "
-            "use 'opaque' or 'auto'.",
+            f"Transparent backgrounds need output_format 'png' or 'webp' (or 'gif', 'svg'), not '{fmt}'.",
             param="background",
-            code="unsupported_value",
         )
+    if fmt != "gif":
+        for name in ("frame_count", "frame_duration_ms"):
+            if getattr(params, name) is not None:
+                raise InvalidRequest(
+                    f"{name} applies only to output_format 'gif'.", param=name, code="unsupported_parameter"
+                )
+    if params.svg is not None and fmt != "svg":
+        raise InvalidRequest(
+            "svg options apply only to output_format 'svg'.", param="svg", code="unsupported_parameter"
+        )
+    if fmt in ("gif", "svg"):
+        if params.output_compression is not None:
+            raise InvalidRequest(
+                f"output_compression cannot be used with output_format '{fmt}'.",
+                param="output_compression",
+                code="unsupported_parameter",
+            )
+        if isinstance(params, EditParams) and params.mask is not None:
+            raise InvalidRequest(
+                f"A mask cannot be used with output_format '{fmt}'.",
+                param="mask",
+                code="unsupported_parameter",
+            )
+    if fmt == "svg" and params.n != 1:
+        raise InvalidRequest("output_format 'svg' makes one image: n must be 1.", param="n")
     compression = params.output_compression
     if params.output_format == "png" and compression is not None and compression != 100:
         raise InvalidRequest(
             "output_compression applies only to output_format 'jpeg' or 'webp' (png is lossless).",
             param="output_compression",
         )
+
+
+def resolve_background(params: GenerateParams) -> str:
+    """ "transparent" or "opaque": `auto` is transparent when the prompt asks for it ("transparent
+    background", "sticker", "isolated", "cut-out") and the format keeps alpha."""
+    if params.background == "transparent":
+        return "transparent"
+    if (
+        params.background == "auto"
+        and params.output_format in ALPHA_FORMATS
+        and asks_for_transparency(params.prompt)
+    ):
+        return "transparent"
+    return "opaque"
 
 
 def sampling_plan(spec: ModelSpec, quality: str, params: GenerateParams) -> SamplingPlan:
@@ -185,6 +267,8 @@ def edit_inputs(params: EditParams) -> tuple[EditInputs, Size]:
             param="image",
             code="too_many_images",
         )
+    if params.markup is not None and params.mask is not None:
+        raise InvalidRequest("markup cannot be used together with mask: send one of them.", param="markup")
     name = "image" if len(params.images) == 1 else "image[]"
     images = tuple(
         decode_image(data, name if len(params.images) == 1 else f"image[{i}]")
@@ -193,6 +277,8 @@ def edit_inputs(params: EditParams) -> tuple[EditInputs, Size]:
     mask = None
     if params.mask is not None:
         mask = decode_mask(params.mask, images[0].size)
+    if params.markup is not None:
+        mask = markup_mask(params.markup, images[0].size)
     if params.variation:
         if params.size not in VARIATION_SIZES and params.size != "auto":
             raise InvalidRequest(
@@ -206,6 +292,43 @@ def edit_inputs(params: EditParams) -> tuple[EditInputs, Size]:
     fidelity = input_fidelity(params)
     strength = DEFAULT_STRENGTH if params.strength is None else params.strength
     return EditInputs(images=images, mask=mask, strength=strength, input_fidelity=fidelity), size
+
+
+def markup_mask(data: bytes, size: tuple[int, int]) -> Image.Image:
+    """The repaint mask (mode L, 255 = repaint) of a markup overlay: a transparent PNG the size of the first
+    image (after EXIF orientation) with at least one transparent pixel; its strokes (any opacity), widened
+    by `MARKUP_WIDEN` px. The strokes themselves are never drawn into the input."""
+    try:
+        with Image.open(io.BytesIO(data)) as raw:
+            fmt = raw.format
+            overlay = (ImageOps.exif_transpose(raw) or raw).convert("RGBA")
+    except Exception as exc:
+        raise InvalidRequest(
+            "The markup file could not be read as an image; send a PNG with transparency.",
+            param="markup",
+            code="invalid_image_file",
+        ) from exc
+    if fmt != "PNG":
+        raise InvalidRequest(
+            f"markup must be a PNG with transparency, not {fmt or 'an unknown format'}.",
+            param="markup",
+            code="unsupported_image_media_type",
+        )
+    if overlay.size != size:
+        raise InvalidRequest(
+            f"The markup is {overlay.size[0]}x{overlay.size[1]} but the image is {size[0]}x{size[1]}; "
+            "they must be the same size.",
+            param="markup",
+        )
+    alpha = np.asarray(overlay.getchannel("A"))
+    if not (alpha < 255).any():
+        raise InvalidRequest(
+            "The markup has no transparent pixels: draw the strokes on a transparent layer.", param="markup"
+        )
+    if not (alpha > 0).any():
+        raise InvalidRequest("The markup is fully transparent: it marks nothing to change.", param="markup")
+    strokes = Image.fromarray(np.where(alpha > 0, 255, 0).astype(np.uint8), "L")
+    return strokes.filter(ImageFilter.MaxFilter(2 * MARKUP_WIDEN + 1))
 
 
 def input_fidelity(params: EditParams) -> str:

@@ -34,6 +34,11 @@ class GenerateParams:
     guidance_scale: float | None = None
     #: Extension: seconds the request may take, queue included (the server's default when None).
     deadline_s: float | None = None
+    #: GIF output: frames (2-16, default 9) and each frame's duration (ms, rounded to 10, default 200).
+    frame_count: int | None = None
+    frame_duration_ms: int | None = None
+    #: SVG output options as sent (`{model, reasoning: {effort}}`); the tracing takes no model.
+    svg: dict[str, Any] | None = None
     #: Extension: False skips the result cache (a request with a seed is otherwise served from the store
     #: when an identical one already ran).
     cache: bool | None = None
@@ -53,6 +58,8 @@ class EditParams(GenerateParams):
 
     images: tuple[bytes, ...] = ()
     mask: bytes | None = None
+    #: A transparent PNG drawn over the first image: what it covers is repainted (never with `mask`).
+    markup: bytes | None = None
     strength: float | None = None
     input_fidelity: str | None = None
     variation: bool = False

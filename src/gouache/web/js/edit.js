@@ -1,4 +1,5 @@
-// Edit: upload images, paint a mask, POST /v1/images/edits (multipart, streamed), compare before and after.
+// Edit: upload images, paint a mask or draw markup, POST /v1/images/edits (multipart, streamed), compare
+// before and after.
 
 import { costOf, events, postForm } from "./api.js";
 import { MaskPainter } from "./mask.js";
@@ -42,6 +43,17 @@ export function initEdit(app) {
   for (const input of tools.querySelectorAll("input[name=tool]")) {
     input.addEventListener("change", () => { painter.tool = input.value; });
   }
+  const colour = $("edit-colour");
+  for (const input of tools.querySelectorAll("input[name=edit-mode]")) {
+    input.addEventListener("change", () => {
+      painter.mode = input.value;
+      painter.mask.classList.toggle("markup", input.value === "markup");
+      $("edit-colour-label").hidden = input.value !== "markup";
+      $("edit-invert").hidden = input.value === "markup"; // a markup needs transparent pixels
+      describeMask();
+    });
+  }
+  colour.addEventListener("input", () => { painter.colour = colour.value; });
   $("edit-brush").addEventListener("input", (e) => { painter.size = Number(e.target.value); });
   $("edit-clear").addEventListener("click", () => painter.clear());
   $("edit-invert").addEventListener("click", () => painter.invert());
@@ -77,9 +89,12 @@ export function initEdit(app) {
 
   function describeMask() {
     const share = painter.coverage();
-    maskState.textContent = share > 0
-      ? `Mask: ${Math.max(1, Math.round(share * 100))} % of the image will be repainted; the rest is kept.`
-      : "No mask: the whole image is redrawn (image-to-image).";
+    const percent = Math.max(1, Math.round(share * 100));
+    if (share <= 0) maskState.textContent = "No mask: the whole image is redrawn (image-to-image).";
+    else if (painter.mode === "markup") {
+      maskState.textContent = `Markup: ${percent} % of the image is drawn over; the area under the strokes `
+        + "is repainted following the prompt, the strokes themselves do not appear.";
+    } else maskState.textContent = `Mask: ${percent} % of the image will be repainted; the rest is kept.`;
     maskState.dataset.coverage = share.toFixed(4);
   }
 
@@ -163,7 +178,9 @@ export function initEdit(app) {
     for (const [key, v] of Object.entries(entries)) if (v !== undefined) data.append(key, String(v));
     for (const u of uploads) data.append("image[]", u.blob, u.name);
     const masked = painter.coverage() > 0;
-    if (masked) data.append("mask", await painter.toBlob(), "mask.png");
+    const markup = masked && painter.mode === "markup";
+    if (markup) data.append("markup", await painter.toMarkupBlob(), "markup.png");
+    else if (masked) data.append("mask", await painter.toBlob(), "mask.png");
 
     controller = new AbortController();
     submit.disabled = true;
@@ -202,7 +219,7 @@ export function initEdit(app) {
       meta.replaceChildren(
         metaList([
           ["Seed", result.seed], ["Size", result.size], ["Quality", result.quality],
-          ["Mask", masked ? "painted area" : "none (image-to-image)"],
+          ["Mask", markup ? "markup" : masked ? "painted area" : "none (image-to-image)"],
           ["Images", uploads.length], ["Time", formatSeconds(seconds)], ["Cost", formatCost(cost)],
           ["Tokens", result.usage?.total_tokens],
         ]),

@@ -1,5 +1,7 @@
-// A mask painted over an image: brush, eraser, size, invert, clear. The painted area is what gets edited:
-// exported as a PNG of the image's size whose alpha is 0 there (OpenAI's mask convention).
+// Strokes painted over an image: brush, eraser, size, invert, clear. The painted area is what gets edited.
+// In "mask" mode it is exported as a PNG of the image's size whose alpha is 0 there (OpenAI's mask
+// convention); in "markup" mode the strokes themselves are sent, as drawn, on a transparent PNG of the
+// image's size (OpenAI's `markup`): the server repaints under them following the prompt.
 
 export class MaskPainter {
   constructor(imageCanvas, maskCanvas, onChange = () => {}) {
@@ -7,6 +9,8 @@ export class MaskPainter {
     this.mask = maskCanvas;
     this.onChange = onChange;
     this.tool = "brush";
+    this.mode = "mask"; // or "markup"
+    this.colour = "#ffd400"; // markup strokes
     this.size = 40; // on screen, in CSS pixels
     this.last = null;
     maskCanvas.addEventListener("pointerdown", (e) => this.down(e));
@@ -66,7 +70,7 @@ export class MaskPainter {
     const ctx = this.mask.getContext("2d");
     ctx.save();
     ctx.globalCompositeOperation = this.tool === "eraser" ? "destination-out" : "source-over";
-    ctx.strokeStyle = "#ff1f5a";
+    ctx.strokeStyle = this.mode === "markup" ? this.colour : "#ff1f5a";
     ctx.lineWidth = this.size * to.scale;
     ctx.lineCap = "round";
     ctx.lineJoin = "round";
@@ -103,6 +107,11 @@ export class MaskPainter {
     let painted = 0;
     for (let i = 3; i < data.length; i += 4) if (data[i] > 127) painted += 1;
     return painted / (data.length / 4);
+  }
+
+  /** The markup as OpenAI wants it: the strokes as drawn, transparent everywhere else. */
+  toMarkupBlob() {
+    return new Promise((resolve) => this.mask.toBlob(resolve, "image/png"));
   }
 
   /** The mask as OpenAI wants it: opaque where the image stays, transparent where it is edited. */
