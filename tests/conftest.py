@@ -16,6 +16,9 @@ from tests.postgres import start_postgres
 # The suite renders on PyTorch (converting every tiny model to OpenVINO would only slow it down);
 # tests/test_backend.py turns the optimised backend on where it checks it.
 os.environ.setdefault("GOUACHE_BACKEND", "pytorch")
+# Servers sign nothing unless a test asks: many tests compare the bytes of two renders of one seed, and every
+# C2PA signing is unique by design (design note 38). tests/test_provenance.py starts a signing server.
+os.environ.setdefault("GOUACHE_PROVENANCE", "false")
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,10 @@ from tests.live import LiveServer, start_server
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, catalog_file: Path) -> Iterator[LiveServer]:
     """A server that signs (the default): the shared one runs with provenance off, see conftest."""
-    live = start_server(tmp_path_factory.mktemp("signed"), {"GOUACHE_CATALOG_FILE": str(catalog_file)})
+    live = start_server(
+        tmp_path_factory.mktemp("signed"),
+        {"GOUACHE_CATALOG_FILE": str(catalog_file), "GOUACHE_PROVENANCE": "true"},
+    )
     yield live
     live.stop()
 
