@@ -3,11 +3,18 @@ wording) are read into the scene they ask for, and what could not be placed is s
 
 from __future__ import annotations
 
+import base64
+import io
+
+import numpy as np
 import pytest
+from openai import OpenAI
+from PIL import Image
 
 from gouache.mini.phrases import correct, tidy
 from gouache.mini.reading import read_caption
 from gouache.mini.scenes.request import ObjectRequest
+from gouache.mini.scenes.vocabulary import SHADES
 
 
 def _objects(caption: str) -> list[tuple[str, str | None]]:
@@ -170,6 +177,32 @@ def test_unknown_nouns_are_left_out_and_said() -> None:
     assert request.objects == ()
     assert request.ignored == ("fox",)
     assert request.background_colour == "white"
+    assert read_caption("a red fox in the snow").ignored == ("fox",)
+    assert read_caption("a fluffy red fox").ignored == ("fox",)
     request = read_caption("a blue circle next to an orange giraffe")
     assert [o.shape for o in request.objects] == ["circle"]
     assert request.ignored == ("giraffe",)
+
+
+# --- through the server: what was understood, and the shade painted ---------------------------------------
+
+
+def test_images_api_says_what_gouache_mini_understood(client: OpenAI) -> None:
+    prompt = "one black five-pointed star, centered, plain light grey backdrop, and a fox"
+    result = client.images.generate(
+        model="gouache-mini", prompt=prompt, size="1024x1024", quality="low", extra_body={"seed": 3}
+    )
+    assert result.data[0].revised_prompt == (
+        "a black five-pointed star, in the centre, on a plain light gray background; "
+        "ignored: 'fox' (not in this model's vocabulary)"
+    )
+    image = np.asarray(Image.open(io.BytesIO(base64.b64decode(result.data[0].b64_json or ""))).convert("RGB"))
+    corners = np.concatenate([image[:40, :40], image[:40, -40:], image[-40:, :40], image[-40:, -40:]])
+    border = np.median(corners.reshape(-1, 3), axis=0)
+    # light grey (200), as asked, not the grey (135) the UNet paints
+    assert np.abs(border - np.array(SHADES["light gray"][1])).max() <= 20, border
+
+
+def test_other_models_omit_revised_prompt(client: OpenAI) -> None:
+    result = client.images.generate(model="tiny-sd1", prompt="a light grey star", size="1024x1024")
+    assert result.data[0].revised_prompt is None

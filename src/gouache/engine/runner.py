@@ -345,8 +345,10 @@ class Runner:
                     work += [(i, job, state.images[offset + k], seed) for k, seed in enumerate(job.seeds)]
                 offset += len(job.seeds)
             backdrop = state.edit.backdrop if state.edit is not None else None
+            # A model's own last touch at the working size (gouache-mini: shades, and what it understood).
+            hook = getattr(getattr(state.model.pipeline, "text_encoder", None), "finish_render", None)
             t1 = time.perf_counter()
-            finished = list(self._finisher.map(lambda w: _finish_one(w[1], w[2], w[3], backdrop), work))
+            finished = list(self._finisher.map(lambda w: _finish_one(w[1], w[2], w[3], backdrop, hook), work))
             finish_s = time.perf_counter() - t1
             total = sum(len(state.entries[i].job.seeds) for i in state.live)
             for i in state.live:
@@ -367,10 +369,19 @@ class Runner:
         return [o if o is not None else Cancelled() for o in outcomes]
 
 
-def _finish_one(job: RenderJob, image: Image.Image, seed: int, backdrop: Backdrop | None) -> RenderedImage:
+def _finish_one(
+    job: RenderJob,
+    image: Image.Image,
+    seed: int,
+    backdrop: Backdrop | None,
+    hook: Callable[[Image.Image, str], tuple[Image.Image, str]] | None = None,
+) -> RenderedImage:
+    revised = None
+    if hook is not None:
+        image, revised = hook(image, job.prompt)
     final = finish_image(image, job.width, job.height, job.model.upscaler, backdrop)
     data = encode(final, job.output_format, job.output_compression)
-    return RenderedImage(data, job.output_format, job.width, job.height, seed)
+    return RenderedImage(data, job.output_format, job.width, job.height, seed, revised)
 
 
 def _stopped(entry: BatchEntry) -> BaseException | None:

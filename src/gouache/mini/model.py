@@ -364,6 +364,26 @@ class GroundedTextEncoder(MiniLMTextEncoder):
         pooled = (hidden * mask).sum(1) / mask.sum(1)
         return torch.nn.functional.normalize(pooled, dim=-1)
 
+    def read(self, prompt: str) -> Any:
+        """The :class:`~gouache.mini.scenes.request.SceneRequest` this encoder reads ``prompt`` as: the prompt
+        goes through the tokenizer and back first, exactly as :meth:`forward` sees it."""
+        from gouache.mini.reading import read_caption
+        from gouache.mini.word_match import matcher_for
+
+        tok = self._ids_tokenizer()
+        ids = tok(prompt, truncation=True, max_length=LAYOUT_MAX_TOKENS)["input_ids"]
+        return read_caption(str(tok.decode(ids, skip_special_tokens=True)), matcher_for(self))
+
+    def finish_render(self, image: Any, prompt: str) -> tuple[Any, str]:
+        """The engine's hook after denoising, at the working size: ``image`` with the shades the prompt asks
+        for (:func:`gouache.mini.finishing.tint`), and what was understood in plain words (the image's
+        ``revised_prompt``, :func:`gouache.mini.describe.describe`)."""
+        from gouache.mini.describe import describe
+        from gouache.mini.finishing import tint
+
+        request = self.read(prompt)
+        return tint(image, request), describe(request)
+
     def forward(
         self, input_ids: torch.Tensor | None = None, *args: Any, **kwargs: Any
     ) -> tuple[torch.Tensor]:  # type: ignore[override]

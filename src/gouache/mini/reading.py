@@ -125,7 +125,10 @@ def _guess_unknown(phrases: list[Phrase], match: Matcher | None) -> list[Phrase]
             if guess:
                 out[i] = Phrase("shape", guess[0], p.text, plural)
                 continue
-        if noun_place and after not in ("shape", "sign", "background", "letters", "colour", "size", "word"):
+        modifies = after in ("shape", "sign", "background", "letters", "colour", "size") or (
+            after == "word" and out[i + 1].value not in STOPWORDS  # "a fluffy fox": "fluffy" is no noun
+        )
+        if noun_place and not modifies:
             out[i] = Phrase("unknown", p.value, p.text)
     return out
 
