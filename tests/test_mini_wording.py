@@ -11,10 +11,12 @@ import pytest
 from openai import OpenAI
 from PIL import Image
 
+from gouache.mini.evaluation.paraphrase import paraphrase_scenes
+from gouache.mini.evaluation.scoring import named_colour, score_scene
 from gouache.mini.phrases import correct, tidy
 from gouache.mini.reading import read_caption
 from gouache.mini.scenes.request import ObjectRequest
-from gouache.mini.scenes.vocabulary import SHADES
+from gouache.mini.scenes.vocabulary import COLOURS, SHADES
 
 
 def _objects(caption: str) -> list[tuple[str, str | None]]:
@@ -206,3 +208,57 @@ def test_images_api_says_what_gouache_mini_understood(client: OpenAI) -> None:
 def test_other_models_omit_revised_prompt(client: OpenAI) -> None:
     result = client.images.generate(model="tiny-sd1", prompt="a light grey star", size="1024x1024")
     assert result.data[0].revised_prompt is None
+
+
+# --- the paraphrase set ------------------------------------------------------------------------------------
+
+
+def test_the_paraphrase_set_is_deterministic_and_large_enough() -> None:
+    first = paraphrase_scenes(400)
+    assert len({s.caption for s in first}) >= 390  # nearly all distinct
+    again = paraphrase_scenes(8)
+    assert [s.caption for s in again] == [s.caption for s in first[:8]]
+    assert {s.truth.kind for s in first} == {"single", "pair", "count"}
+    shades = [s for s in first if named_colour(s.truth.background_rgb) in SHADES]
+    assert len(shades) >= 60  # light and dark backgrounds are well represented
+
+
+def test_the_reader_meets_the_minimums_on_the_paraphrase_set() -> None:
+    """Reading alone (no model): what the planner takes from each paraphrase matches its truth."""
+    scenes = paraphrase_scenes(400)
+    background = objects = relations = counts = 0
+    for s in scenes:
+        request, truth = read_caption(s.caption), s.truth
+        background += (request.background_shade or request.background_colour) == named_colour(
+            truth.background_rgb
+        )
+        objects += sorted((o.shape, str(o.colour)) for o in request.objects) == sorted(
+            (o.shape, o.colour) for o in truth.objects
+        )
+        relations += truth.relation is not None and request.relation is not None
+        counts += truth.count is not None and request.count == truth.count
+    pairs = sum(s.truth.relation is not None for s in scenes)
+    counted = sum(s.truth.count is not None for s in scenes)
+    assert background / len(scenes) >= 0.95
+    assert objects / len(scenes) >= 0.95
+    assert relations / pairs >= 0.85 and counts / counted >= 0.85
+
+
+def test_the_scorer_gives_the_truths_own_pictures_full_marks_and_tells_shades_apart() -> None:
+    scenes = paraphrase_scenes(24)
+    for i, s in enumerate(scenes):
+        result = score_scene(s, s.image, i)
+        assert all(all(v) for v in result.trials.values()), (s.caption, result.trials)
+        assert result.trials["background"] == [True]
+    light = next(s for s in paraphrase_scenes(200) if named_colour(s.truth.background_rgb) == "light gray")
+    grey = Image.new("RGB", light.image.size, COLOURS["gray"])  # the UNet's grey, untinted
+    assert score_scene(light, grey).trials["background"] == [False]
+
+
+def test_the_caption_reading_bench_row() -> None:
+    from gouache.benchmarks import BenchOptions
+    from gouache.benchmarks.suite import run_one
+
+    (row,) = run_one("reading", BenchOptions(quick=True, repeats=1))
+    assert row.name == "mini caption reading time" and row.candidate_s > 0 and row.baseline_s > 0
+    assert "ms per caption" in row.detail

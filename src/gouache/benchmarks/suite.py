@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "stream": ("gouache.benchmarks.stream", "time to first partial vs full latency"),
     "load": ("gouache.benchmarks.load", "a burst of concurrent requests vs one alone"),
     "mini": ("gouache.benchmarks.mini", "gouache-mini served vs raw, per tier"),
+    "reading": ("gouache.benchmarks.reading", "gouache-mini caption reading vs its layout"),
 }
 
 

@@ -369,17 +369,26 @@ class Runner:
         return [o if o is not None else Cancelled() for o in outcomes]
 
 
+#: A model's own finishing (gouache-mini's text encoder ``finish_render``): at the working size, given the
+#: prompt and seed, the image, what was understood (``revised_prompt``) and a step for the output size.
+FinishHook = Callable[
+    [Image.Image, str, int], tuple[Image.Image, str, Callable[[Image.Image], Image.Image] | None]
+]
+
+
 def _finish_one(
     job: RenderJob,
     image: Image.Image,
     seed: int,
     backdrop: Backdrop | None,
-    hook: Callable[[Image.Image, str], tuple[Image.Image, str]] | None = None,
+    hook: FinishHook | None = None,
 ) -> RenderedImage:
-    revised = None
+    revised, after = None, None
     if hook is not None:
-        image, revised = hook(image, job.prompt)
+        image, revised, after = hook(image, job.prompt, seed)
     final = finish_image(image, job.width, job.height, job.model.upscaler, backdrop)
+    if after is not None:  # the model's touch at the output size (gouache-mini: its lettering)
+        final = after(final)
     data = encode(final, job.output_format, job.output_compression)
     return RenderedImage(data, job.output_format, job.width, job.height, seed, revised)
 

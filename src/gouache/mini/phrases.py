@@ -46,6 +46,13 @@ EXTRA_COLOURS = {
     "silver": "light gray", "slate": "gray", "ash": "gray",
     "teal": "cyan", "aqua": "cyan", "aquamarine": "cyan",
     "sky-blue": "light blue", "baby-blue": "light blue", "forest-green": "dark green",
+    "sky blue": "light blue", "baby blue": "light blue", "powder blue": "light blue",
+    "ice blue": "light blue", "navy blue": "dark blue", "midnight blue": "dark blue",
+    "mint green": "light green",
+    "forest green": "dark green", "bottle green": "dark green", "olive green": "dark green",
+    "pine green": "dark green", "slate grey": "dark gray", "slate gray": "dark gray",
+    "ash grey": "light gray", "silver grey": "light gray", "silver gray": "light gray",
+    "dove grey": "light gray",
 }  # fmt: skip
 #: Tone words before a colour: light ones name the light shade, dark ones the dark shade (where the colour
 #: has one, else the colour itself), neutral ones the colour.
@@ -239,7 +246,8 @@ _CONTENT = (
     frozenset(
         w
         for key, p in TABLE.items()
-        if p.kind in ("colour", "shape", "size", "relation", "position", "background", "number", "sign")
+        if p.kind
+        in ("colour", "shape", "size", "relation", "position", "background", "number", "sign", "filler")
         for w in key.split()
         if len(w) >= 4 and w.isalpha()
     )
@@ -277,4 +285,7 @@ def correct(word: str) -> str | None:
     if len(w) < 4 or w in _LEAVE or not w.isalpha():
         return None
     hits = [c for c in _CONTENT if _one_edit(w, c)]
-    return hits[0] if len(hits) == 1 else None
+    if len(hits) > 1:  # "yelow": yellow, not below
+        hits = [c for c in hits if c[0] == w[0]] or hits
+    meanings = {(TABLE[c].kind, TABLE[c].value) if c in TABLE else (c, c) for c in hits}
+    return sorted(hits)[0] if len(meanings) == 1 else None  # "rhomus": rhombus or rhombs, both a diamond

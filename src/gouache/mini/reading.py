@@ -90,7 +90,24 @@ def read_phrases(caption: str, match: Matcher | None = None) -> list[Phrase]:
             out.append(Phrase(kind, tok.lower(), tok))
             i += 1
     # Quotes that the tokenizer split off (MiniLM decodes '"HELLO"' as '" hello "').
-    return _guess_unknown(_join_quotes(out, caption), match)
+    return _guess_unknown(_merge_nouns(_join_quotes(out, caption)), match)
+
+
+def _merge_nouns(phrases: list[Phrase]) -> list[Phrase]:
+    """One noun from two names of one shape ("square tile", "round disk"), and a plural from a plural
+    filler after it ("triangle shapes", "heart icons")."""
+    out: list[Phrase] = []
+    for p in phrases:
+        last = out[-1] if out else None
+        if last is not None and last.kind == "shape" and p.kind == "shape" and p.value == last.value:
+            out[-1] = Phrase("shape", last.value, f"{last.text} {p.text}", last.plural or p.plural)
+        elif (
+            last is not None and last.kind == "shape" and p.kind == "filler" and p.text.lower().endswith("s")
+        ):
+            out[-1] = replace(last, plural=True)
+        else:
+            out.append(p)
+    return out
 
 
 def _join_quotes(phrases: list[Phrase], caption: str) -> list[Phrase]:
@@ -154,8 +171,8 @@ def _modifiers(phrases: Sequence[Phrase], head: int) -> tuple[int, dict[str, Any
     i = head - 1
     while i >= 0:
         p = phrases[i]
-        if p.kind in ("colour", "size") and p.kind not in found:
-            found[p.kind] = p.value
+        if p.kind in ("colour", "size"):  # the nearest one counts: "cherry red", "chocolate brown"
+            found.setdefault(p.kind, p.value)
             found["used"].append(i)
         elif p.kind == "number" and "number" not in found:
             if p.value != "0":
@@ -170,6 +187,8 @@ def _modifiers(phrases: Sequence[Phrase], head: int) -> tuple[int, dict[str, Any
             p.kind == "word" and p.value == "and" and phrases[i - 1].kind == "colour"
         ):
             pass  # "a simple purple star", "a red and white sign" (the first colour is taken)
+        elif p.kind == "word" and p.value not in STOPWORDS and p.value.isalpha():
+            pass  # an adjective it does not know: "two bubblegum pink hearts", "a royal blue star"
         elif p.kind == "word" and p.value in ("a", "an"):
             i -= 1
             break
@@ -190,6 +209,8 @@ def _post_modifiers(phrases: Sequence[Phrase], m: _Mention, used: set[int]) -> N
                 return
             setattr(m, p.kind, p.value)
             used.add(j)
+        elif p.kind == "word" and j + 1 < len(phrases) and phrases[j + 1].kind == "colour":
+            pass  # "a diamond, bubblegum pink"
         elif not (p.kind in ("punct", "filler", "the") or (p.kind == "word" and p.value in _POST_SKIP)):
             return
         j += 1
@@ -206,7 +227,10 @@ def _background_colour(phrases: Sequence[Phrase], used: set[int]) -> str | None:
         j = i - 1
         while j >= 0 and (phrases[j].kind in ("the", "pattern", "filler") or phrases[j].value in ("a", "an")):
             j -= 1
-        nxt = phrases[i + 1].kind if i + 1 < len(phrases) else "end"
+        k = i + 1
+        while k < len(phrases) and phrases[k].kind == "filler":  # "green-coloured behind it"
+            k += 1
+        nxt = phrases[k].kind if k < len(phrases) else "end"
         if (j >= 0 and (phrases[j].kind == "cue" or phrases[j].text.lower() == "over")) or nxt == "behind":
             return p.value
     return found
@@ -408,11 +432,15 @@ def layout_tokens(
     encoder: Any | None = None,
     seed: int | None = None,
     region: tuple[float, float, float, float] | None = None,
+    glyphs: bool = True,
 ) -> torch.Tensor:
     """[LAYOUT_TOKENS, TOKEN_DIM] layout tokens for ``caption``; all zeros when nothing is drawable. With a
-    ``region`` (canvas units), the layout is fitted into it (the mask of an inpainting edit)."""
+    ``region`` (canvas units), the layout is fitted into it (the mask of an inpainting edit). Without
+    ``glyphs``, the text's letters are left out (the sign or the space for the words stays)."""
     truth = layout_caption(caption, matcher_for(encoder) if encoder is not None else None, seed)
     if truth is None:
         return empty_tokens(1)[0]
+    if not glyphs and truth.text is not None:  # the words are typeset at the finish (mini/lettering.py)
+        truth = replace(truth, text=None)
     tokens = scene_tokens(truth)
     return tokens if region is None else fit_to_region(tokens, region)
