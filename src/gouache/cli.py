@@ -230,11 +230,20 @@ def eval_model(
     n: Annotated[int, typer.Option("--n", help="Held-out scenes to generate and score.")] = 200,
     seed: Annotated[int, typer.Option(help="Which held-out set (seed).")] = 0,
     out: Annotated[Path | None, typer.Option(help="JSON report (default eval.json).")] = None,
+    scene_set: Annotated[
+        str,
+        typer.Option("--set", help="Scenes: held-out (generator wording) or paraphrase (people's wording)."),
+    ] = "held-out",
+    quality: Annotated[str, typer.Option(help="Quality tier of each generation.")] = "medium",
 ) -> None:
-    """Score a model exactly on held-out scenes: colour, shape, relation, count, text, determinism."""
+    """Score a model exactly on held-out scenes: colour, shape, relation, count, background, text,
+    determinism."""
     from gouache.eval_service import main as run_eval
+    from gouache.mini.evaluation.runner import SCENE_SETS
 
-    run_eval(model, n, seed, out)
+    if scene_set not in SCENE_SETS:
+        raise typer.BadParameter(f"expected one of {', '.join(SCENE_SETS)}", param_hint="--set")
+    run_eval(model, n, seed, out, scene_set=scene_set, quality=quality)
 
 
 @app.command()

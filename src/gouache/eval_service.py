@@ -33,6 +33,7 @@ def evaluate_service(
     kinds: Sequence[str] | None = None,
     quality: str = "medium",
     determinism_checks: int = DETERMINISM_CHECKS,
+    scene_set: str = "held-out",
 ) -> EvalReport:
     """Evaluate ``model`` through Gouache's own image service, in-process: each prompt goes through
     ``ImageService.generate`` at 1024x1024 (PNG), exactly as an API request would."""
@@ -65,6 +66,7 @@ def evaluate_service(
                 kinds=kinds,
                 progress=progress,
                 determinism_checks=determinism_checks,
+                scene_set=scene_set,
             )
     finally:
         services.close()
@@ -72,9 +74,17 @@ def evaluate_service(
     return report
 
 
-def main(model: str, n: int, seed: int, out: Path | None) -> None:
-    """``gouache eval``: evaluate ``model`` on ``n`` held-out scenes, print the table, write the JSON report
-    to ``out`` (default ``eval.json``). Generations are recorded in a throwaway data directory."""
+def main(
+    model: str,
+    n: int,
+    seed: int,
+    out: Path | None,
+    scene_set: str = "held-out",
+    quality: str = "medium",
+) -> None:
+    """``gouache eval``: evaluate ``model`` on ``n`` scenes of ``scene_set`` (held-out scenes, or the
+    paraphrase set), print the table, write the JSON report to ``out`` (default ``eval.json``). Generations
+    are recorded in a throwaway data directory."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -90,12 +100,14 @@ def main(model: str, n: int, seed: int, out: Path | None) -> None:
             TimeElapsedColumn(),
         )
         with Progress(*columns, console=console) as bar:
-            task = bar.add_task(f"Evaluating {model}", total=None)
+            task = bar.add_task(f"Evaluating {model} ({scene_set})", total=None)
 
             def on_progress(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            report = evaluate_service(model, n, seed, settings, progress=on_progress)
+            report = evaluate_service(
+                model, n, seed, settings, progress=on_progress, quality=quality, scene_set=scene_set
+            )
     console.print(report_table(report))
     path = out or Path("eval.json")
     path.write_text(report.to_json())

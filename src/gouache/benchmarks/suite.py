@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "gouache.benchmarks.outputs",
         "each finishing step (alpha, GIF, SVG, metadata, C2PA) vs the render",
     ),
+    "reading": ("gouache.benchmarks.reading", "gouache-mini caption reading vs its layout"),
 }
 
 

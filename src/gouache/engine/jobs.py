@@ -76,6 +76,8 @@ class RenderedImage:
     width: int
     height: int
     seed: int
+    #: What the model understood the prompt as, in plain words (gouache-mini); None for other models.
+    revised_prompt: str | None = None
 
 
 @dataclass

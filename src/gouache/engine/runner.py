@@ -410,8 +410,10 @@ class Runner:
                     ]
                 offset += len(job.seeds)
             backdrop = state.edit.backdrop if state.edit is not None else None
+            # A model's own last touch at the working size (gouache-mini: shades, and what it understood).
+            hook = getattr(getattr(state.model.pipeline, "text_encoder", None), "finish_render", None)
             t1 = time.perf_counter()
-            finished = list(self._finisher.map(lambda w: _finish_one(w, backdrop), work))
+            finished = list(self._finisher.map(lambda w: _finish_one(w, backdrop, hook), work))
             finish_s = time.perf_counter() - t1
             total = sum(len(state.entries[i].job.seeds) for i in state.live)
             for i in state.live:
@@ -455,10 +457,29 @@ class _Work:
     layout: tuple[Image.Image, tuple[int, int, int]] | None
 
 
-def _finish_one(w: _Work, backdrop: Backdrop | None) -> RenderedImage | KeyNotUniform:
-    """Exact size (and an edit's backdrop), then the finishing pipeline of :mod:`gouache.engine.outputs`."""
+#: A model's own finishing (gouache-mini's text encoder ``finish_render``): at the working size, given the
+#: prompt and seed, the image, what was understood (``revised_prompt``) and a step for the output size.
+FinishHook = Callable[
+    [Image.Image, str, int], tuple[Image.Image, str, Callable[[Image.Image], Image.Image] | None]
+]
+
+
+def _finish_one(
+    w: _Work, backdrop: Backdrop | None, hook: FinishHook | None = None
+) -> RenderedImage | KeyNotUniform:
+    """The model's own touch at the working size (gouache-mini: shades, and what it understood), exact size
+    (and an edit's backdrop), the model's touch at the output size (gouache-mini: its lettering), then the
+    finishing pipeline of :mod:`gouache.engine.outputs`."""
     job = w.job
-    frames = [finish_image(f, job.width, job.height, job.model.upscaler, backdrop) for f in w.frames]
+    revised, after = None, None
+    frames = list(w.frames)
+    if hook is not None:
+        touched = [hook(frame, job.prompt, w.seed) for frame in frames]
+        frames = [frame for frame, _, _ in touched]
+        revised, after = touched[0][1], touched[0][2]
+    frames = [finish_image(f, job.width, job.height, job.model.upscaler, backdrop) for f in frames]
+    if after is not None:
+        frames = [after(f) for f in frames]
     if job.outputs.background == "transparent":
         layout = None
         if w.layout is not None:  # the layout alpha, enlarged with the image's own upscaler
@@ -472,7 +493,7 @@ def _finish_one(w: _Work, backdrop: Backdrop | None) -> RenderedImage | KeyNotUn
     data = encode_file(
         frames, job.output_format, job.output_compression, job.outputs, w.seed, job.model.name, parent
     )
-    return RenderedImage(data, job.output_format, job.width, job.height, w.seed)
+    return RenderedImage(data, job.output_format, job.width, job.height, w.seed, revised)
 
 
 def _render_prompt(model: LoadedModel, job: RenderJob) -> str:

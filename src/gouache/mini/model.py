@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -364,6 +364,50 @@ class GroundedTextEncoder(MiniLMTextEncoder):
         pooled = (hidden * mask).sum(1) / mask.sum(1)
         return torch.nn.functional.normalize(pooled, dim=-1)
 
+    def _decoded(self, prompt: str) -> str:
+        """``prompt`` through the tokenizer and back, exactly as :meth:`forward` sees it."""
+        tok = self._ids_tokenizer()
+        ids = tok(prompt, truncation=True, max_length=LAYOUT_MAX_TOKENS)["input_ids"]
+        return str(tok.decode(ids, skip_special_tokens=True))
+
+    def read(self, prompt: str) -> Any:
+        """The :class:`~gouache.mini.scenes.request.SceneRequest` this encoder reads ``prompt`` as."""
+        from gouache.mini.reading import read_caption
+        from gouache.mini.word_match import matcher_for
+
+        return read_caption(self._decoded(prompt), matcher_for(self))
+
+    def finish_render(
+        self, image: Any, prompt: str, seed: int | None = None
+    ) -> tuple[Any, str, Callable[[Any], Any] | None]:
+        """The engine's hook after denoising, at the working size: ``image`` with the shades the prompt asks
+        for (:func:`gouache.mini.finishing.tint`), what was understood in plain words (the image's
+        ``revised_prompt``, :func:`gouache.mini.describe.describe`), and what to do to the image once it is at
+        its output size (typeset the words asked for, :mod:`gouache.mini.lettering`), or None."""
+        from gouache.mini.describe import describe
+        from gouache.mini.finishing import tint
+        from gouache.mini.lettering import is_latin, requested_text, typeset
+        from gouache.mini.reading import layout_caption
+        from gouache.mini.word_match import matcher_for
+
+        decoded = self._decoded(prompt)
+        request = self.read(prompt)
+        revised = describe(request)
+        after = None
+        text = requested_text(prompt) or request.word
+        if text and not is_latin(text):
+            revised += f"; ignored: the text '{text}' (this model letters Latin text only)"
+        elif text and request.word:
+            truth = layout_caption(decoded, matcher_for(self), seed)
+            if truth is not None and truth.text is not None:
+                box, rgb = truth.text.box, truth.text.rgb
+                revised = revised.replace(f'"{request.word}"', f'"{text}"')
+
+                def after(final: Any) -> Any:
+                    return typeset(final, text, box, rgb)
+
+        return tint(image, request), revised, after
+
     def forward(
         self, input_ids: torch.Tensor | None = None, *args: Any, **kwargs: Any
     ) -> tuple[torch.Tensor]:  # type: ignore[override]
@@ -373,7 +417,10 @@ class GroundedTextEncoder(MiniLMTextEncoder):
             raise ValueError("GroundedTextEncoder needs input_ids")
         captions = self._ids_tokenizer().batch_decode(input_ids.cpu(), skip_special_tokens=True)
         seed, region = _LAYOUT_SEED.get(), _LAYOUT_REGION.get()
-        tokens = [layout_tokens(c, self, seed, region) if c.strip() else empty_tokens(1)[0] for c in captions]
+        tokens = [
+            layout_tokens(c, self, seed, region, glyphs=False) if c.strip() else empty_tokens(1)[0]
+            for c in captions
+        ]
         return (torch.stack(tokens).to(device=self.device, dtype=self.dtype),)
 
 

@@ -1,21 +1,23 @@
 """The caption reader of gouache-mini's text encoder: a caption becomes a scene request, then a laid-out
 scene.
 
-:func:`read_caption` reads what a caption asks for (objects with their colour, size and count, a relation
-between two of them, a position, a word on a sign or on the background, the background, the style) into a
-:class:`~gouache.mini.scenes.request.SceneRequest`; :func:`~gouache.mini.scenes.request.layout_scene` lays it
-out the way the scene generator lays out its scenes (:func:`layout_caption` does both), and
-:func:`~gouache.mini.grounding.scene_tokens` turns that into the tokens the UNet is grounded in
-(:func:`layout_tokens` does all three).
+:func:`read_caption` reads what a caption asks for (objects with their colour, shade, size and count, a
+relation between two of them, a position, a word on a sign or on the background, the background, the style,
+and the words it could not place) into a :class:`~gouache.mini.scenes.request.SceneRequest`;
+:func:`~gouache.mini.scenes.request.layout_scene` lays it out the way the scene generator lays out its scenes
+(:func:`layout_caption` does both), and :func:`~gouache.mini.grounding.scene_tokens` turns that into the
+tokens the UNet is grounded in (:func:`layout_tokens` does all three).
 
-Reading is a small grammar over phrases: the caption is split into words, known phrases (synonyms, multi-word
-shape names, relation and position phrases) are merged greedily, longest first, and noun phrases are
-``[number] [size] [colour] shape``. A word outside the vocabulary that sits where a colour or a shape would
-("a crimson octagon") is read as the known one whose MiniLM embedding is nearest, when close enough: that is
-the text encoder's part in understanding unseen wording. The layout is random but fixed per caption (its
-random generator is seeded by the caption's hash, and by the image's seed when the engine gives one), so a
-prompt and seed always get the same composition; what the caption leaves open is drawn plainly (flat style,
-solid background).
+Reading is a small grammar over phrases (:mod:`gouache.mini.phrases`): the caption is tidied (MiniLM's
+spaced hyphens rejoined, "five-pointed star" folded into "star"), split into words, typos within one edit of
+a content word corrected, known phrases merged greedily, longest first; noun phrases are ``[number] [size]
+[colour] shape`` with colours and sizes also after the noun ("a star, purple, large"). A colour that belongs
+to no noun is the background's ("against white", "on pale grey", "with grey behind it"). A word outside the
+vocabulary that sits where a colour or a shape would is read as the nearest known one by MiniLM
+(:mod:`gouache.mini.word_match`); a noun that stays unplaced ("a red fox") is left out and listed in
+``ignored``. The layout is random but fixed per caption (its random generator is seeded by the caption's
+hash, and by the image's seed when the engine gives one), so a prompt and seed always get the same
+composition; what the caption leaves open is drawn plainly (flat style, solid background).
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 
 from gouache.mini.grounding import empty_tokens, fit_to_region, scene_tokens
+from gouache.mini.phrases import MAX_PHRASE, STOPWORDS, TABLE, Phrase, correct, tidy
 from gouache.mini.scenes.request import (
     MAX_REQUESTED_OBJECTS,
     ObjectRequest,
@@ -37,150 +40,36 @@ from gouache.mini.scenes.request import (
     layout_scene,
 )
 from gouache.mini.scenes.truth import SceneTruth
-from gouache.mini.scenes.vocabulary import (
-    BACKGROUND_ADJECTIVES,
-    COLOUR_WORDS,
-    INVERSE_RELATION,
-    POSITION_PHRASES,
-    RELATION_WORDS,
-    SHAPE_WORDS,
-    SIZE_WORDS,
-    STYLE_PHRASES,
-)
+from gouache.mini.scenes.vocabulary import INVERSE_RELATION, SHADES, base_colour
+from gouache.mini.word_match import Matcher, matcher_for
 
 __all__ = ["Phrase", "layout_caption", "layout_tokens", "matcher_for", "read_caption", "read_phrases"]
 
-#: How an unknown word is put to MiniLM, and the cosine similarity to the nearest known word (put the same
-#: way) above which it is read as that word. Measured: "a sphere shape" -> circle 0.71, "a rectangle shape"
-#: -> square 0.78, "a octagon shape" -> pentagon 0.72, but "a table shape" -> square 0.68. MiniLM knows
-#: colour names poorly ("crimson" lands nearest to purple), so common ones are in the phrase table instead.
-TEMPLATES = {"colour": "the colour {}", "shape": "a {} shape"}
-SIMILARITY_MIN = {"colour": 0.72, "shape": 0.7}
-EXTRA_COLOURS = {
-    "crimson": "red", "scarlet": "red", "cherry": "red", "ruby": "red",
-    "tangerine": "orange", "amber": "orange", "peach": "orange",
-    "gold": "yellow", "golden": "yellow", "lemon": "yellow", "mustard": "yellow",
-    "lime": "green", "emerald": "green", "olive": "green", "mint": "green", "jade": "green",
-    "navy": "blue", "azure": "blue", "cobalt": "blue", "sapphire": "blue", "indigo": "blue",
-    "lavender": "purple", "lilac": "purple", "plum": "purple", "magenta": "purple", "mauve": "purple",
-    "rose": "pink", "fuchsia": "pink", "salmon": "pink",
-    "chocolate": "brown", "tan": "brown", "maroon": "brown", "bronze": "brown",
-    "charcoal": "black", "ebony": "black", "jet": "black",
-    "ivory": "white", "snow": "white", "cream": "white",
-    "silver": "gray", "slate": "gray", "ash": "gray",
-    "teal": "cyan", "aqua": "cyan", "aquamarine": "cyan",
-}  # fmt: skip
 MAX_WORD = 8  # letters of a word to write (the training words have 1-6)
-
-_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "a single": 1, "single": 1}
-_NUMBERS |= {str(i): i for i in range(1, 7)}
-_NUMBERS |= {"a pair of": 2, "a couple of": 2, "a group of": 0, "exactly": 0}  # 0: a number follows
-
-
-_EXTRA_SHAPES = {
-    "disk": "circle", "dot": "circle", "oval": "circle", "ball": "circle", "rectangle": "square",
-    "plus": "cross", "donut": "ring", "doughnut": "ring", "lozenge": "diamond",
-}  # fmt: skip
-_EXTRA_RELATIONS = {
-    "on top of": "above", "over": "above", "underneath": "below",
-    "to the side of": "next to", "alongside": "next to", "by": "next to",
-}  # fmt: skip
-#: "A with B to its right": B is right of A.
-_TAILS = {
-    "to its right": "right of", "on its right": "right of",
-    "to its left": "left of", "on its left": "left of",
-    "beneath it": "below", "below it": "below", "under it": "below", "above it": "above",
-    "beside it": "next to", "next to it": "next to",
-}  # fmt: skip
-_SAYS = (
-    "that says", "which says", "saying", "reading", "that reads", "with the word", "with the text",
-    "the word", "the text", "the letter", "the letters", "says", "reads",
-)  # fmt: skip
-_EXTRA_STYLES = {
-    "sketch": "sketch", "sketched": "sketch", "hand-drawn": "sketch", "drawn by hand": "sketch",
-    "pencil": "sketch", "outline": "outlined", "outlines": "outlined", "outlined": "outlined",
-    "shadow": "shadow", "shadows": "shadow", "shadowed": "shadow", "flat": "flat",
-}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Phrase:
-    """A merged phrase: ``kind`` (colour, shape, size, number, relation, tail, position, sign, says,
-    background, pattern, style, letters, written, the, word, punct) and its canonical ``value``."""
-
-    kind: str
-    value: str
-    text: str
-    plural: bool = False
-
-
-def _table() -> dict[str, Phrase]:
-    t: dict[str, Phrase] = {}
-
-    def add(words: str, kind: str, value: str, plural: bool = False) -> None:
-        t.setdefault(words, Phrase(kind, value, words, plural))
-
-    def named(kind: str, table: Mapping[str, Sequence[str]]) -> None:  # {name: its phrases}
-        for name, phrases in table.items():
-            for p in phrases:
-                add(p, kind, name)
-
-    def aliases(kind: str, table: Mapping[str, str]) -> None:  # {phrase: name}
-        for p, name in table.items():
-            add(p, kind, name)
-
-    for name, forms in SHAPE_WORDS.items():
-        for singular, plural in forms:
-            add(singular, "shape", name)
-            add(plural, "shape", name, True)
-    for word, name in _EXTRA_SHAPES.items():
-        add(word, "shape", name)
-        add(word + ("es" if word.endswith("s") else "s"), "shape", name, True)
-    named("colour", COLOUR_WORDS)
-    aliases("colour", EXTRA_COLOURS)
-    named("size", SIZE_WORDS)
-    aliases("size", {"tiny": "small", "huge": "large", "giant": "large", "mid-sized": "medium"})
-    aliases("number", {w: str(n) for w, n in _NUMBERS.items()})
-    named("relation", RELATION_WORDS)
-    aliases("relation", _EXTRA_RELATIONS)
-    aliases("tail", _TAILS)
-    for name, phrases in POSITION_PHRASES.items():
-        for p in phrases:
-            add(p, "position", name)
-            add(p.replace("in the ", "at the ", 1), "position", name)
-    named("sign", {"sign": ("sign", "signs", "label", "labels", "signboard", "plaque", "board", "plate")})
-    named("says", {"says": _SAYS})
-    named("background", {"background": ("background", "backdrop")})
-    named("pattern", BACKGROUND_ADJECTIVES)
-    aliases("pattern", {"gradient": "gradient", "striped": "stripes", "stripes": "stripes"})
-    aliases("pattern", {"checked": "checker", "dots": "dots"})
-    for name, phrases in STYLE_PHRASES.items():
-        add(name, "style", name)
-        for p in phrases:
-            add(p, "style", name)
-    aliases("style", _EXTRA_STYLES)
-    named("letters", {"letters": ("letters", "letter", "text", "lettering", "ink", "font")})
-    named("written", {"written": ("written in", "painted in", "printed in")})
-    named("the", {"the": ("the", "this", "that")})
-    named("of them", {"of them": ("of them",)})
-    return t
-
-
-_TABLE = _table()
-_MAX_PHRASE = max(len(k.split()) for k in _TABLE)
 _SPLIT = re.compile(r'"[^"]*"|[A-Za-z0-9][A-Za-z0-9\'-]*|[,;:.!?]')
-_STOPWORDS = frozenset((
-    "a", "an", "and", "or", "with", "on", "in", "at", "of", "to", "is", "are", "there", "it", "its", "me",
-    "i'd", "like", "please", "could", "you", "make", "draw", "show", "generate", "paint", "create", "render",
-    "picture", "image", "scene", "where", "sits", "sitting", "placed", "positioned", "some",
-))  # fmt: skip
+#: Words between a noun and a colour or size that follows it ("a star that is purple", "a star in red").
+_POST_SKIP = frozenset(("in", "that", "which", "is", "are", "coloured", "colored", "painted", "and"))
+_NOUNS = ("shape", "sign", "background", "letters", "unknown")
 
-Matcher = Callable[[str, str], tuple[str, float] | None]
+
+def _words(caption: str) -> list[str]:
+    """The caption's words, typos of content words corrected (never the word after "says": it is written)."""
+    raw = _SPLIT.findall(tidy(caption))
+    out: list[str] = []
+    for i, tok in enumerate(raw):
+        after_says = any(
+            TABLE.get(" ".join(raw[max(0, i - n) : i]).lower(), Phrase("", "", "")).kind == "says"
+            for n in (1, 2, 3)
+        )
+        fixed = None if tok.startswith('"') or after_says else correct(tok)
+        out.append(fixed or tok)
+    return out
 
 
 def read_phrases(caption: str, match: Matcher | None = None) -> list[Phrase]:
-    """The caption as merged phrases (unknown words become ``word``, or the colour/shape ``match`` says)."""
-    raw = _SPLIT.findall(caption)
+    """The caption as merged phrases (unknown words become ``word``, or the colour/shape ``match`` says, or
+    ``unknown`` for a noun nothing matches)."""
+    raw = _words(caption)
     out: list[Phrase] = []
     i = 0
     while i < len(raw):
@@ -189,9 +78,9 @@ def read_phrases(caption: str, match: Matcher | None = None) -> list[Phrase]:
             out.append(Phrase("quoted", tok.strip('" ').upper(), tok))
             i += 1
             continue
-        for n in range(min(_MAX_PHRASE, len(raw) - i), 0, -1):
+        for n in range(min(MAX_PHRASE, len(raw) - i), 0, -1):
             words = " ".join(w.lower() for w in raw[i : i + n])
-            hit = _TABLE.get(words)
+            hit = TABLE.get(words)
             if hit is not None:
                 out.append(Phrase(hit.kind, hit.value, " ".join(raw[i : i + n]), hit.plural))
                 i += n
@@ -201,7 +90,24 @@ def read_phrases(caption: str, match: Matcher | None = None) -> list[Phrase]:
             out.append(Phrase(kind, tok.lower(), tok))
             i += 1
     # Quotes that the tokenizer split off (MiniLM decodes '"HELLO"' as '" hello "').
-    return _guess_unknown(_join_quotes(out, caption), match)
+    return _guess_unknown(_merge_nouns(_join_quotes(out, caption)), match)
+
+
+def _merge_nouns(phrases: list[Phrase]) -> list[Phrase]:
+    """One noun from two names of one shape ("square tile", "round disk"), and a plural from a plural
+    filler after it ("triangle shapes", "heart icons")."""
+    out: list[Phrase] = []
+    for p in phrases:
+        last = out[-1] if out else None
+        if last is not None and last.kind == "shape" and p.kind == "shape" and p.value == last.value:
+            out[-1] = Phrase("shape", last.value, f"{last.text} {p.text}", last.plural or p.plural)
+        elif (
+            last is not None and last.kind == "shape" and p.kind == "filler" and p.text.lower().endswith("s")
+        ):
+            out[-1] = replace(last, plural=True)
+        else:
+            out.append(p)
+    return out
 
 
 def _join_quotes(phrases: list[Phrase], caption: str) -> list[Phrase]:
@@ -213,25 +119,34 @@ def _join_quotes(phrases: list[Phrase], caption: str) -> list[Phrase]:
 
 
 def _guess_unknown(phrases: list[Phrase], match: Matcher | None) -> list[Phrase]:
-    """Unknown words in a colour's or a shape's place, read by MiniLM similarity."""
-    if match is None:
-        return phrases
+    """Unknown words in a colour's or a shape's place, read by MiniLM similarity; a word in a noun's place
+    that stays unread becomes ``unknown`` (left out of the scene, and said so)."""
     out = list(phrases)
     for i, p in enumerate(out):
-        if p.kind != "word" or p.value in _STOPWORDS or len(p.value) < 3 or not p.value.isalpha():
+        if p.kind != "word" or p.value in STOPWORDS or len(p.value) < 3 or not p.value.isalpha():
             continue
         after = out[i + 1].kind if i + 1 < len(out) else "end"
         before = out[i - 1].kind if i > 0 else "start"
-        if after in ("shape", "sign", "background", "word"):
+        if after in ("shape", "sign", "background", "word") and match is not None:
             guess = match(p.value, "colour")
             if guess:
                 out[i] = Phrase("colour", guess[0], p.text)
                 continue
-        if before in ("colour", "size", "number", "word", "the") or after in ("punct", "relation", "end"):
+        article = before == "word" and out[i - 1].value in ("a", "an")
+        noun_place = before in ("colour", "size", "number", "the") or article
+        if not noun_place and after not in ("punct", "relation", "end"):
+            continue
+        if match is not None:
             plural = p.value.endswith("s") and len(p.value) > 4
             guess = match(p.value[:-1] if plural else p.value, "shape")
             if guess:
                 out[i] = Phrase("shape", guess[0], p.text, plural)
+                continue
+        modifies = after in ("shape", "sign", "background", "letters", "colour", "size") or (
+            after == "word" and out[i + 1].value not in STOPWORDS  # "a fluffy fox": "fluffy" is no noun
+        )
+        if noun_place and not modifies:
+            out[i] = Phrase("unknown", p.value, p.text)
     return out
 
 
@@ -250,13 +165,15 @@ class _Mention:
 
 
 def _modifiers(phrases: Sequence[Phrase], head: int) -> tuple[int, dict[str, Any]]:
-    """Walk back from a head noun over its modifiers; return where the noun phrase starts and what it says."""
-    found: dict[str, Any] = {}
+    """Walk back from a head noun over its modifiers; return where the noun phrase starts and what it says
+    (``used``: the indices of the colour and size phrases it took)."""
+    found: dict[str, Any] = {"used": []}
     i = head - 1
     while i >= 0:
         p = phrases[i]
-        if p.kind in ("colour", "size") and p.kind not in found:
-            found[p.kind] = p.value
+        if p.kind in ("colour", "size"):  # the nearest one counts: "cherry red", "chocolate brown"
+            found.setdefault(p.kind, p.value)
+            found["used"].append(i)
         elif p.kind == "number" and "number" not in found:
             if p.value != "0":
                 found["number"] = int(p.value)
@@ -266,6 +183,12 @@ def _modifiers(phrases: Sequence[Phrase], head: int) -> tuple[int, dict[str, Any
             break
         elif p.kind == "pattern" and phrases[head].kind == "background":
             found.setdefault("patterns", []).append(p.value)
+        elif p.kind == "filler" or (
+            p.kind == "word" and p.value == "and" and phrases[i - 1].kind == "colour"
+        ):
+            pass  # "a simple purple star", "a red and white sign" (the first colour is taken)
+        elif p.kind == "word" and p.value not in STOPWORDS and p.value.isalpha():
+            pass  # an adjective it does not know: "two bubblegum pink hearts", "a royal blue star"
         elif p.kind == "word" and p.value in ("a", "an"):
             i -= 1
             break
@@ -275,17 +198,61 @@ def _modifiers(phrases: Sequence[Phrase], head: int) -> tuple[int, dict[str, Any
     return i + 1, found
 
 
+def _post_modifiers(phrases: Sequence[Phrase], m: _Mention, used: set[int]) -> None:
+    """Colour and size named after the noun ("a star, purple, large", "a star that is red")."""
+    j = m.end
+    while j < len(phrases):
+        p = phrases[j]
+        if p.kind in ("colour", "size") and j not in used:
+            nxt = phrases[j + 1].kind if j + 1 < len(phrases) else "end"
+            if nxt in _NOUNS or nxt == "behind" or getattr(m, p.kind) is not None:
+                return
+            setattr(m, p.kind, p.value)
+            used.add(j)
+        elif p.kind == "word" and j + 1 < len(phrases) and phrases[j + 1].kind == "colour":
+            pass  # "a diamond, bubblegum pink"
+        elif not (p.kind in ("punct", "filler", "the") or (p.kind == "word" and p.value in _POST_SKIP)):
+            return
+        j += 1
+
+
+def _background_colour(phrases: Sequence[Phrase], used: set[int]) -> str | None:
+    """The colour no noun took, named as people name a background: after "against"/"on"/"over", before
+    "behind it", or left over at the end ("a purple star, white")."""
+    found = None
+    for i, p in enumerate(phrases):
+        if p.kind != "colour" or i in used:
+            continue
+        found = p.value  # a colour left over: the background's, unless a later one is cued
+        j = i - 1
+        while j >= 0 and (phrases[j].kind in ("the", "pattern", "filler") or phrases[j].value in ("a", "an")):
+            j -= 1
+        k = i + 1
+        while k < len(phrases) and phrases[k].kind == "filler":  # "green-coloured behind it"
+            k += 1
+        nxt = phrases[k].kind if k < len(phrases) else "end"
+        if (j >= 0 and (phrases[j].kind == "cue" or phrases[j].text.lower() == "over")) or nxt == "behind":
+            return p.value
+    return found
+
+
 def read_caption(caption: str, match: Matcher | None = None) -> SceneRequest:
     """What ``caption`` asks for."""
     phrases = read_phrases(caption, match)
     mentions: list[_Mention] = []
+    used: set[int] = set()  # colour and size phrases a noun (or the text) took
     background_colour = background = style = text_colour = None
     word: str | None = None
     word_at = -1
     position = None
+    ignored: list[str] = []
     for i, p in enumerate(phrases):
-        if p.kind in ("shape", "sign", "background", "letters"):
+        if p.kind in _NOUNS:
             start, mods = _modifiers(phrases, i)
+            used.update(mods["used"])
+            if p.kind == "unknown":
+                ignored.append(p.text)
+                continue
             if p.kind == "background":
                 background_colour = mods.get("colour", background_colour)
                 patterns = mods.get("patterns", [])
@@ -310,7 +277,9 @@ def read_caption(caption: str, match: Matcher | None = None) -> SceneRequest:
             mentions.append(m)
         elif p.kind == "says":
             for q in phrases[i + 1 : i + 3]:
-                if q.kind == "quoted" or (q.kind in ("word", "shape", "colour") and q.text.isalpha()):
+                if q.kind == "quoted" or (
+                    q.kind in ("word", "shape", "colour", "unknown") and q.text.isalpha()
+                ):
                     letters = re.sub(r"[^A-Za-z]", "", q.text if q.kind != "quoted" else q.value)
                     if letters:
                         word, word_at = letters[:MAX_WORD].upper(), i
@@ -321,6 +290,7 @@ def read_caption(caption: str, match: Matcher | None = None) -> SceneRequest:
                 word, word_at = letters[:MAX_WORD].upper(), i
         elif p.kind == "written" and i + 1 < len(phrases) and phrases[i + 1].kind == "colour":
             text_colour = phrases[i + 1].value
+            used.add(i + 1)
         elif p.kind == "style":
             style = p.value
         elif p.kind == "pattern" and (
@@ -334,7 +304,12 @@ def read_caption(caption: str, match: Matcher | None = None) -> SceneRequest:
         for j in range(word_at + 1, min(word_at + 4, len(phrases) - 1)):
             if phrases[j].kind == "word" and phrases[j].value == "in" and phrases[j + 1].kind == "colour":
                 text_colour = phrases[j + 1].value
+                used.add(j + 1)
                 break
+    for m in mentions:
+        _post_modifiers(phrases, m, used)
+    if background_colour is None:
+        background_colour = _background_colour(phrases, used)
     for m in mentions:  # "the red circle" after "a red circle" is the same object
         if m.definite and m.kind == "object":
             for j, other in enumerate(mentions):
@@ -348,9 +323,10 @@ def read_caption(caption: str, match: Matcher | None = None) -> SceneRequest:
         mentions.append(_Mention("text", word_at, word_at + 1))
         mentions.sort(key=lambda m: m.start)
     relation = _relation(phrases, mentions)
-    return _request(
+    request = _request(
         mentions, relation, position, word, signs, text_colour, background_colour, background, style
     )
+    return replace(request, ignored=tuple(dict.fromkeys(ignored)))
 
 
 def _relation(phrases: Sequence[Phrase], mentions: list[_Mention]) -> tuple[int, str, int] | None:
@@ -391,11 +367,14 @@ def _request(
     for m in distinct:
         index[mentions.index(m)] = len(objects)
         n = max(1, min(m.count or 1, MAX_REQUESTED_OBJECTS))
-        objects.extend(ObjectRequest(m.shape, m.colour, m.size) for _ in range(n))
-    # A count scene is n of one kind of object, counted in so many words ("three", "3 of them").
-    counted = len(distinct) == 1 and distinct[0].count is not None and not distinct[0].extra.get("implied")
+        shade = m.colour if m.colour in SHADES else None
+        colour = base_colour(m.colour) if m.colour else None
+        objects.extend(ObjectRequest(m.shape, colour, m.size, shade) for _ in range(n))
+    # A count scene is n (two or more) of one kind of object, counted in so many words ("three", "3 of them").
+    lone = distinct[0] if len(distinct) == 1 else None
+    counted = lone is not None and (lone.count or 0) >= 2 and not lone.extra.get("implied")
     count = len(objects) if counted else None
-    sign_colour = signs[0].colour if signs else None
+    sign_colour = base_colour(signs[0].colour) if signs and signs[0].colour else None
     word_relation = None
     rel: tuple[int, str, int] | None = None
     if relation is not None:
@@ -416,9 +395,10 @@ def _request(
         word=word,
         on_sign=bool(signs) and word is not None,
         sign_colour=sign_colour,
-        text_colour=text_colour,
+        text_colour=base_colour(text_colour) if text_colour else None,
         word_relation=word_relation,
-        background_colour=background_colour,
+        background_colour=base_colour(background_colour) if background_colour else None,
+        background_shade=background_colour if background_colour in SHADES else None,
         background=_pattern(background),
         style=style,
     )
@@ -447,55 +427,20 @@ def layout_caption(caption: str, match: Matcher | None = None, seed: int | None 
     return layout_scene(request, random.Random(key))
 
 
-class _MiniLMMatcher:
-    """Nearest known colour or shape by MiniLM embedding (cached)."""
-
-    def __init__(self, encoder: Any) -> None:
-        self.encoder = encoder
-        self.vocab: dict[str, tuple[list[str], torch.Tensor]] = {}
-        self.cache: dict[tuple[str, str], tuple[str, float] | None] = {}
-
-    def _vocab(self, kind: str) -> tuple[list[str], torch.Tensor]:
-        if kind not in self.vocab:
-            table = (
-                COLOUR_WORDS
-                if kind == "colour"
-                else {k: tuple(s for s, _ in v) for k, v in SHAPE_WORDS.items()}
-            )
-            pairs = [(name, w) for name, words in table.items() for w in words]
-            vectors = self.encoder.word_vectors([TEMPLATES[kind].format(w) for _, w in pairs])
-            self.vocab[kind] = ([n for n, _ in pairs], vectors)
-        return self.vocab[kind]
-
-    def __call__(self, word: str, kind: str) -> tuple[str, float] | None:
-        key = (word, kind)
-        if key not in self.cache:
-            names, vectors = self._vocab(kind)
-            sims = vectors @ self.encoder.word_vectors([TEMPLATES[kind].format(word)])[0]
-            best = int(sims.argmax())
-            score = float(sims[best])
-            self.cache[key] = (names[best], score) if score >= SIMILARITY_MIN[kind] else None
-        return self.cache[key]
-
-
-def matcher_for(encoder: Any) -> Matcher:
-    cached = getattr(encoder, "_gouache_matcher", None)
-    if cached is None:
-        cached = _MiniLMMatcher(encoder)
-        encoder.__dict__["_gouache_matcher"] = cached
-    return cached  # type: ignore[no-any-return]
-
-
 def layout_tokens(
     caption: str,
     encoder: Any | None = None,
     seed: int | None = None,
     region: tuple[float, float, float, float] | None = None,
+    glyphs: bool = True,
 ) -> torch.Tensor:
     """[LAYOUT_TOKENS, TOKEN_DIM] layout tokens for ``caption``; all zeros when nothing is drawable. With a
-    ``region`` (canvas units), the layout is fitted into it (the mask of an inpainting edit)."""
+    ``region`` (canvas units), the layout is fitted into it (the mask of an inpainting edit). Without
+    ``glyphs``, the text's letters are left out (the sign or the space for the words stays)."""
     truth = layout_caption(caption, matcher_for(encoder) if encoder is not None else None, seed)
     if truth is None:
         return empty_tokens(1)[0]
+    if not glyphs and truth.text is not None:  # the words are typeset at the finish (mini/lettering.py)
+        truth = replace(truth, text=None)
     tokens = scene_tokens(truth)
     return tokens if region is None else fit_to_region(tokens, region)

@@ -36,6 +36,9 @@ class ImageCall:
     error: dict[str, Any] | None = None
     #: The image's bytes where the answer carries them (never stored: the row keeps `image_id`).
     image: bytes | None = None
+    #: The prompt the image was made from, kept for the next turn, when `revised_prompt` says instead what the
+    #: model understood (gouache-mini); None when they are the same.
+    prompt: str | None = None
 
     def stored(self) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -55,6 +58,8 @@ class ImageCall:
             item["seed"] = self.seed
         if self.error is not None:
             item["error"] = self.error
+        if self.prompt is not None:
+            item["prompt"] = self.prompt
         return item
 
     @classmethod
@@ -72,6 +77,7 @@ class ImageCall:
             seed=item.get("seed"),
             error=item.get("error"),
             image=image,
+            prompt=item.get("prompt"),
         )
 
 

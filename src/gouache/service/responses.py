@@ -158,7 +158,7 @@ class ResponsesService:
                             code="image_deleted",
                         )
                     context.previous_image = self.store.read_image_bytes(item["image_id"])
-                    context.previous_prompt = item.get("revised_prompt")
+                    context.previous_prompt = item.get("prompt") or item.get("revised_prompt")
                     context.previous_seed = item.get("seed")
 
     async def _screen(self, body: dict[str, Any], tool: dict[str, Any], text: str, caller: Caller) -> None:
@@ -295,6 +295,9 @@ class ResponsesService:
     async def _finish(self, turn: Turn, result: GenerateResult) -> TurnSnapshot:
         image = result.images[0]
         call = self._call(turn, "completed", image_id=image.image_id, seed=image.seed)
+        if image.revised_prompt is not None:  # the prompt written, and what the model understood of it
+            understood = f"{call.revised_prompt} (understood as: {image.revised_prompt})"
+            call = replace(call, revised_prompt=understood, prompt=call.revised_prompt)
         message = AssistantMessage(turn.message_id, turn.decision.reply)
         usage = self._usage(turn)
         await self._save(turn, "completed", [call, message], usage=stored_usage(usage, result.usage))

@@ -144,9 +144,10 @@ def to_response(
     for img in result.images:
         if response_format == "url" and request is not None:
             url = signed_file_url(request, img.image_id, *svc.links.sign(img.image_id))
-            data.append(ImageData(url=url, seed=img.seed))
+            data.append(ImageData(url=url, seed=img.seed, revised_prompt=img.revised_prompt))
         else:
-            data.append(ImageData(b64_json=base64.b64encode(img.data).decode("ascii"), seed=img.seed))
+            b64 = base64.b64encode(img.data).decode("ascii")
+            data.append(ImageData(b64_json=b64, seed=img.seed, revised_prompt=img.revised_prompt))
     return ImagesResponse.model_validate(
         {
             "created": result.created,

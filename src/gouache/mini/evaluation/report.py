@@ -15,7 +15,7 @@ from gouache.mini.scenes.vocabulary import KINDS
 if TYPE_CHECKING:
     from rich.table import Table
 
-METRICS = ("colour", "shape", "relation", "count", "position", "text", "determinism")
+METRICS = ("colour", "shape", "relation", "count", "position", "background", "text", "determinism")
 
 
 @dataclass

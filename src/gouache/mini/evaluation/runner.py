@@ -14,10 +14,12 @@ from PIL import Image
 
 from gouache.mini.evaluation.analysis import EVAL_SIZE
 from gouache.mini.evaluation.held_out import held_out_scenes, held_out_seed
+from gouache.mini.evaluation.paraphrase import paraphrase_scenes
 from gouache.mini.evaluation.report import EvalReport, MetricScore, aggregate
 from gouache.mini.evaluation.scoring import score_scene
 
 DETERMINISM_CHECKS = 3
+SCENE_SETS = ("held-out", "paraphrase")
 
 GenerateFn = Callable[[str, int], Image.Image]
 
@@ -30,13 +32,20 @@ def evaluate(
     progress: Callable[[int, int], None] | None = None,
     size: int = EVAL_SIZE,
     determinism_checks: int = DETERMINISM_CHECKS,
+    scene_set: str = "held-out",
 ) -> EvalReport:
     """Generate an image for each of ``n`` held-out prompts with ``generate(prompt, seed)`` (the seed passed
     is the scene's generator seed) and score it. The first ``determinism_checks`` prompts are generated a
     second time; identical pixels are a correct ``determinism`` trial. ``progress(done, total)`` is called
-    after each generation."""
+    after each generation. ``scene_set`` is ``"held-out"`` (the generator's held-out scenes) or
+    ``"paraphrase"`` (:func:`~gouache.mini.evaluation.paraphrase.paraphrase_scenes`: wording the generator
+    never uses)."""
     started = time.perf_counter()
-    scenes = held_out_scenes(n, seed, kinds, size)
+    if scene_set not in SCENE_SETS:
+        raise ValueError(f"unknown scene set {scene_set!r}; expected one of {SCENE_SETS}")
+    scenes = (
+        held_out_scenes(n, seed, kinds, size) if scene_set == "held-out" else paraphrase_scenes(n, seed, size)
+    )
     checks = min(determinism_checks, n)
     total = n + checks
     report = EvalReport(n=n, seed=seed, size=size)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,8 +19,8 @@ from PIL import Image
 from gouache.mini.evaluation.analysis import SPECK_AREA, SQUARE, Analysis, Region, analyse, dilate
 from gouache.mini.evaluation.ocr import read_text, text_match
 from gouache.mini.evaluation.shape_fit import classify_shape, shape_scores, unit_area
-from gouache.mini.scenes.truth import ObjectTruth, Scene, position_name
-from gouache.mini.scenes.vocabulary import COLOUR_WORDS, SIGN
+from gouache.mini.scenes.truth import ObjectTruth, Scene, colour_distance, position_name
+from gouache.mini.scenes.vocabulary import COLOUR_WORDS, NAMED_COLOURS, SIGN
 
 OUTLINE_SHARE = 0.8  # a region this much within 2 px of another is that one's outline
 MIN_AREA_FRACTION = 0.25  # a detected object covers at least this share of its expected area
@@ -69,6 +70,12 @@ def _relation_holds(a: Region, relation: str, b: Region) -> bool:
         gap = math.hypot(dx, dy) - a.radius - b.radius
         return abs(dx) >= m and abs(dy) <= ratio * abs(dx) and gap <= NEXT_TO_TOLERANT_GAP
     raise ValueError(f"unknown relation {relation!r}")
+
+
+def named_colour(rgb: Sequence[float]) -> str:
+    """The nearest colour of :data:`~gouache.mini.scenes.vocabulary.NAMED_COLOURS`: light and dark shades
+    ("light gray") are colours of their own, as a person tells them apart."""
+    return min(NAMED_COLOURS, key=lambda name: colour_distance(NAMED_COLOURS[name], rgb))
 
 
 def _mentions_colour(caption: str, colour: str) -> bool:
@@ -140,6 +147,10 @@ def score_scene(scene: Scene, image: Image.Image, index: int = 0, seed: int = 0)
         _score_count(scene, analysis, result)
     else:
         _score_objects(scene, analysis, result)
+    if "background" in scene.mentioned and truth.background == "solid" and len(analysis.background):
+        found = named_colour(analysis.background[0])
+        result.details["background"] = found
+        result.add("background", found == named_colour(truth.background_rgb))
     if "word" in scene.mentioned and truth.text is not None:
         lines = read_text(image, analysis)
         exact, cer, reading = text_match(lines, truth.text.word)

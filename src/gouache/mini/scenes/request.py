@@ -47,6 +47,9 @@ class ObjectRequest:
     shape: str
     colour: str | None = None
     size: str | None = None
+    #: The light or dark shade of ``colour`` asked for (a name of ``SHADES``): laid out and painted as
+    #: ``colour``, tinted after denoising (:mod:`gouache.mini.finishing`).
+    shade: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,10 @@ class SceneRequest:
     background_colour: str | None = None
     background: str | None = None
     style: str | None = None
+    #: The shade of ``background_colour`` asked for (as :attr:`ObjectRequest.shade`).
+    background_shade: str | None = None
+    #: Words the caption reader could not place (nouns it has no concept for): left out of the scene.
+    ignored: tuple[str, ...] = ()
 
 
 def _request_specs(rng: random.Random, request: SceneRequest, shrink: int) -> list[Spec]:

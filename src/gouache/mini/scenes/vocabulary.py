@@ -200,3 +200,28 @@ BACKGROUND_ADJECTIVES: dict[str, tuple[str, ...]] = {
     "dots": ("dotted", "polka-dot"),
     "checker": ("checkered", "checkerboard"),
 }
+
+# ----------------------------------------------------------------------------------------------------------
+# Shades: light and dark variants of a colour
+# ----------------------------------------------------------------------------------------------------------
+
+#: Light and dark variants people name ("light grey", "dark blue"): each is its own colour with its own RGB,
+#: painted as its base colour (the grounding tokens carry a one-hot over :data:`COLOURS`, so a shade needs no
+#: retraining) and then tinted to its RGB at the working resolution (:mod:`gouache.mini.finishing`). Chosen
+#: at least 65 RGB units from every colour of :data:`COLOURS` and from each other, so the evaluator tells them
+#: apart as a person does; colours without a variant here ("light red") are read as their base colour.
+SHADES: dict[str, tuple[str, RGB]] = {
+    "light gray": ("gray", (200, 200, 200)),
+    "dark gray": ("gray", (70, 70, 70)),
+    "light blue": ("blue", (135, 175, 240)),
+    "dark blue": ("blue", (20, 35, 120)),
+    "light green": ("green", (140, 215, 140)),
+    "dark green": ("green", (15, 85, 35)),
+}
+#: Every colour the caption reader and the evaluator name: :data:`COLOURS` and the :data:`SHADES`.
+NAMED_COLOURS: dict[str, RGB] = COLOURS | {name: rgb for name, (_, rgb) in SHADES.items()}
+
+
+def base_colour(name: str) -> str:
+    """The colour of :data:`COLOURS` that ``name`` (a colour or a shade) is painted as."""
+    return SHADES[name][0] if name in SHADES else name

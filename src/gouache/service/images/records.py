@@ -96,7 +96,7 @@ def save_images(store: Store, request_id: str, rendered: list[RenderedImage]) ->
         image_id = store.add_image(
             request_id, index, image.data, image.format, image.width, image.height, image.seed
         )
-        out.append(GeneratedImage(image.data, image.seed, image_id))
+        out.append(GeneratedImage(image.data, image.seed, image_id, image.revised_prompt))
     return out
 
 

@@ -92,6 +92,9 @@ class GeneratedImage:
     data: bytes
     seed: int
     image_id: str
+    #: What the model understood the prompt as (gouache-mini); None: the model returns none (as OpenAI's GPT
+    #: image models omit it).
+    revised_prompt: str | None = None
 
 
 @dataclass(frozen=True)
