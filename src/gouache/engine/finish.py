@@ -7,11 +7,15 @@ then :func:`encode`), after the model lock is released. Previews only borrow :fu
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from PIL import Image
 
 from gouache.engine.canvas import blend_back
+from gouache.engine.jobs import RenderedImage, RenderJob
+from gouache.engine.outputs import encode_file, make_transparent
+from gouache.engine.outputs.alpha import KeyNotUniform
 from gouache.engine.upscale import upscale
 
 FORMATS = ("png", "jpeg", "webp")
@@ -59,3 +63,53 @@ def encode(image: Image.Image, fmt: str, compression: int = 100, *, fast: bool =
     else:
         raise ValueError(f"unsupported output format {fmt!r}")
     return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class FinishWork:
+    """One image to finish: the entry it belongs to, its frames (one, or a GIF's), seed and layout alpha."""
+
+    owner: int
+    job: RenderJob
+    frames: list[Image.Image]
+    seed: int
+    layout: tuple[Image.Image, tuple[int, int, int]] | None
+
+
+#: A model's own finishing (gouache-mini's text encoder ``finish_render``): at the working size, given the
+#: prompt and seed, the image, what was understood (``revised_prompt``) and a step for the output size.
+FinishHook = Callable[
+    [Image.Image, str, int], tuple[Image.Image, str, Callable[[Image.Image], Image.Image] | None]
+]
+
+
+def finish_one(
+    w: FinishWork, backdrop: Backdrop | None, hook: FinishHook | None = None
+) -> RenderedImage | KeyNotUniform:
+    """The model's own touch at the working size (gouache-mini: shades, and what it understood), exact size
+    (and an edit's backdrop), the model's touch at the output size (gouache-mini: its lettering), then the
+    finishing pipeline of :mod:`gouache.engine.outputs`."""
+    job = w.job
+    revised, after = None, None
+    frames = list(w.frames)
+    if hook is not None:
+        touched = [hook(frame, job.prompt, w.seed) for frame in frames]
+        frames = [frame for frame, _, _ in touched]
+        revised, after = touched[0][1], touched[0][2]
+    frames = [finish_image(f, job.width, job.height, job.model.upscaler, backdrop) for f in frames]
+    if after is not None:
+        frames = [after(f) for f in frames]
+    if job.outputs.background == "transparent":
+        layout = None
+        if w.layout is not None:  # the layout alpha, enlarged with the image's own upscaler
+            mask = finish_image(w.layout[0].convert("RGB"), job.width, job.height, job.model.upscaler)
+            layout = (mask.getchannel(0), w.layout[1])
+        try:
+            frames = make_transparent(frames, layout)
+        except KeyNotUniform as exc:
+            return exc
+    parent = job.edit.images[0] if job.edit is not None else None
+    data = encode_file(
+        frames, job.output_format, job.output_compression, job.outputs, w.seed, job.model.name, parent
+    )
+    return RenderedImage(data, job.output_format, job.width, job.height, w.seed, revised)

@@ -43,7 +43,7 @@ from gouache.engine.catalog import SamplingPlan
 from gouache.engine.devices import dtype_name
 from gouache.engine.edits import PreparedEdit, denoise_edit, prepare_edit
 from gouache.engine.embeddings import PromptEmbeddings, uses_guidance
-from gouache.engine.finish import Backdrop, finish_image
+from gouache.engine.finish import FinishWork, finish_one
 from gouache.engine.geometry import working_size
 from gouache.engine.invariant import make_batch_invariant
 from gouache.engine.jobs import (
@@ -55,8 +55,8 @@ from gouache.engine.jobs import (
     RenderResult,
 )
 from gouache.engine.lora import activate, has_adapters, label
-from gouache.engine.outputs import Animation, encode_file, make_transparent
-from gouache.engine.outputs.alpha import KeyNotUniform, keyed_prompt
+from gouache.engine.outputs import Animation
+from gouache.engine.outputs.alpha import keyed_prompt
 from gouache.engine.outputs.frames import chain_frames
 from gouache.engine.pipelines import LoadedModel, ModelCache
 from gouache.engine.previews import preview_image
@@ -399,13 +399,13 @@ class Runner:
         """Every image of the jobs still going, finished side by side; per entry its result or exception."""
         outcomes = state.outcomes
         if state.live and state.images is not None:
-            work: list[_Work] = []
+            work: list[FinishWork] = []
             offset = 0
             for i in state.live:
                 job = state.entries[i].job
                 if outcomes[i] is None:
                     work += [
-                        _Work(i, job, [state.images[n], *state.frames[n]], seed, state.layouts[n])
+                        FinishWork(i, job, [state.images[n], *state.frames[n]], seed, state.layouts[n])
                         for n, seed in ((offset + k, seed) for k, seed in enumerate(job.seeds))
                     ]
                 offset += len(job.seeds)
@@ -413,7 +413,7 @@ class Runner:
             # A model's own last touch at the working size (gouache-mini: shades, and what it understood).
             hook = getattr(getattr(state.model.pipeline, "text_encoder", None), "finish_render", None)
             t1 = time.perf_counter()
-            finished = list(self._finisher.map(lambda w: _finish_one(w, backdrop, hook), work))
+            finished = list(self._finisher.map(lambda w: finish_one(w, backdrop, hook), work))
             finish_s = time.perf_counter() - t1
             total = sum(len(state.entries[i].job.seeds) for i in state.live)
             for i in state.live:
@@ -444,56 +444,6 @@ class Runner:
                     memory=state.memory,
                 )
         return [o if o is not None else Cancelled() for o in outcomes]
-
-
-@dataclass(frozen=True)
-class _Work:
-    """One image to finish: the entry it belongs to, its frames (one, or a GIF's), seed and layout alpha."""
-
-    owner: int
-    job: RenderJob
-    frames: list[Image.Image]
-    seed: int
-    layout: tuple[Image.Image, tuple[int, int, int]] | None
-
-
-#: A model's own finishing (gouache-mini's text encoder ``finish_render``): at the working size, given the
-#: prompt and seed, the image, what was understood (``revised_prompt``) and a step for the output size.
-FinishHook = Callable[
-    [Image.Image, str, int], tuple[Image.Image, str, Callable[[Image.Image], Image.Image] | None]
-]
-
-
-def _finish_one(
-    w: _Work, backdrop: Backdrop | None, hook: FinishHook | None = None
-) -> RenderedImage | KeyNotUniform:
-    """The model's own touch at the working size (gouache-mini: shades, and what it understood), exact size
-    (and an edit's backdrop), the model's touch at the output size (gouache-mini: its lettering), then the
-    finishing pipeline of :mod:`gouache.engine.outputs`."""
-    job = w.job
-    revised, after = None, None
-    frames = list(w.frames)
-    if hook is not None:
-        touched = [hook(frame, job.prompt, w.seed) for frame in frames]
-        frames = [frame for frame, _, _ in touched]
-        revised, after = touched[0][1], touched[0][2]
-    frames = [finish_image(f, job.width, job.height, job.model.upscaler, backdrop) for f in frames]
-    if after is not None:
-        frames = [after(f) for f in frames]
-    if job.outputs.background == "transparent":
-        layout = None
-        if w.layout is not None:  # the layout alpha, enlarged with the image's own upscaler
-            mask = finish_image(w.layout[0].convert("RGB"), job.width, job.height, job.model.upscaler)
-            layout = (mask.getchannel(0), w.layout[1])
-        try:
-            frames = make_transparent(frames, layout)
-        except KeyNotUniform as exc:
-            return exc
-    parent = job.edit.images[0] if job.edit is not None else None
-    data = encode_file(
-        frames, job.output_format, job.output_compression, job.outputs, w.seed, job.model.name, parent
-    )
-    return RenderedImage(data, job.output_format, job.width, job.height, w.seed, revised)
 
 
 def _render_prompt(model: LoadedModel, job: RenderJob) -> str:
