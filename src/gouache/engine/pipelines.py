@@ -353,18 +353,18 @@ class ModelCache:
 
     def describe(self) -> dict[str, dict[str, Any]]:
         """Per loaded model: device, dtype, backend, memory strategy and size (for `/health` and
-        `GET /v1/models/{id}`)."""
-        with self._lock:
-            return {
-                name: {
-                    "device": model.placement.device,
-                    "dtype": devices.dtype_name(model.placement.dtype),
-                    "backend": backend_of(model.pipeline),
-                    "memory": model.placement.memory.describe(),
-                    "memory_mb": round(self._sizes.get(name, 0) / 2**20, 1),
-                }
-                for name, model in self._models.items()
+        `GET /v1/models/{id}`). No lock, like the readers above: /health must answer while a model loads."""
+        sizes = self._sizes.copy()
+        return {
+            name: {
+                "device": model.placement.device,
+                "dtype": devices.dtype_name(model.placement.dtype),
+                "backend": backend_of(model.pipeline),
+                "memory": model.placement.memory.describe(),
+                "memory_mb": round(sizes.get(name, 0) / 2**20, 1),
             }
+            for name, model in self._models.copy().items()
+        }
 
     def sizes(self) -> dict[str, int]:
         return self._sizes.copy()

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import httpx
 
-from gouache.engine import pulled
+from gouache.engine import devices, pulled
 from gouache.engine.catalog import Catalog, read_entries
+from gouache.engine.devices import DeviceError
 from gouache.service.container import build_catalog
 from gouache.settings import Settings
 
@@ -39,10 +40,13 @@ def inventory(settings: Settings) -> list[ModelRow]:
     user_names = set(read_entries(user)) if user is not None and user.is_file() else set()
     shipped = set(Catalog.load().names())
     loaded = loaded_models(settings)
-    # The device setting lands with the device work; until then every model renders on the CPU.
-    device = str(getattr(settings, "device", None) or "cpu")
+    available = devices.probe()
     rows = []
     for spec in catalog.models():
+        try:  # where it renders: its own `device`, else GOUACHE_DEVICE, resolved on this machine
+            device = devices.resolve_device(spec.device or settings.device, available)
+        except DeviceError as exc:
+            device = f"unavailable ({exc})"
         if spec.name in user_names:
             source = "catalog file"
         elif spec.name in pulled_entries:

@@ -7,7 +7,6 @@ to a private, loopback or link-local address (a redirect is how a public URL rea
 
 from __future__ import annotations
 
-import io
 import ipaddress
 import socket
 from dataclasses import dataclass
@@ -15,10 +14,9 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
-from PIL import Image
 
 from gouache.service.errors import InvalidRequest
-from gouache.service.turn_input import input_image
+from gouache.service.turn_input import input_image, verified_image
 from gouache.store import Owner, Store
 
 _MAX_REDIRECTS = 3
@@ -63,14 +61,7 @@ class ImageRefResolver:
             raise InvalidRequest(
                 f"Could not fetch the image: {exc}", param=param, code="invalid_image_url"
             ) from exc
-        try:
-            with Image.open(io.BytesIO(data)) as image:
-                image.verify()
-        except Exception as exc:
-            raise InvalidRequest(
-                "The URL did not return an image.", param=param, code="invalid_image"
-            ) from exc
-        return data
+        return verified_image(data, "The URL did not return an image.", param, "invalid_image")
 
     def _get(self, url: str, param: str) -> bytes:
         with httpx.Client(timeout=self.remote.timeout_s, follow_redirects=False) as client:

@@ -125,14 +125,9 @@ def input_image(part: dict[str, Any], where: str, store: Store, owner: Owner) ->
         raise InvalidRequest(
             "The data URL is not valid base64.", param=f"{where}.image_url", code="invalid_base64_image"
         ) from exc
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.verify()
-    except Exception as exc:
-        raise InvalidRequest(
-            "The input_image is not a valid image.", param=f"{where}.image_url", code="invalid_image"
-        ) from exc
-    return data
+    return verified_image(
+        data, "The input_image is not a valid image.", f"{where}.image_url", "invalid_image"
+    )
 
 
 def image_by_reference(ref: str, where: str, store: Store, owner: Owner) -> bytes:
@@ -158,11 +153,16 @@ def _image_file(file_id: str, where: str, store: Store, owner: Owner) -> bytes:
         data = None
     if data is None:
         raise InvalidRequest(f"No such File object: {file_id}.", param=where, code="image_file_not_found")
+    return verified_image(
+        data, f"File {file_id} is not an image (PNG, JPEG or WEBP).", where, "invalid_image_file"
+    )
+
+
+def verified_image(data: bytes, message: str, param: str, code: str) -> bytes:
+    """`data` if Pillow reads it as an image, else a 400 with `message` naming `param`."""
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.verify()
     except Exception as exc:
-        raise InvalidRequest(
-            f"File {file_id} is not an image (PNG, JPEG or WEBP).", param=where, code="invalid_image_file"
-        ) from exc
+        raise InvalidRequest(message, param=param, code=code) from exc
     return data
