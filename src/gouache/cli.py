@@ -52,18 +52,31 @@ def serve(
 ) -> None:
     """Start the OpenAI-compatible server."""
     import uvicorn
+    from rich.markup import escape
 
     from gouache.api.app import create_app
+    from gouache.api.browser_boundary import WILDCARD_BINDS, BoundaryRules, wildcard_problem
 
     settings = _settings(model, host=host, port=port)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    services = _start_services(settings)
+    try:
+        BoundaryRules.from_settings(settings)
+    except ValueError as exc:
+        err.print(f"[red]Cannot start:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    services = _start_services(settings, check=lambda svc: wildcard_problem(settings, svc.keys.required()))
     err.print(
         f"[bold]Gouache[/] on http://{settings.host}:{settings.port}/v1 "
         f"(default model: {settings.default_model})"
     )
+    if settings.host.strip().lower() in WILDCARD_BINDS and not settings.allowed_hosts:
+        err.print(
+            f"[yellow]Listening on every interface[/], but only requests addressed to "
+            f"{escape('localhost, 127.0.0.1 or [::1]')} are answered: set GOUACHE_ALLOWED_HOSTS to the names "
+            "clients use (README, Security)."
+        )
     # SIGTERM: uvicorn stops accepting, lets running requests finish for the grace period, cancels the rest,
     # shuts the engine down, then re-raises the signal; ending here makes that a clean exit (status 0).
     signal.signal(signal.SIGTERM, _exit_cleanly)
@@ -105,9 +118,13 @@ def _render(
         svc.close()
 
 
-def _start_services(settings: Settings, warm: bool | None = None) -> Services:
-    """Build the services, check the default model's files and start its warm-up on the engine workers, or
-    exit with a plain message naming what is wrong."""
+def _start_services(
+    settings: Settings,
+    warm: bool | None = None,
+    check: Callable[[Services], str | None] | None = None,
+) -> Services:
+    """Build the services, run `check` on them (a message: why not to start), check the default model's
+    files and start its warm-up on the engine workers, or exit with a plain message naming what is wrong."""
     from gouache.engine.catalog import CatalogError
     from gouache.engine.devices import DeviceError
     from gouache.engine.pipelines import ModelLoadError
@@ -118,10 +135,16 @@ def _start_services(settings: Settings, warm: bool | None = None) -> Services:
     try:
         with console.status(f"Checking {settings.default_model}..."):
             services = build_services(settings)
-            services.preload(warm)
+            problem = check(services) if check is not None else None
+            if problem is None:
+                services.preload(warm)
     except (CatalogError, DeviceError, ModelLoadError, PriceTableError, ModerationPolicyError) as exc:
         err.print(f"[red]Cannot start:[/] {exc}")
         raise typer.Exit(1) from None
+    if problem is not None:
+        services.close()
+        err.print(f"[red]Cannot start:[/] {problem}")
+        raise typer.Exit(1)
     return services
 
 
