@@ -47,7 +47,19 @@ def test_split_host_and_normalize_origin() -> None:
     assert split_host("[::1]:8000") == ("[::1]", 8000)
     assert split_host("[::1]") == ("[::1]", None)
     assert split_host("example.com") == ("example.com", None)
-    for bad in ("", ":80", "a:b", "a:0", "a:70000", "::1", "[::1", "[::1]x", "a b:1", "evil@127.0.0.1:1"):
+    for bad in (
+        "",
+        ":80",
+        "a:b",
+        "a:0",
+        "a:70000",
+        "a:٨٠",
+        "::1",
+        "[::1",
+        "[::1]x",
+        "a b:1",
+        "evil@127.0.0.1:1",
+    ):
         assert split_host(bad) is None, bad
     assert normalize_origin("http://LOCALHOST:8000") == "http://localhost:8000"
     assert normalize_origin("https://app.example/") == "https://app.example:443"
