@@ -51,10 +51,8 @@ def serve(
     ] = None,
 ) -> None:
     """Start the OpenAI-compatible server."""
-    import uvicorn
     from rich.markup import escape
 
-    from gouache.api.app import create_app
     from gouache.api.browser_boundary import WILDCARD_BINDS, BoundaryRules, wildcard_problem
 
     settings = _settings(model, host=host, port=port)
@@ -66,7 +64,17 @@ def serve(
     except ValueError as exc:
         err.print(f"[red]Cannot start:[/] {escape(str(exc))}")
         raise typer.Exit(1) from None
-    services = _start_services(settings, check=lambda svc: wildcard_problem(settings, svc.keys.required()))
+    if "*" in [*settings.allowed_hosts, *settings.cors_origins]:
+        problem = wildcard_problem(settings, keys_on=_keys_required(settings))
+        if problem is not None:
+            err.print(f"[red]Cannot start:[/] {escape(problem)}")
+            raise typer.Exit(1)
+    # The engine's imports (torch, diffusers) come after the checks above, so that a refusal is quick.
+    import uvicorn
+
+    from gouache.api.app import create_app
+
+    services = _start_services(settings)
     err.print(
         f"[bold]Gouache[/] on http://{settings.host}:{settings.port}/v1 "
         f"(default model: {settings.default_model})"
@@ -118,13 +126,21 @@ def _render(
         svc.close()
 
 
-def _start_services(
-    settings: Settings,
-    warm: bool | None = None,
-    check: Callable[[Services], str | None] | None = None,
-) -> Services:
-    """Build the services, run `check` on them (a message: why not to start), check the default model's
-    files and start its warm-up on the engine workers, or exit with a plain message naming what is wrong."""
+def _keys_required(settings: Settings) -> bool:
+    """Whether API keys are on, from the database alone (before the engine is built: no torch import)."""
+    from gouache.service.access import KeyService
+    from gouache.service.stores import open_store
+
+    store = open_store(settings)
+    try:
+        return KeyService(store, settings.require_auth).required()
+    finally:
+        store.close()
+
+
+def _start_services(settings: Settings, warm: bool | None = None) -> Services:
+    """Build the services, check the default model's files and start its warm-up on the engine workers, or
+    exit with a plain message naming what is wrong."""
     from gouache.engine.catalog import CatalogError
     from gouache.engine.devices import DeviceError
     from gouache.engine.pipelines import ModelLoadError
@@ -135,16 +151,10 @@ def _start_services(
     try:
         with console.status(f"Checking {settings.default_model}..."):
             services = build_services(settings)
-            problem = check(services) if check is not None else None
-            if problem is None:
-                services.preload(warm)
+            services.preload(warm)
     except (CatalogError, DeviceError, ModelLoadError, PriceTableError, ModerationPolicyError) as exc:
         err.print(f"[red]Cannot start:[/] {exc}")
         raise typer.Exit(1) from None
-    if problem is not None:
-        services.close()
-        err.print(f"[red]Cannot start:[/] {problem}")
-        raise typer.Exit(1)
     return services
 
 
