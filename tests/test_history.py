@@ -211,6 +211,7 @@ def test_playground_is_served_without_external_resources(server: LiveServer) -> 
 
 def test_playground_can_be_switched_off(tmp_path: Path) -> None:
     app = create_app(Settings(data_dir=tmp_path, playground=False))
-    client = TestClient(app)  # no lifespan: routing only
+    # No lifespan: routing only. The Host must be one the server answers to (TestClient's is `testserver`).
+    client = TestClient(app, base_url="http://127.0.0.1:8000")
     assert client.get("/").status_code == 404
     assert client.get("/web/js/main.js").status_code == 404

@@ -65,9 +65,13 @@ def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]
 
 @pytest.fixture()
 def page(page: Page) -> Iterator[Page]:
-    """A page whose JavaScript errors fail the test."""
+    """A page whose JavaScript errors, or anything its content security policy blocks, fail the test."""
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on(
+        "console",
+        lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
     page.set_default_timeout(WAIT_MS)
     yield page
     assert not errors, f"JavaScript errors on the page: {errors}"
@@ -412,6 +416,36 @@ def test_history_lists_reuses_and_deletes(page: Page, server: LiveServer) -> Non
 
 
 # --- keys, words, layout ------------------------------------------------------------------------------
+
+#: Markup that would run if user text were ever inserted as HTML (the page's policy would block the handler
+#: too, so the test looks for the element itself).
+MARKUP = '<img src=x onerror="window.__xss=1"><b>bold</b>'
+
+
+def test_user_text_is_shown_as_text_never_as_html(page: Page, server: LiveServer) -> None:
+    made = httpx.post(
+        f"{server.base_url}/images/generations",
+        json={"prompt": f"markup: a red circle {MARKUP}", "size": "1024x1024", "quality": "low", "seed": 31},
+        timeout=120,
+    )
+    assert made.status_code == 200, made.text
+    page.goto("/#history")
+    entry = page.locator(f'.entry[data-id="{made.headers["x-gouache-request-id"]}"]')
+    expect(entry).to_contain_text(MARKUP)
+    # An error that quotes what was typed, and a conversation turn that shows it.
+    page.click("#tab-generate")
+    page.fill("#gen-prompt", MARKUP)
+    page.fill("#gen-size", MARKUP)
+    page.click("#gen-submit")
+    expect(page.locator("#gen-error")).to_contain_text(MARKUP)
+    page.click("#tab-chat")
+    page.fill("#chat-size", "1000x1000")  # refused at once: the turn and its error are what is looked at
+    page.fill("#chat-input", MARKUP)
+    page.press("#chat-input", "Enter")
+    expect(page.locator(".turn.user").last).to_contain_text(MARKUP)
+    expect(page.locator("#chat-error")).to_be_visible()
+    assert page.locator("img[src='x']").count() == 0 and page.locator("b", has_text="bold").count() == 0
+    assert page.evaluate("window.__xss") is None
 
 
 def test_api_key_is_kept_in_the_browser_and_sent_as_bearer(page: Page) -> None:

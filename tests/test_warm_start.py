@@ -82,8 +82,10 @@ def test_health_says_warming_until_the_worker_has_rendered_and_requests_wait(
     try:
         svc.preload()
         client = TestClient(
-            create_app(svc.settings, svc), client=("127.0.0.1", 50000)
-        )  # loopback: no key needed
+            create_app(svc.settings, svc),
+            base_url=f"http://127.0.0.1:{svc.settings.port}",  # a Host the server answers to
+            client=("127.0.0.1", 50000),  # loopback: no key needed
+        )
         with client:
             health = client.get("/health")
             assert health.status_code == 503 and health.headers["retry-after"] == "1"

@@ -51,19 +51,40 @@ def serve(
     ] = None,
 ) -> None:
     """Start the OpenAI-compatible server."""
-    import uvicorn
+    from rich.markup import escape
 
-    from gouache.api.app import create_app
+    from gouache.api.browser_boundary import WILDCARD_BINDS, BoundaryRules, wildcard_problem
 
     settings = _settings(model, host=host, port=port)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    try:
+        BoundaryRules.from_settings(settings)
+    except ValueError as exc:
+        err.print(f"[red]Cannot start:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    if "*" in [*settings.allowed_hosts, *settings.cors_origins]:
+        problem = wildcard_problem(settings, keys_on=_keys_required(settings))
+        if problem is not None:
+            err.print(f"[red]Cannot start:[/] {escape(problem)}")
+            raise typer.Exit(1)
+    # The engine's imports (torch, diffusers) come after the checks above, so that a refusal is quick.
+    import uvicorn
+
+    from gouache.api.app import create_app
+
     services = _start_services(settings)
     err.print(
         f"[bold]Gouache[/] on http://{settings.host}:{settings.port}/v1 "
         f"(default model: {settings.default_model})"
     )
+    if settings.host.strip().lower() in WILDCARD_BINDS and not settings.allowed_hosts:
+        err.print(
+            f"[yellow]Listening on every interface[/], but only requests addressed to "
+            f"{escape('localhost, 127.0.0.1 or [::1]')} are answered: set GOUACHE_ALLOWED_HOSTS to the names "
+            "clients use (README, Security)."
+        )
     # SIGTERM: uvicorn stops accepting, lets running requests finish for the grace period, cancels the rest,
     # shuts the engine down, then re-raises the signal; ending here makes that a clean exit (status 0).
     signal.signal(signal.SIGTERM, _exit_cleanly)
@@ -103,6 +124,18 @@ def _render(
         raise typer.Exit(2) from exc
     finally:
         svc.close()
+
+
+def _keys_required(settings: Settings) -> bool:
+    """Whether API keys are on, from the database alone (before the engine is built: no torch import)."""
+    from gouache.service.access import KeyService
+    from gouache.service.stores import open_store
+
+    store = open_store(settings)
+    try:
+        return KeyService(store, settings.require_auth).required()
+    finally:
+        store.close()
 
 
 def _start_services(settings: Settings, warm: bool | None = None) -> Services:

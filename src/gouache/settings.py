@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: Every GPT image model name the official SDK (3.57) knows. Each is served by the default model unless the
 #: catalog maps it elsewhere (see `Settings.model_aliases`).
@@ -137,6 +138,18 @@ class Settings(BaseSettings):
     )
     log_level: str = "info"
 
+    # --- the browser boundary (api/browser_boundary.py) -----------------------------------------------------
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names (name or name:port) answered besides localhost, 127.0.0.1, [::1] and the "
+        "bind address at the server's port; `*`: any, only with API keys on. Comma separated or a JSON list.",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Web origins (scheme://host[:port]) that may call the API from a browser; `*`: any, only "
+        "with API keys on. Comma separated or a JSON list.",
+    )
+
     # --- Files and Batch APIs ------------------------------------------------------------------------------
     max_file_mb: float = Field(
         default=200.0,
@@ -193,6 +206,17 @@ class Settings(BaseSettings):
     moderation_policy_file: Path | None = Field(
         default=None, description="A moderation policy TOML used instead of the shipped one."
     )
+
+    @field_validator("allowed_hosts", "cors_origins", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        """Lists from the environment: a JSON list, or names separated by commas (spaces ignored)."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
     @cached_property
     def resolved_database_url(self) -> str:

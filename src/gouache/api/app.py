@@ -16,6 +16,12 @@ from gouache import __version__
 from gouache.api.access import AccessMiddleware
 from gouache.api.batch_lines import line_executor
 from gouache.api.body_limits import BodyLimitsMiddleware
+from gouache.api.browser_boundary import (
+    BoundaryCORSMiddleware,
+    BoundaryRules,
+    BrowserBoundaryMiddleware,
+    cors_options,
+)
 from gouache.api.errors import install_error_handlers
 from gouache.api.metrics import MetricsMiddleware
 from gouache.api.metrics import router as metrics_router
@@ -138,8 +144,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(history.router)
     app.include_router(health.router)
     app.include_router(metrics_router)
-    # Outermost last: request ids on every answer, then metrics (which see refusals too), then access
-    # control in front of every /v1 route, then body limits.
+    # Outermost last: request ids on every answer, then metrics (which see refusals too), then the browser
+    # boundary (Host, cross-site requests, hardening headers; design note 41), then CORS (preflights answered
+    # before any key is asked for), then access control in front of every /v1 route, then body limits.
     if settings.playground:
         install_playground(app)
     app.add_middleware(
@@ -148,6 +155,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         max_json_depth=settings.max_json_depth,
     )
     app.add_middleware(AccessMiddleware)
+    app.add_middleware(BoundaryCORSMiddleware, **cors_options(settings))
+    app.add_middleware(BrowserBoundaryMiddleware, rules=BoundaryRules.from_settings(settings))
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app

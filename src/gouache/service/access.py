@@ -117,6 +117,11 @@ class KeyService:
     def revoke(self, key_id: str) -> bool:
         return self.store.revoke_api_key(key_id)
 
+    def required(self) -> bool:
+        """Whether every request needs a key now: `require_auth`, or an active key exists. The browser
+        boundary honours `*` in GOUACHE_ALLOWED_HOSTS / GOUACHE_CORS_ORIGINS only while this holds."""
+        return self.require_auth or self.store.has_active_api_keys()
+
     def authenticate(self, token: str | None, client_host: str | None) -> Caller:
         """The caller behind `Authorization: Bearer <token>`, or `Unauthorized`."""
         if token:
@@ -125,7 +130,7 @@ class KeyService:
                 if not key.active:
                     raise Unauthorized(f"The API key {key.redacted} ({key.id}) has been revoked.")
                 return Caller.of(key)
-        if self.require_auth or self.store.has_active_api_keys():
+        if self.required():
             if not token:
                 raise Unauthorized(
                     "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' "
