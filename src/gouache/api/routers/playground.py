@@ -1,7 +1,9 @@
 """The web playground: static files shipped in the package (`gouache/web`), served at `/` and `/web/`.
 
 The page uses only the public API, from the same origin, so no CORS is involved. Only `GET /` and the
-`/web` mount are added, so every other path keeps its OpenAI-shaped 404/405."""
+`/web` mount are added, so every other path keeps its OpenAI-shaped 404/405. Its content security policy
+(own scripts, styles and images only; no inline script) is set with the other browser rules in
+`api/browser_boundary.py`: keep the page free of inline scripts, styles and `on...=` handlers."""
 
 from __future__ import annotations
 
