@@ -179,7 +179,20 @@ def run(out: Path) -> dict[str, Any]:
                 model="gpt-image-2", image=("in.png", png_bytes(), "image/png"), prompt="a red circle",
                 size="1024x1024", quality="low", extra_body={"seed": 1},
             )  # fmt: skip
+            variation = client.images.create_variation(
+                image=("in.png", png_bytes(), "image/png"), size="256x256"
+            )
+            # The link is signed by one gateway and served from the shared blob directory by any: ask a few times.
+            links = [httpx.get(variation.data[0].url or "", timeout=30).status_code for _ in range(4)]
+            stored = client.responses.retrieve(turn.id)
+            hour_ago = {"start_time": int(time.time()) - 3600}
+            usage = httpx.get(f"{s.base}/v1/organization/usage/images", params=hour_ago, timeout=30)
+            costs = httpx.get(f"{s.base}/v1/organization/costs", params=hour_ago, timeout=30)
             return {
+                "variation_links": links,
+                "response_retrieved": stored.id == turn.id,
+                "usage_images": sum(r["images"] for b in usage.json()["data"] for r in b["results"]),
+                "costs_status": costs.status_code,
                 "generate_png": base64.b64decode(plain.data[0].b64_json or "")[:8] == b"\x89PNG\r\n\x1a\n",
                 "stream_events": events,
                 "response_status": turn.status,

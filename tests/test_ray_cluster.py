@@ -108,11 +108,13 @@ def test_requests_spread_over_both_nodes_with_identical_images(report: dict[str,
     assert set(spread["nodes"]) == set(report["worker_nodes"])
 
 
-def test_sdk_generation_stream_responses_and_edit_through_the_cluster(report: dict[str, Any]) -> None:
+def test_every_endpoint_kind_through_the_cluster(report: dict[str, Any]) -> None:
     sdk = _ok(report, "sdk")
     assert sdk["generate_png"] and sdk["edit_png"]
     assert sdk["stream_events"] == ["image_generation.partial_image"] * 2 + ["image_generation.completed"]
     assert sdk["response_status"] == "completed" and sdk["response_output"][0] == "image_generation_call"
+    assert sdk["response_retrieved"] and sdk["variation_links"] == [200] * 4  # one link key, shared blobs
+    assert sdk["usage_images"] >= 8 and sdk["costs_status"] == 200  # the ledger in PostgreSQL
 
 
 def test_disconnect_cancels_the_replicas_job_and_is_recorded(report: dict[str, Any]) -> None:

@@ -49,7 +49,7 @@ def serve(
     model: Annotated[
         str | None, typer.Option(help="Default model: a catalog name or a diffusers dir.")
     ] = None,
-    ray: Annotated[bool, typer.Option("--ray", help="Run on Ray Serve (needs gouache[ray]).")] = False,
+    ray: Annotated[bool, typer.Option("--ray", help="Run on Ray Serve (the ray extra).")] = False,
     address: Annotated[
         str | None, typer.Option(help="With --ray: the cluster's head (host:port); default: start one here.")
     ] = None,

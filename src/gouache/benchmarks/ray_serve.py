@@ -13,6 +13,7 @@ rows say so instead of running."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import shutil
@@ -122,6 +123,13 @@ def _single(base_url: str, body: dict[str, Any]) -> float:
     return statistics.median(times[1:])  # the first warms up
 
 
+def _ready(port: int, replicas: int) -> bool:
+    """Every engine replica up and warm (after a redeploy the old ones answer /health first)."""
+    answer = httpx.get(f"http://127.0.0.1:{port}/health", timeout=30)
+    engines = answer.json().get("cluster", {}).get("engines", [])
+    return answer.status_code == 200 and len(engines) == replicas and not any(e["warming"] for e in engines)
+
+
 def _figures(out: Path, quick: bool) -> None:
     from gouache.cluster.local import LocalCluster, ray_environment, wait_until
 
@@ -130,6 +138,7 @@ def _figures(out: Path, quick: bool) -> None:
     from gouache.benchmarks.common import tiny_server
     from gouache.cluster.deployments import ClusterOptions
     from gouache.cluster.launch import deploy, prepare
+    from gouache.engine.tiny import build_tiny_pipeline
     from gouache.settings import Settings
 
     steps, burst = (4, 4) if quick else (20, BURST)
@@ -140,7 +149,9 @@ def _figures(out: Path, quick: bool) -> None:
         base = tiny.server.base_url
         figures["local_single_s"] = _single(base, body)
         figures["local_burst_s"] = asyncio.run(_burst(base, body, burst))
-        model_dir = tiny.model_dir
+    model_dir = build_tiny_pipeline(
+        "sd1", root / "model"
+    )  # the same pipeline (fixed seed); tiny_server's is gone
     catalog = root / "catalog.toml"
     plans = "".join(
         f'[models.bench.plans.{q}]\nsteps = {steps}\nguidance = 5.0\nscheduler = "dpm++"\n'
@@ -165,9 +176,7 @@ def _figures(out: Path, quick: bool) -> None:
                 gateway_resources={"node:__internal_head__": 0.01},
             )  # fmt: skip
             deploy(settings, options)
-            wait_until(
-                lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=30).status_code == 200, 300, 1
-            )
+            wait_until(functools.partial(_ready, port, replicas), 300, 1)
             if replicas == 1:
                 figures["ray_single_s"] = _single(base, body)
             asyncio.run(_burst(base, body, 2))  # every replica warm
