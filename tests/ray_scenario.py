@@ -122,7 +122,12 @@ def run(out: Path) -> dict[str, Any]:
         deploy(settings, options)
         s.base = f"http://127.0.0.1:{port}"
         report["startup_s"] = round(time.monotonic() - started, 1)
-        wait_until(lambda: httpx.get(f"{s.base}/health", timeout=30).status_code == 200, 180, 1.0)
+        # Ready when both gateways say so (each has heard from the engine replicas): several answers in a row.
+        wait_until(
+            lambda: all(httpx.get(f"{s.base}/health", timeout=30).status_code == 200 for _ in range(6)),
+            180,
+            1,
+        )
         client = OpenAI(base_url=f"{s.base}/v1", api_key="local", max_retries=0, timeout=120)
 
         def health() -> dict[str, Any]:
