@@ -16,6 +16,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The Ray Serve extra (~490 MB): the tests need it (tests/test_ray_cluster.py), `make serve` does not.
+RAY_STAMP := $(VENV)/.installed-ray
+$(RAY_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,ray]'
+	touch $(RAY_STAMP)
+
 setup: $(STAMP)
 
 serve: $(STAMP)
@@ -30,6 +36,12 @@ system-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	  else echo "PostgreSQL server binaries missing: PostgreSQL tests will be skipped (apt-get install postgresql)"; fi; \
 	fi
+	@if ! command -v ip >/dev/null 2>&1 && [ ! -x /usr/sbin/ip ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing iproute2 for the Ray cluster test (unshare -n, then ip link set lo up)..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null; \
+	  else echo "ip (iproute2) missing: the Ray cluster test will be skipped"; fi; \
+	fi
 	@if ! command -v chromium >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "Installing chromium for the playground tests..."; \
@@ -43,7 +55,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: lint system-deps
+test: lint system-deps $(RAY_STAMP)
 	$(BIN)/pytest
 
 clean:

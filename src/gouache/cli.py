@@ -49,8 +49,20 @@ def serve(
     model: Annotated[
         str | None, typer.Option(help="Default model: a catalog name or a diffusers dir.")
     ] = None,
+    ray: Annotated[bool, typer.Option("--ray", help="Run on Ray Serve (the ray extra).")] = False,
+    address: Annotated[
+        str | None, typer.Option(help="With --ray: the cluster's head (host:port); default: start one here.")
+    ] = None,
+    replicas: Annotated[int, typer.Option(min=1, help="With --ray: engine replicas per model.")] = 1,
+    gateways: Annotated[int, typer.Option(min=1, help="With --ray: API gateway replicas.")] = 1,
+    engine_cpus: Annotated[float, typer.Option(min=0, help="With --ray: CPUs per engine replica.")] = 1.0,
+    engine_gpus: Annotated[float, typer.Option(min=0, help="With --ray: GPUs per engine replica.")] = 0.0,
+    engine_model: Annotated[
+        list[str] | None,
+        typer.Option("--engine-model", help="With --ray: a model with its own engine deployment (repeat)."),
+    ] = None,
 ) -> None:
-    """Start the OpenAI-compatible server."""
+    """Start the OpenAI-compatible server (in this process, or on a Ray Serve cluster with --ray)."""
     from rich.markup import escape
 
     from gouache.api.browser_boundary import WILDCARD_BINDS, BoundaryRules, wildcard_problem
@@ -69,6 +81,11 @@ def serve(
         if problem is not None:
             err.print(f"[red]Cannot start:[/] {escape(problem)}")
             raise typer.Exit(1)
+    if ray:
+        from gouache.ray_cli import serve_ray
+
+        serve_ray(settings, address, replicas, gateways, engine_cpus, engine_gpus, engine_model or [])
+        return
     # The engine's imports (torch, diffusers) come after the checks above, so that a refusal is quick.
     import uvicorn
 

@@ -7,6 +7,7 @@ import os
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -67,6 +68,16 @@ class Settings(BaseSettings):
     )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; SQLite under data_dir if unset."
+    )
+    blob_url: str | None = Field(
+        default=None,
+        description="Where image bytes live: a directory or file:///dir URL (shared by every gateway of a "
+        "cluster: NFS, CephFS...); data_dir/blobs if unset. Only file URLs are supported.",
+    )
+    url_secret: SecretStr | None = Field(
+        default=None,
+        description="Hex key that signs image links; made once under data_dir if unset. A cluster's "
+        "gateways must share one (`gouache serve --ray` passes the launcher's on).",
     )
     torch_threads: int | None = Field(
         default=None,
@@ -257,4 +268,13 @@ class Settings(BaseSettings):
 
     @property
     def blob_dir(self) -> Path:
-        return self.data_dir / "blobs"
+        """The blob directory: GOUACHE_BLOB_URL (a path or a ``file://`` URL), else data_dir/blobs."""
+        if not self.blob_url:
+            return self.data_dir / "blobs"
+        parsed = urlsplit(self.blob_url)
+        if parsed.scheme in ("", "file"):
+            return Path(unquote(parsed.path) if parsed.scheme else self.blob_url).expanduser()
+        raise ValueError(
+            f"GOUACHE_BLOB_URL {self.blob_url!r}: only a directory or a file:// URL is supported "
+            "(mount an S3 bucket or NFS share as a directory to share blobs between machines)."
+        )

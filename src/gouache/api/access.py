@@ -40,9 +40,8 @@ class AccessMiddleware:
         client = scope.get("client")
         try:
             caller = await asyncio.to_thread(
-                services.keys.authenticate, _bearer(scope), client[0] if client else None
+                _admit_caller, services, _bearer(scope), client[0] if client else None
             )
-            services.ops.take_request(caller)
         except ServiceError as exc:
             services.ops.metrics.refusals.labels(exc.code or exc.type).inc()
             response = JSONResponse({"error": exc.to_error()}, status_code=exc.status, headers=exc.headers)
@@ -74,3 +73,11 @@ def current_caller(request: Request) -> Caller:
 def current_key(request: Request) -> str | None:
     """The id of the API key behind the request, or None on an open server."""
     return current_caller(request).key_id
+
+
+def _admit_caller(services: Services, bearer: str | None, address: str | None) -> Caller:
+    """Authenticate, then count the request against the caller's requests limit (which may be kept in the
+    database, on a cluster: hence off the event loop)."""
+    caller = services.keys.authenticate(bearer, address)
+    services.ops.take_request(caller)
+    return caller

@@ -98,9 +98,18 @@ def _batch_runner(svc: Services) -> BatchRunner:
     )
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    services: Services | None = None,
+    *,
+    build: Callable[[Settings], Services] | None = None,
+    on_start: Callable[[], None] | None = None,
+    run_batches: bool = True,
+) -> FastAPI:
     """The app. Pass `services` already built (the CLI does, to report start-up errors plainly); otherwise
-    they are built when the app starts."""
+    they are built when the app starts, by `build` if given (a Ray gateway builds them around the cluster's
+    engine, and its replicas load no model: `on_start` then runs on the app's event loop once they are up).
+    `run_batches`: run the Batch API's lines here (a cluster runs them on one gateway replica only)."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -109,16 +118,19 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         # a burst of requests queue for threads before they could even be refused.
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(REQUEST_THREADS, "gouache-io"))
         svc = services
-        if svc is None:
+        if svc is None and build is not None:
+            svc = await asyncio.to_thread(build, settings)
+        elif svc is None:
             svc = await asyncio.to_thread(build_services, settings)
             await asyncio.to_thread(svc.preload)  # checks the files; the workers warm up in the background
         app.state.services = svc
-        runner = _batch_runner(svc)
-        svc.batches.wake = runner.wake
-        background = [
-            asyncio.create_task(_every(svc.settings.file_sweep_interval_s, svc.files.sweep)),
-            asyncio.create_task(runner.run_forever()),
-        ]
+        if on_start is not None:
+            on_start()
+        background = [asyncio.create_task(_every(svc.settings.file_sweep_interval_s, svc.files.sweep))]
+        if run_batches:
+            runner = _batch_runner(svc)
+            svc.batches.wake = runner.wake
+            background.append(asyncio.create_task(runner.run_forever()))
         try:
             yield
         finally:

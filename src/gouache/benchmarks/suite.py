@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "each finishing step (alpha, GIF, SVG, metadata, C2PA) vs the render",
     ),
     "reading": ("gouache.benchmarks.reading", "gouache-mini caption reading vs its layout"),
+    "ray": ("gouache.benchmarks.ray_serve", "one process vs Ray Serve; 1 vs 2 engine replicas on 2 nodes"),
 }
 
 

@@ -90,6 +90,8 @@ class RenderResult:
     device: str = "cpu"
     dtype: str = "float32"
     memory: tuple[str, ...] = ()
+    #: Which engine replica rendered it, on a Ray cluster ("replica", "node"); empty in one process.
+    placement: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

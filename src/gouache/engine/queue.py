@@ -32,36 +32,25 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Literal
 
+from gouache.engine.client import Lane, QueueFull, ShuttingDown
 from gouache.engine.jobs import ProgressCallback, RenderJob, RenderResult
 from gouache.engine.runner import BatchEntry, Cancelled, DeadlineExceeded, Runner, batch_key
 from gouache.engine.threads import use_torch_threads
 from gouache.engine.warmup import release_memory, trim_malloc
 
+__all__ = ["JobHandle", "JobQueue", "Lane", "QueueFull", "ShuttingDown"]
+
 log = logging.getLogger(__name__)
 
 #: Assumed length of a job before any has finished (seconds), for `retry_after`.
 _FIRST_JOB_GUESS_S = 5.0
-Lane = Literal["interactive", "batch"]
 
 #: How long `stop` waits for cancelled jobs to reach the end of their denoising step.
 _STOP_AFTER_CANCEL_S = 60.0
 #: After this long without a job, an idle worker hands freed memory back (`trim_malloc`): a 1024x1024
 #: request leaves ~35-150 MB freed but held in the arenas of the threads that rendered and answered it.
 IDLE_TRIM_S = 2.0
-
-
-class QueueFull(Exception):
-    """The queue is at its configured depth; the caller should retry after `retry_after` seconds."""
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class ShuttingDown(Exception):
-    """The queue is stopping and takes no new jobs."""
 
 
 @dataclass(eq=False)
@@ -102,6 +91,8 @@ class JobHandle:
 
 
 class JobQueue:
+    """The in-process :class:`~gouache.engine.client.EngineClient`."""
+
     def __init__(
         self,
         runner: Runner,

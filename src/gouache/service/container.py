@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gouache.engine import devices
 from gouache.engine.backend import BackendOptions
 from gouache.engine.catalog import Catalog, CatalogError, ModelSpec, spec_for_directory
+from gouache.engine.client import EngineClient, ModelsView
 from gouache.engine.embeddings import PromptEmbeddings
 from gouache.engine.pipelines import ModelCache
 from gouache.engine.queue import JobQueue
@@ -79,8 +82,10 @@ class Services:
     catalog: Catalog
     default_model: ModelSpec
     store: Store
-    cache: ModelCache
-    queue: JobQueue
+    #: The models the engine holds (this process's `ModelCache`, or what the cluster's replicas report).
+    cache: ModelsView
+    #: The engine: this process's `JobQueue`, or a Ray cluster's engine replicas (`gouache.ray`).
+    queue: EngineClient
     images: ImageService
     responses: ResponsesService
     links: LinkSigner
@@ -92,6 +97,8 @@ class Services:
     batches: BatchService
     #: The C2PA signing keys and the trust anchor the provenance check uses; None when signing is off.
     provenance: ProvenanceSetup | None = None
+    #: On a Ray cluster: the replicas and nodes serving this app, for `/health` (None in one process).
+    cluster: Callable[[], Awaitable[dict[str, Any]]] | None = None
 
     def preload(self, warm: bool | None = None) -> None:
         """Check the default model's files now, so that a broken model directory fails start-up naming its
@@ -113,17 +120,11 @@ def _prompt_writer(settings: Settings) -> ChatPromptWriter | None:
     return ChatPromptWriter(settings.planner_url, settings.planner_model, settings.planner_api_key)
 
 
-def build_services(settings: Settings) -> Services:
-    use_torch_threads(settings.threads_per_worker)  # this thread's count; each engine worker sets its own
-    catalog, default = build_catalog(settings)
-    available = devices.probe()
-    check_devices(settings, catalog, available)
-    store = open_store(settings)
-    ops = Operations.from_settings(settings, store)
-    interrupted = store.fail_unfinished("The server stopped before this request finished.")
-    interrupted += store.fail_unfinished_responses("The server stopped before this response finished.")
-    if interrupted:
-        log.warning("marked %d interrupted request(s) as failed", interrupted)
+def build_engine(
+    settings: Settings, available: devices.Accelerators | None = None
+) -> tuple[ModelCache, JobQueue]:
+    """This process's engine: the model cache, the runner and the started job queue. A Ray engine replica
+    builds exactly this (`gouache.ray.deployments`)."""
     cache = ModelCache(
         settings.model_memory_bytes,
         BackendOptions(
@@ -134,7 +135,7 @@ def build_services(settings: Settings) -> Services:
         ),
         device=settings.device,
         dtype=settings.dtype,
-        accelerators=available,
+        accelerators=available if available is not None else devices.probe(),
     )
     runner = Runner(cache, PromptEmbeddings(settings.prompt_cache_size), settings.max_batch_images)
     queue = JobQueue(
@@ -146,6 +147,30 @@ def build_services(settings: Settings) -> Services:
         torch_threads=settings.threads_per_worker,
     )
     queue.start()
+    return cache, queue
+
+
+def build_services(
+    settings: Settings,
+    engine: tuple[ModelsView, EngineClient] | None = None,
+    *,
+    recover: bool = True,
+    cluster: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+) -> Services:
+    """Everything a server needs. `engine`: a remote engine (a Ray cluster's) instead of this process's.
+    `recover`: migrate the database and mark the requests a previous run left unfinished as failed; a
+    gateway replica of a cluster must not (its siblings' requests are in flight in the same database: the
+    launcher does both once)."""
+    use_torch_threads(settings.threads_per_worker)  # this thread's count; each engine worker sets its own
+    catalog, default = build_catalog(settings)
+    available = devices.probe() if engine is None else None
+    if available is not None:
+        check_devices(settings, catalog, available)
+    store = open_store(settings, migrate=recover)
+    ops = Operations.from_settings(settings, store, shared=engine is not None)
+    if recover:
+        recover_unfinished(store)
+    cache, queue = engine if engine is not None else build_engine(settings, available)
     ops.metrics.track_queue(lambda: queue.depth)
     provenance = (
         load_provenance(settings.data_dir, settings.c2pa_cert, settings.c2pa_key)
@@ -163,7 +188,12 @@ def build_services(settings: Settings) -> Services:
         provenance=provenance.keys if provenance else None,
         metadata=settings.metadata,
     )
-    links = LinkSigner(load_secret(settings.data_dir / "url-secret"))
+    secret = (
+        bytes.fromhex(settings.url_secret.get_secret_value())
+        if settings.url_secret
+        else load_secret(settings.data_dir / "url-secret")
+    )
+    links = LinkSigner(secret)
     files = FileService(store, int(settings.max_file_mb * 2**20))
     return Services(
         settings=settings,
@@ -189,4 +219,14 @@ def build_services(settings: Settings) -> Services:
             ),
         ),
         provenance=provenance,
+        cluster=cluster,
     )
+
+
+def recover_unfinished(store: Store) -> int:
+    """Mark the requests and responses a stopped server left unfinished as failed; returns how many."""
+    interrupted = store.fail_unfinished("The server stopped before this request finished.")
+    interrupted += store.fail_unfinished_responses("The server stopped before this response finished.")
+    if interrupted:
+        log.warning("marked %d interrupted request(s) as failed", interrupted)
+    return interrupted

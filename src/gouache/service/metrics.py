@@ -40,6 +40,10 @@ class Metrics:
             "gouache_refusals", "Requests refused before compute, by error code.", ["code"], registry=r
         )
         self.queue_depth = Gauge("gouache_queue_depth", "Render jobs waiting or running.", registry=r)
+        #: Labels added to every sample (a cluster's gateway replica: replica and node); none in one process.
+        self.instance: dict[str, str] = {}
+        #: More exposition text appended after ours (a cluster's gateway: the engine replicas' gauges).
+        self.extra: Callable[[], str] | None = None
 
     def track_queue(self, depth: Callable[[], int]) -> None:
         self.queue_depth.set_function(lambda: float(depth()))
@@ -67,4 +71,30 @@ class Metrics:
                 self.tokens.labels(direction).inc(value)
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        text = generate_latest(self.registry)
+        if self.instance:
+            text = label_samples(text, self.instance)
+        if self.extra is not None:
+            text += self.extra().encode()
+        return text
+
+
+def label_samples(text: bytes, labels: dict[str, str]) -> bytes:
+    """Prometheus text with `labels` added to every sample (comment lines unchanged): on a cluster each
+    gateway replica labels its numbers with its replica and node, so scraped series never mix replicas."""
+    extra = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+    out = []
+    for line in text.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, brace, rest = line.partition("{")
+            if brace:
+                line = f"{name}{{{extra},{rest}" if not rest.startswith("}") else f"{name}{{{extra}{rest}"
+            else:
+                metric, _, value = line.partition(" ")
+                line = f"{metric}{{{extra}}} {value}"
+        out.append(line)
+    return ("\n".join(out) + "\n").encode()
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

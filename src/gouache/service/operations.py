@@ -15,7 +15,7 @@ from gouache.service.metrics import Metrics
 from gouache.service.policies.budgets import Budgets, Reservation
 from gouache.service.policies.moderation import ModerationPolicy
 from gouache.service.policies.pricing import LocalRates, PriceTable
-from gouache.service.policies.rate_limits import LimitState, RateLimiter
+from gouache.service.policies.rate_limits import LimitState, RateLimiter, SharedRateLimiter
 from gouache.settings import Settings
 from gouache.store import Store
 
@@ -41,13 +41,15 @@ class Operations:
     local: LocalRates
     moderation: ModerationPolicy
     budgets: Budgets
-    limiter: RateLimiter
+    limiter: RateLimiter | SharedRateLimiter
     metrics: Metrics = field(default_factory=Metrics)
     default_requests_limit: int | None = None
     default_images_limit: int | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, store: Store) -> Operations:
+    def from_settings(cls, settings: Settings, store: Store, shared: bool = False) -> Operations:
+        """`shared`: several processes serve this store (a Ray cluster's gateways), so rate limits are
+        counted in the database rather than in this process's memory."""
         return cls(
             prices=PriceTable.load(settings.prices_file),
             local=LocalRates(settings.cpu_hour_usd, settings.watts, settings.kwh_usd),
@@ -59,7 +61,11 @@ class Operations:
                 soft_fraction=settings.budget_soft_fraction,
                 webhook_url=settings.budget_webhook_url,
             ),
-            limiter=RateLimiter(settings.rate_limit_window_s),
+            limiter=(
+                SharedRateLimiter(store, settings.rate_limit_window_s)
+                if shared
+                else RateLimiter(settings.rate_limit_window_s)
+            ),
             default_requests_limit=settings.rate_limit_requests,
             default_images_limit=settings.rate_limit_images,
         )

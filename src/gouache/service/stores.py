@@ -6,9 +6,17 @@ from gouache.settings import Settings
 from gouache.store import Store
 
 
-def open_store(settings: Settings) -> Store:
-    """The store, migrated."""
+def open_store(settings: Settings, migrate: bool = True) -> Store:
+    """The store, migrated. `migrate=False` (a Ray gateway replica: the launcher migrated once) only checks
+    that the schema is current, and fails naming the fix if not."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.resolved_database_url, settings.blob_dir)
-    store.migrate()
+    if migrate:
+        store.migrate()
+    elif not store.schema_is_current():
+        store.close()
+        raise RuntimeError(
+            "The database schema is not current; the launcher (`gouache serve --ray`) migrates it before "
+            "the replicas start."
+        )
     return store

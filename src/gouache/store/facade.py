@@ -12,6 +12,7 @@ from gouache.store.files import FileRepository
 from gouache.store.images import ImageRepository
 from gouache.store.keys import ApiKeyRepository
 from gouache.store.ledger import LedgerRepository
+from gouache.store.rates import RateRepository
 from gouache.store.requests import RequestRepository
 from gouache.store.responses import ResponseRepository
 
@@ -24,6 +25,7 @@ class Store(
     ApiKeyRepository,
     FileRepository,
     BatchRepository,
+    RateRepository,
 ):
     """Requests and images in a SQL database (SQLite or PostgreSQL), image bytes in a `BlobStore`.
 

@@ -286,3 +286,19 @@ class BatchLineRecord(Base):
     result_blob: Mapped[str] = mapped_column(String(BLOB_KEY_LENGTH))
     usage: Mapped[dict[str, Any] | None] = mapped_column(_nullable_json())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RateEventRecord(Base):
+    """One admission counted by a rate limit shared by several server processes (a cluster's gateways):
+    `amount` requests or images for `key` (an API key id or an anonymous caller) of limit `kind`, at `at`
+    (seconds since the epoch: every process on every machine shares the clock). Rows older than the window
+    are deleted as the limit is next checked."""
+
+    __tablename__ = "rate_events"
+    __table_args__ = (Index("ix_rate_events_key_kind_at", "key", "kind", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(32))
+    at: Mapped[float] = mapped_column(Float)
+    amount: Mapped[int] = mapped_column(Integer)

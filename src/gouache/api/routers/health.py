@@ -45,7 +45,9 @@ async def health(response: Response, svc: Services = Depends(services)) -> dict[
         status = "failed"
     if status != "ok":
         response.status_code = 503
+    cluster = await svc.cluster() if svc.cluster is not None else None
     return {
+        **({"cluster": cluster} if cluster is not None else {}),
         "status": status,
         "version": __version__,
         "default_model": svc.default_model.name,

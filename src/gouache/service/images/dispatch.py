@@ -1,4 +1,5 @@
-"""The image service's side of the engine boundary: submit a job to the engine's queue, wait for it within
+"""The image service's side of the engine boundary: submit a job to the engine (an
+:class:`~gouache.engine.client.EngineClient`: the local queue or a Ray cluster), wait for it within
 the request's deadline, retry once on the catalog's fallback model, and keep the request record in step
 (queued, running, fallback).
 
@@ -15,10 +16,10 @@ from dataclasses import replace
 from typing import Any
 
 from gouache.engine.catalog import Catalog
+from gouache.engine.client import EngineClient, JobTicket, Lane, QueueFull, ShuttingDown
 from gouache.engine.jobs import ProgressCallback, RenderJob, RenderResult
 from gouache.engine.outputs.alpha import KeyNotUniform
 from gouache.engine.pipelines import ModelLoadError
-from gouache.engine.queue import JobHandle, JobQueue, Lane, QueueFull, ShuttingDown
 from gouache.engine.runner import Cancelled, DeadlineExceeded
 from gouache.service.errors import (
     DeadlineExceededError,
@@ -55,7 +56,7 @@ def _queue_full(exc: QueueFull) -> QueueFullError:
 
 class Dispatcher:
     def __init__(
-        self, catalog: Catalog, queue: JobQueue, store: Store, default_timeout_s: float | None = None
+        self, catalog: Catalog, queue: EngineClient, store: Store, default_timeout_s: float | None = None
     ) -> None:
         self.catalog = catalog
         self.queue = queue
@@ -145,7 +146,7 @@ class Dispatcher:
             raise engine_error(exc) from exc
 
 
-async def _wait(handle: JobHandle, deadline: float | None) -> RenderResult:
+async def _wait(handle: JobTicket, deadline: float | None) -> RenderResult:
     """The job's result; past the deadline the job is stopped and `DeadlineExceeded` raised."""
     future = asyncio.wrap_future(handle.future)
     if deadline is None:

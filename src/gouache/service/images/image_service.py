@@ -15,10 +15,10 @@ from typing import Any
 from PIL import Image
 
 from gouache.engine.catalog import Catalog
+from gouache.engine.client import EngineClient
 from gouache.engine.finish import encode
 from gouache.engine.jobs import Progress, ProgressCallback, RenderedImage
 from gouache.engine.outputs import ProvenanceKeys
-from gouache.engine.queue import JobQueue
 from gouache.engine.runner import Cancelled
 from gouache.service.access import ANONYMOUS, Caller
 from gouache.service.errors import ServiceError
@@ -42,7 +42,7 @@ class ImageService:
     def __init__(
         self,
         catalog: Catalog,
-        queue: JobQueue,
+        queue: EngineClient,
         store: Store,
         ops: Operations,
         *,

@@ -82,10 +82,17 @@ def request_record(store: Store, prepared: PreparedRequest) -> dict[str, Any]:
 
 
 def record_engine(store: Store, request_id: str, result: RenderResult) -> None:
-    """Where the request rendered and which memory-saving measures it used (engine.devices), kept in its
-    record's `resolved` beside the model and plan, for operators (`/v1/gouache/history`)."""
+    """Where the request rendered (on a cluster: which replica and node) and which memory-saving measures it
+    used (engine.devices), kept in its record's `resolved` beside the model and plan, for operators
+    (`/v1/gouache/history`)."""
     store.record_resolved(
-        request_id, {"device": result.device, "dtype": result.dtype, "memory": list(result.memory)}
+        request_id,
+        {
+            "device": result.device,
+            "dtype": result.dtype,
+            "memory": list(result.memory),
+            **({"placement": result.placement} if result.placement else {}),
+        },
     )
 
 

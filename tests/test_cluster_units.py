@@ -1,0 +1,141 @@
+"""The pieces of the Ray scale-out that need no cluster (issue 21): rate limits shared through the database,
+the engine boundary's types crossing processes (pickling), per-replica metric labels and the blob setting.
+The cluster itself is tested in tests/test_ray_cluster.py."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from gouache.engine.client import QueueFull
+from gouache.engine.jobs import EditInputs, Progress, RenderedImage, RenderJob, RenderResult
+from gouache.service.container import build_catalog
+from gouache.service.errors import InvalidRequest
+from gouache.service.metrics import Metrics, label_samples
+from gouache.service.policies.rate_limits import RateLimited, SharedRateLimiter
+from gouache.settings import Settings
+from gouache.store import Store
+from tests.postgres import private_schema_store
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Store, Store]]:
+    """Two stores on one database: what two gateway processes of a cluster have."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'shared.db'}"
+        first, second = Store(url, tmp_path / "blobs"), Store(url, tmp_path / "blobs")
+        first.migrate()
+        yield first, second
+        first.close()
+        second.close()
+        return
+    with private_schema_store(request.getfixturevalue("postgres_url"), tmp_path / "blobs") as first:
+        first.migrate()
+        second = Store(first.url.render_as_string(hide_password=False), tmp_path / "blobs")
+        try:
+            yield first, second
+        finally:
+            second.close()
+
+
+def test_shared_rate_limits_count_across_processes(stores: tuple[Store, Store]) -> None:
+    a, b = (SharedRateLimiter(store, window_s=60) for store in stores)
+    assert a.take("key_1", "requests", 3) is not None
+    assert b.take("key_1", "requests", 3) is not None
+    state = a.take("key_1", "requests", 3)
+    assert state is not None and state.remaining == 0
+    with pytest.raises(RateLimited) as refused:
+        b.take("key_1", "requests", 3)
+    assert 1 <= int(refused.value.headers["retry-after"]) <= 60
+    assert refused.value.headers["x-ratelimit-remaining-requests"] == "0"
+    assert b.take("key_2", "requests", 3) is not None  # another key has its own window
+    with pytest.raises(InvalidRequest):
+        a.take("key_3", "images", 3, amount=4)  # can never fit: 400, not 429
+
+
+def test_shared_rate_limits_admit_exactly_the_limit_under_concurrency(stores: tuple[Store, Store]) -> None:
+    limiters = [SharedRateLimiter(store, window_s=60) for store in stores]
+    admitted: list[bool] = []
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        try:
+            limiters[i % 2].take("busy", "images", 10, amount=2)
+            ok = True
+        except RateLimited:
+            ok = False
+        with lock:
+            admitted.append(ok)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(admitted) == [False] * 7 + [True] * 5  # 5 x 2 images = the limit of 10, never more
+
+
+def test_shared_rate_limit_window_expires(stores: tuple[Store, Store]) -> None:
+    limiter = SharedRateLimiter(stores[0], window_s=0.2)
+    limiter.take("key", "requests", 1)
+    with pytest.raises(RateLimited):
+        limiter.take("key", "requests", 1)
+    threading.Event().wait(0.3)
+    assert limiter.take("key", "requests", 1) is not None
+
+
+def test_engine_boundary_types_cross_processes(tmp_path: Path) -> None:
+    """Jobs go to engine replicas and results come back pickled: every type at the boundary survives it."""
+    _, default = build_catalog(Settings(catalog_file=None, default_model="gouache-mini"))  # type: ignore[call-arg]
+    image = Image.new("RGB", (64, 64), (10, 20, 30))
+    edit = EditInputs((image,), Image.new("L", (64, 64), 255), strength=1.0)
+    job = RenderJob(default, "a red circle", default.plan("low"), 64, 64, (1, 2), edit=edit, previews=1)
+    back = pickle.loads(pickle.dumps(job))
+    assert back == job and back.edit is not None
+    assert back.edit.images[0].tobytes() == image.tobytes()
+    progress = pickle.loads(pickle.dumps(Progress(0, 1, 2, preview=image)))
+    assert progress.preview is not None and progress.preview.tobytes() == image.tobytes()
+    result = RenderResult([RenderedImage(b"png", "png", 64, 64, 1)], (64, 64), placement={"node": "n1"})
+    assert pickle.loads(pickle.dumps(result)).placement == {"node": "n1"}
+    full = pickle.loads(pickle.dumps(QueueFull("The queue is full.", 7)))
+    assert full.retry_after == 7 and str(full) == "The queue is full."
+
+
+def test_metrics_are_labelled_with_the_replica() -> None:
+    metrics = Metrics()
+    metrics.images.labels("m", "low").inc(2)
+    metrics.queue_depth.set(3)
+    metrics.instance = {"replica": "r1", "node": "n1"}
+    metrics.extra = lambda: 'gouache_engine_queue_depth{engine_replica="e1"} 1.0\n'
+    text = metrics.exposition().decode()
+    assert 'gouache_images_total{replica="r1",node="n1",model="m",quality="low"} 2.0' in text
+    assert 'gouache_queue_depth{replica="r1",node="n1"} 3.0' in text
+    assert 'gouache_engine_queue_depth{engine_replica="e1"} 1.0' in text
+    assert label_samples(b"# HELP x y\nx{} 1.0\n", {"a": 'q"'}) == b'# HELP x y\nx{a="q\\""} 1.0\n'
+
+
+def test_blob_url_is_a_directory_or_a_file_url(tmp_path: Path) -> None:
+    assert Settings(blob_url=f"file://{tmp_path}/shared").blob_dir == tmp_path / "shared"  # type: ignore[call-arg]
+    assert Settings(blob_url=str(tmp_path / "plain")).blob_dir == tmp_path / "plain"  # type: ignore[call-arg]
+    assert Settings(data_dir=tmp_path).blob_dir == tmp_path / "blobs"  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="only a directory or a file:// URL"):
+        _ = Settings(blob_url="s3://bucket/images").blob_dir  # type: ignore[call-arg]
+
+
+def test_serve_ray_without_the_extra_is_one_red_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from typer.testing import CliRunner
+
+    from gouache.cli import app
+
+    monkeypatch.setitem(sys.modules, "gouache.cluster.launch", None)  # as if Ray Serve were not installed
+    result = CliRunner().invoke(app, ["serve", "--ray"])
+    text = result.output + (result.stderr if result.stderr_bytes is not None else "")
+    assert result.exit_code == 1, text
+    assert "pip install 'gouache[ray]'" in text and "Traceback" not in text
