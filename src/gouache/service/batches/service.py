@@ -15,8 +15,9 @@ from gouache.store import Store
 from gouache.store.batches import FINAL_BATCH_STATUSES, BatchView
 from gouache.store.models import utcnow
 
-#: The endpoints a batch may target: the Images API's JSON endpoints.
-BATCH_ENDPOINTS = ("/v1/images/generations", "/v1/images/edits")
+#: The endpoints a batch may target: the Images API's JSON endpoints, and the Responses API (its lines use
+#: the image_generation tool, as every Gouache response does).
+BATCH_ENDPOINTS = ("/v1/images/generations", "/v1/images/edits", "/v1/responses")
 COMPLETION_WINDOW_S = 24 * 3600
 MIN_OUTPUT_TTL_S, MAX_OUTPUT_TTL_S = 3600, 30 * 24 * 3600
 
