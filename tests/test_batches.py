@@ -385,6 +385,22 @@ def test_input_file_rules() -> None:
     ]  # fmt: skip
 
 
+def test_batch_results_read_images_and_responses_bodies() -> None:
+    """`gouache batch results` finds the images of an Images API body and of a Responses body."""
+    from gouache.batch_cli import _images_of
+
+    images_body = {"data": [{"b64_json": "QQ=="}, {"b64_json": "Qg=="}], "output_format": "webp"}
+    assert _images_of(images_body) == [("QQ==", "webp"), ("Qg==", "webp")]
+    response_body = {
+        "object": "response",
+        "output": [
+            {"type": "image_generation_call", "result": "Qw==", "output_format": "jpeg"},
+            {"type": "message", "content": [{"type": "output_text", "text": "Here it is."}]},
+        ],
+    }
+    assert _images_of(response_body) == [("Qw==", "jpeg")]
+
+
 class _GatedRunner:
     """Stands in for the engine's runner: records the order jobs run in; the first job waits for a gate."""
 
