@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import http.server
+import io
 import json
 import os
 import re
@@ -26,6 +27,8 @@ import openai
 import pytest
 from openai import InvalidWebhookSignatureError, OpenAI
 from openai.types import Batch
+from openai.types.responses import Response
+from PIL import Image
 from sqlalchemy import select
 
 from gouache.engine.catalog import SamplingPlan, spec_for_directory
@@ -38,6 +41,7 @@ from tests.live import LiveServer, start_server
 from tests.test_edits import gradient, png
 
 GEN = "/v1/images/generations"
+RESP = "/v1/responses"
 BODY: dict[str, Any] = {"model": "tiny-sd1", "size": "1024x640", "quality": "low", "cache": False}
 SECRET = "whsec_" + base64.b64encode(b"gouache-test-webhook-key").decode()
 
@@ -233,6 +237,46 @@ def test_a_batch_of_json_edits_references_uploaded_files(batch_server: BatchServ
     assert bad["custom_id"] == "e1" and bad["response"]["body"]["error"]["param"] == "images[0].file_id"
 
 
+def test_a_batch_of_responses_answers_response_objects(batch_server: BatchServer) -> None:
+    client = batch_server.client()
+    tool = {"type": "image_generation", "model": "tiny-sd1", "size": "1024x640", "quality": "low", "seed": 5}
+    body: dict[str, Any] = {"model": "gpt-5", "input": "a red circle on white", "tools": [tool]}
+    items = [
+        line("t0", body, RESP),
+        line("t1", {**body, "tools": [{"type": "web_search"}]}, RESP),  # what a direct call refuses
+        line("t2", {**body, "stream": True}, RESP),
+    ]
+    done = wait_for(client, submit(client, items, RESP).id, ("completed", "failed"))
+    assert done.status == "completed" and done.endpoint == RESP, done.errors
+    assert done.request_counts is not None
+    assert (done.request_counts.total, done.request_counts.completed, done.request_counts.failed) == (3, 1, 2)
+    assert done.usage is not None and done.usage.input_tokens > 0 and done.usage.output_tokens > 0
+
+    [ok] = read_jsonl(client, done.output_file_id)
+    assert ok["custom_id"] == "t0" and ok["response"]["status_code"] == 200 and ok["error"] is None
+    answer = Response.model_validate(ok["response"]["body"])  # the SDK's own type reads it
+    assert answer.status == "completed" and answer.object == "response"
+    call = answer.output[0]
+    assert call.type == "image_generation_call" and call.status == "completed" and call.result
+    assert Image.open(io.BytesIO(base64.b64decode(call.result))).size == (1024, 640)
+    # the same turn sent directly renders the same image; the batch's turn is stored like a direct one
+    direct = client.responses.create(**body)
+    assert direct.output[0].type == "image_generation_call" and direct.output[0].result == call.result
+    assert client.responses.retrieve(answer.id).status == "completed"
+
+    errors = read_jsonl(client, done.error_file_id)
+    assert [e["custom_id"] for e in errors] == ["t1", "t2"]
+    assert [e["response"]["status_code"] for e in errors] == [400, 400]
+    assert [e["response"]["body"]["error"]["param"] for e in errors] == ["tools[0].type", "stream"]
+
+    # the ledger: the turn's text row and its image row both name the batch, at the batch price
+    store = batch_server.store()
+    with store._read_sessions() as session:
+        rows = session.scalars(select(RequestRecord).where(RequestRecord.batch_id == done.id)).all()
+    store.close()
+    assert sorted(r.endpoint for r in rows if r.status == "succeeded") == ["images.generations", "responses"]
+
+
 def test_a_bad_input_file_fails_the_batch_with_line_numbers(batch_server: BatchServer) -> None:
     client = batch_server.client()
     raw = (
@@ -339,6 +383,22 @@ def test_input_file_rules() -> None:
     assert [(e["line"], e["code"]) for e in errors] == [
         (1, "invalid_request"), (2, "missing_custom_id"), (3, "invalid_method"), (4, "invalid_body"),
     ]  # fmt: skip
+
+
+def test_batch_results_read_images_and_responses_bodies() -> None:
+    """`gouache batch results` finds the images of an Images API body and of a Responses body."""
+    from gouache.batch_cli import _images_of
+
+    images_body = {"data": [{"b64_json": "QQ=="}, {"b64_json": "Qg=="}], "output_format": "webp"}
+    assert _images_of(images_body) == [("QQ==", "webp"), ("Qg==", "webp")]
+    response_body = {
+        "object": "response",
+        "output": [
+            {"type": "image_generation_call", "result": "Qw==", "output_format": "jpeg"},
+            {"type": "message", "content": [{"type": "output_text", "text": "Here it is."}]},
+        ],
+    }
+    assert _images_of(response_body) == [("Qw==", "jpeg")]
 
 
 class _GatedRunner:

@@ -242,7 +242,11 @@ def test_organization_pages_paginate(store: Store) -> None:
 def test_global_budget_soft_alert_once_then_hard_limit(store: Store) -> None:
     sent: list[tuple[str, dict[str, Any]]] = []
     budgets = Budgets(
-        store, images=5, soft_fraction=0.6, webhook_url="http://hook", notify=lambda u, p: sent.append((u, p))
+        store,
+        images=5,
+        soft_fraction=0.6,
+        webhook_url="http://hook",
+        notify=lambda u, p, _: sent.append((u, p)),
     )
     assert budgets.check(ANONYMOUS, 0.02, 2) == []
     store.create_request("images.generations", "m", {}, image_count=2, cost_usd=0.04)

@@ -15,6 +15,7 @@ from openai import OpenAI
 from gouache.service.access import Caller
 from gouache.service.errors import InvalidRequest, NotFound
 from gouache.service.files import FileService, Upload
+from gouache.service.pages import ListQuery
 from gouache.store import Store
 from gouache.store.models import utcnow
 from tests.live import LiveServer
@@ -104,7 +105,7 @@ def test_files_belong_to_their_key(store: Store) -> None:
         files.get(mine.id, bob)
     with pytest.raises(NotFound):
         files.delete(mine.id, bob)
-    assert files.list(bob, purpose=None, limit=10, order="desc", after=None)[0] == []
+    assert files.list(bob, ListQuery(limit=10))[0] == []
     assert files.get(mine.id, admin).id == mine.id
 
 

@@ -5,6 +5,7 @@ Prometheus scrape."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -36,7 +37,13 @@ WINDOW_S = 2  # the rate-limit window of this server, short so that retries are 
 class Webhook:
     url: str
     received: list[dict[str, Any]] = field(default_factory=list)
+    #: Per event: its raw body and headers (to check the signature).
+    raw: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
     arrived: threading.Event = field(default_factory=threading.Event)
+
+
+#: Signs the budget alerts (the same secret and scheme as the batch events).
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"gouache-ops-webhook-key").decode()
 
 
 @dataclass
@@ -83,6 +90,7 @@ def webhook() -> Iterator[Webhook]:
     class Receiver(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
+            hook.raw.append((body, {k.lower(): v for k, v in self.headers.items()}))
             hook.received.append(json.loads(body))
             hook.arrived.set()
             self.send_response(204)
@@ -105,6 +113,7 @@ def ops(tmp_path_factory: pytest.TempPathFactory, webhook: Webhook) -> Iterator[
     env = {
         "GOUACHE_RATE_LIMIT_WINDOW_S": str(WINDOW_S),
         "GOUACHE_BUDGET_WEBHOOK_URL": webhook.url,
+        "GOUACHE_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "GOUACHE_BUDGET_SOFT_FRACTION": "0.8",
     }
     server = start_server(data_dir, env)
@@ -382,6 +391,13 @@ def test_soft_budget_alerts_then_hard_budget_refuses(ops: Ops) -> None:
     assert ops.webhook.arrived.wait(10)
     alert = ops.webhook.received[0]
     assert alert["type"] == "gouache.budget.soft_limit" and alert["scope"] == "key"
+    assert alert["object"] == "event" and alert["id"].startswith("evt_")
+    # signed as the batch events are: the SDK's verifier accepts it, and refuses another secret
+    body, headers = ops.webhook.raw[0]
+    client.webhooks.verify_signature(body, headers, secret=WEBHOOK_SECRET)
+    with pytest.raises(openai.InvalidWebhookSignatureError):
+        other = "whsec_" + base64.b64encode(b"another key").decode()
+        client.webhooks.verify_signature(body, headers, secret=other)
     assert alert["api_key_id"] == ops.key_id("carol") and alert["kind"] == "usd"
     assert alert["limit"] == 0.05 and alert["spent"] == pytest.approx(0.04)
     assert "budget alert" in ops.server.log()

@@ -180,6 +180,19 @@ def cancel(
     _summary(_call(_client(base_url, api_key).batches.cancel, batch_id))
 
 
+def _images_of(body: dict[str, Any]) -> list[tuple[str, str]]:
+    """(base64, format) of each image in an output line's body: an Images API answer (`data`) or a
+    Responses one (its `image_generation_call` items)."""
+    if "data" in body:
+        fmt = body.get("output_format", "png")
+        return [(image["b64_json"], fmt) for image in body["data"]]
+    return [
+        (item["result"], item.get("output_format", "png"))
+        for item in body.get("output", [])
+        if item.get("type") == "image_generation_call" and item.get("result")
+    ]
+
+
 def _safe_name(custom_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", custom_id).strip(".") or "line"
 
@@ -202,13 +215,11 @@ def results(
     if batch.output_file_id:
         for raw in _call(client.files.content, batch.output_file_id).content.splitlines():
             line = json.loads(raw)
-            body = line["response"]["body"]
-            images = body.get("data", [])
-            fmt = body.get("output_format", "png")
-            for i, image in enumerate(images):
+            images = _images_of(line["response"]["body"])
+            for i, (b64, fmt) in enumerate(images):
                 suffix = f"-{i}" if len(images) > 1 else ""
                 path = output / f"{_safe_name(line['custom_id'])}{suffix}.{fmt}"
-                path.write_bytes(base64.b64decode(image["b64_json"]))
+                path.write_bytes(base64.b64decode(b64))
                 written += 1
     failed = 0
     if batch.error_file_id:

@@ -305,6 +305,13 @@ def bench(
     json_file: Annotated[Path | None, typer.Option("--json", help="Also write the rows as JSON.")] = None,
     repeats: Annotated[int, typer.Option(min=1, help="Timed repeats per measurement (median).")] = 3,
     threads: Annotated[int | None, typer.Option(help="Torch threads (default: all cores).")] = None,
+    batch_lines: Annotated[
+        int | None, typer.Option(min=2, help="Lines of the `batch` bench's batch (default 64; 8 --quick).")
+    ] = None,
+    batch_lane_images: Annotated[
+        int | None,
+        typer.Option(min=1, help="The `batch` bench server's GOUACHE_BATCH_LANE_IMAGES (default: its own)."),
+    ] = None,
 ) -> None:
     """Measure Gouache: one table of ratios, each against a baseline timed in the same run."""
     import torch
@@ -319,7 +326,13 @@ def bench(
         raise typer.Exit(2)
     if threads:
         torch.set_num_threads(threads)
-    options = BenchOptions(quick=quick, repeats=repeats, threads=threads)
+    options = BenchOptions(
+        quick=quick,
+        repeats=repeats,
+        threads=threads,
+        batch_lines=batch_lines,
+        batch_lane_images=batch_lane_images,
+    )
     rows: list[Ratio] = []
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:

@@ -178,6 +178,12 @@ class Settings(BaseSettings):
     remote_image_timeout_s: float = Field(
         default=10.0, gt=0, description="Timeout of one remote image fetch."
     )
+    batch_lane_images: int = Field(
+        default=4,
+        ge=1,
+        description="Most images one batch-lane job renders together (at most max_batch_images): the longest "
+        "an interactive request waits behind a running batch is one such job.",
+    )
     batch_concurrency: int | None = Field(
         default=None,
         ge=1,

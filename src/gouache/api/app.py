@@ -38,8 +38,8 @@ from gouache.api.routers import (
 )
 from gouache.api.routers.playground import install_playground
 from gouache.service.batches import BatchRunner
-from gouache.service.batches.webhooks import batch_event, post_event
 from gouache.service.container import Services, build_services
+from gouache.service.webhooks import new_event, post_event
 from gouache.settings import Settings
 
 REQUEST_THREADS = 32
@@ -87,7 +87,8 @@ def _batch_runner(svc: Services) -> BatchRunner:
 
     def on_final(batch_id: str, status: str) -> None:
         if settings.batch_webhook_url:
-            post_event(settings.batch_webhook_url, batch_event(batch_id, status), secret)
+            event = new_event(f"batch.{status}", data={"id": batch_id})  # OpenAI's batch event names
+            post_event(settings.batch_webhook_url, event, secret)
 
     return BatchRunner(
         svc.store,

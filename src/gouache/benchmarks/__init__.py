@@ -19,6 +19,10 @@ class BenchOptions:
     quick: bool = False
     repeats: int = 3
     threads: int | None = None
+    #: The `batch` benchmark's batch size in lines (None: 64, or 8 with `quick`).
+    batch_lines: int | None = None
+    #: The server's `batch_lane_images` in the `batch` benchmark (None: the server's default).
+    batch_lane_images: int | None = None
 
 
 @dataclass(frozen=True)

@@ -84,8 +84,17 @@ def script_main(name: str, argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run: small sizes, one repeat")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
+    if name == "batch":
+        parser.add_argument("--batch-lines", type=int, default=None, help="lines per batch (default 64)")
+        parser.add_argument("--batch-lane-images", type=int, default=None, help="the server's lane cap")
     args = parser.parse_args(argv)
-    options = BenchOptions(quick=args.quick, repeats=args.repeats, threads=args.threads)
+    options = BenchOptions(
+        quick=args.quick,
+        repeats=args.repeats,
+        threads=args.threads,
+        batch_lines=getattr(args, "batch_lines", None),
+        batch_lane_images=getattr(args, "batch_lane_images", None),
+    )
     print_report(Console(), run_one(name, options), options)
 
 

@@ -11,7 +11,9 @@ each job still gets its own images (byte-identical to a lone render), progress, 
 Two lanes: `interactive` (API requests) and `batch` (Batch API lines). A worker always takes an interactive
 job first, so an interactive request that arrives while a batch runs waits for at most the batch job being
 rendered, never for the batch; batch jobs batch with batch jobs, and a batch job's batch window ends early
-when interactive work arrives.
+when interactive work arrives. That one batch job is what an interactive request may wait for, so the batch
+lane batches at most `batch_lane_images` images (fewer than `max_batch_images`): a smaller cap shortens the
+wait, a larger one raises the batch's throughput (design note 45 has the measured trade-off).
 
 The API submits a job and awaits its future; progress events are delivered through the job's callback.
 Cancellation is cooperative: the runner checks between denoising steps, so a cancelled or expired job stops
@@ -101,18 +103,23 @@ class JobQueue:
         *,
         batch_window_s: float = 0.0,
         max_batch_images: int = 1,
+        batch_lane_images: int | None = None,
         torch_threads: int | None = None,
     ) -> None:
-        """``torch_threads``: the intra-op threads each worker thread sets for itself when it starts (OpenMP's
-        thread count is per thread; see :func:`gouache.engine.threads.use_torch_threads`)."""
+        """``batch_lane_images``: most images one batch-lane job batches (``max_batch_images`` if None; never
+        more). ``torch_threads``: the intra-op threads each worker thread sets for itself when it starts
+        (OpenMP's thread count is per thread; see :func:`gouache.engine.threads.use_torch_threads`)."""
         if max_queue < 1 or workers < 1 or max_batch_images < 1:
             raise ValueError("the queue depth, worker count and batch size must be at least 1")
+        if batch_lane_images is not None and batch_lane_images < 1:
+            raise ValueError("the batch lane's batch size must be at least 1")
         self.runner = runner
         self.torch_threads = torch_threads
         self.max_queue = max_queue
         self.workers = workers
         self.batch_window_s = max(0.0, batch_window_s)
         self.max_batch_images = max_batch_images
+        self.batch_lane_images = min(max_batch_images, batch_lane_images or max_batch_images)
         self._pending: deque[JobHandle] = deque()  # the interactive lane
         self._batch_pending: deque[JobHandle] = deque()  # the batch lane: taken when no interactive job waits
         self._threads = [
@@ -335,21 +342,22 @@ class JobQueue:
                     self._untrimmed = False
                     trim_malloc()
             lane = self._pending if self._pending else self._batch_pending
+            limit = self.max_batch_images if lane is self._pending else self.batch_lane_images
             first = lane.popleft()
             batch = [first]
-            key = batch_key(first.job) if self.max_batch_images > 1 else None
+            key = batch_key(first.job) if limit > 1 else None
             if key is not None:
                 images = len(first.job.seeds)
                 window_ends = time.monotonic() + self.batch_window_s
                 while True:
                     for handle in list(lane):
                         size = len(handle.job.seeds)
-                        if images + size <= self.max_batch_images and batch_key(handle.job) == key:
+                        if images + size <= limit and batch_key(handle.job) == key:
                             lane.remove(handle)
                             batch.append(handle)
                             images += size
                     left = window_ends - time.monotonic()
-                    if images >= self.max_batch_images or left <= 0 or self._closing:
+                    if images >= limit or left <= 0 or self._closing:
                         break
                     if lane is self._batch_pending and self._pending:
                         break  # interactive work is waiting: render what the batch lane has now

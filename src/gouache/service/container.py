@@ -144,6 +144,7 @@ def build_engine(
         workers=settings.workers,
         batch_window_s=settings.batch_window_ms / 1000,
         max_batch_images=settings.max_batch_images,
+        batch_lane_images=settings.batch_lane_images,
         torch_threads=settings.threads_per_worker,
     )
     queue.start()

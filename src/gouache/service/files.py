@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from gouache.service.access import Caller
 from gouache.service.errors import InvalidRequest, NotFound
+from gouache.service.pages import ListQuery, one_page
 from gouache.store import Store
 from gouache.store.files import FileView
 from gouache.store.models import utcnow
@@ -88,13 +89,15 @@ class FileService:
             raise NotFound(f"The content of file {file_id} is no longer stored.", param=param) from exc
 
     def list(
-        self, caller: Caller, *, purpose: str | None, limit: int, order: str, after: str | None
+        self, caller: Caller, query: ListQuery, purpose: str | None = None
     ) -> tuple[list[FileView], bool]:
-        """A page of files and whether more follow."""
-        files = self.store.list_files(
-            caller.owner, purpose=purpose, limit=limit + 1, order=order, after=after
+        """A page of the caller's files (of one `purpose` if given) and whether more follow."""
+        return one_page(
+            lambda q: self.store.list_files(
+                caller.owner, purpose=purpose, limit=q.limit, order=q.order, after=q.after
+            ),
+            query,
         )
-        return files[:limit], len(files) > limit
 
     def delete(self, file_id: str, caller: Caller) -> None:
         if not self.store.delete_file(file_id, caller.owner):

@@ -60,6 +60,9 @@ class Operations:
                 images=settings.budget_images,
                 soft_fraction=settings.budget_soft_fraction,
                 webhook_url=settings.budget_webhook_url,
+                webhook_secret=(
+                    settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+                ),
             ),
             limiter=(
                 SharedRateLimiter(store, settings.rate_limit_window_s)

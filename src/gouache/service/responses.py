@@ -98,8 +98,15 @@ class ResponsesService:
 
     # --- 1. reading the turn: the chain, then the input ------------------------------------------------
 
-    async def start(self, body: dict[str, Any], tool: dict[str, Any], caller: Caller = ANONYMOUS) -> Turn:
-        """Validate and decide a turn (raising `ServiceError` before anything runs)."""
+    async def start(
+        self,
+        body: dict[str, Any],
+        tool: dict[str, Any],
+        caller: Caller = ANONYMOUS,
+        batch_id: str | None = None,
+    ) -> Turn:
+        """Validate and decide a turn (raising `ServiceError` before anything runs). A Batch API line
+        (`batch_id`) renders in the batch lane and is billed at the batch price, its image and its text."""
         owner = caller.owner
         context, input_items = await asyncio.to_thread(self._read_turn, body, owner)
         await self._screen(body, tool, context.text, caller)
@@ -130,7 +137,9 @@ class ResponsesService:
                 self.writer.revise, decision, context.text, context.previous_prompt
             )
         params = await asyncio.to_thread(self._image_params, decision, tool, context, body, owner)
-        prepared = await self.images.prepare(params, tool.get("partial_images") or 0, caller)
+        prepared = await self.images.prepare(
+            params, tool.get("partial_images") or 0, caller, batch_id=batch_id
+        )
         return Turn(new_id("resp"), body, {**TOOL_DEFAULTS, **tool}, decision, prepared, input_items, caller)
 
     def _read_turn(self, body: dict[str, Any], owner: Owner) -> tuple[TurnContext, list[dict[str, Any]]]:
@@ -348,6 +357,9 @@ class ResponsesService:
         own row, written by the image service)."""
         ops = self.images.ops
         cost = text_cost(ops.prices, usage.input_tokens, usage.output_tokens)
+        batch_id = turn.prepared.batch_id
+        if batch_id is not None:
+            cost = round(cost * ops.prices.batch_discount, 8)
         request_id = self.store.create_request(
             "responses",
             str(turn.body.get("model")),
@@ -355,6 +367,7 @@ class ResponsesService:
             _user(turn.body),
             api_key_id=turn.caller.key_id,
             cost_usd=cost,
+            batch_id=batch_id,
         )
         self.store.finish_request(request_id, "succeeded", usage=usage.stored(), wall_s=0.0, cpu_s=0.0)
         ops.metrics.observe_tokens(usage.stored())

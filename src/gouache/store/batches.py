@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -21,6 +21,7 @@ from gouache.store.database import Database
 from gouache.store.files import FileView, new_file_id
 from gouache.store.models import BatchLineRecord, BatchRecord, FileRecord, utcnow
 from gouache.store.owners import ALL_OWNERS, Owner, owned_by, owns
+from gouache.store.pages import keyset_page
 from gouache.store.values import is_id, json_copy
 
 #: Statuses after which nothing changes any more.
@@ -126,18 +127,25 @@ class BatchRepository(Database):
                 return None
             return _view(session, record)
 
-    def list_batches(self, owner: Owner, *, limit: int = 20, after: str | None = None) -> list[BatchView]:
-        """Newest first, starting after the batch `after` (a cursor)."""
+    def list_batches(
+        self, owner: Owner, *, limit: int = 20, order: str = "desc", after: str | None = None
+    ) -> list[BatchView]:
+        """Batches by creation time (`order`, newest first by default), starting after the batch `after` (a
+        cursor), at most `limit`."""
         stmt = select(BatchRecord)
         condition = owned_by(BatchRecord.api_key_id, owner)
         if condition is not None:
             stmt = stmt.where(condition)
-        if after is not None:
-            cursor = self.get_batch(after, owner)
-            if cursor is not None:
-                at, created = BatchRecord.created_at, cursor.timestamps["created_at"]
-                stmt = stmt.where(or_(at < created, and_(at == created, BatchRecord.id < cursor.id)))
-        stmt = stmt.order_by(BatchRecord.created_at.desc(), BatchRecord.id.desc()).limit(limit)
+        cursor = self.get_batch(after, owner) if after is not None else None
+        created = None if cursor is None else cursor.timestamps.get("created_at")
+        stmt = keyset_page(
+            stmt,
+            BatchRecord.created_at,
+            BatchRecord.id,
+            cursor=None if cursor is None or created is None else (created, cursor.id),
+            order=order,
+            limit=limit,
+        )
         with self._read_sessions() as session:
             return [_view(session, r) for r in session.scalars(stmt)]
 

@@ -10,11 +10,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import delete, select
 
 from gouache.store.database import Database
 from gouache.store.models import FileRecord, ImageRecord, utcnow
 from gouache.store.owners import ALL_OWNERS, Owner, owned_by, owns
+from gouache.store.pages import keyset_page
 from gouache.store.values import column_text, is_id
 
 
@@ -99,22 +100,17 @@ class FileRepository(Database):
         if purpose is not None:
             stmt = stmt.where(FileRecord.purpose == purpose)
         stmt = stmt.where((FileRecord.expires_at.is_(None)) | (FileRecord.expires_at > utcnow()))
-        ascending = order == "asc"
-        if after is not None:
-            cursor = self.get_file(after, owner)
-            if cursor is not None:
-                at, fid = FileRecord.created_at, FileRecord.id
-                if ascending:
-                    later = or_(at > cursor.created_at, and_(at == cursor.created_at, fid > cursor.id))
-                else:
-                    later = or_(at < cursor.created_at, and_(at == cursor.created_at, fid < cursor.id))
-                stmt = stmt.where(later)
-        if ascending:
-            stmt = stmt.order_by(FileRecord.created_at, FileRecord.id)
-        else:
-            stmt = stmt.order_by(FileRecord.created_at.desc(), FileRecord.id.desc())
+        cursor = self.get_file(after, owner) if after is not None else None
+        stmt = keyset_page(
+            stmt,
+            FileRecord.created_at,
+            FileRecord.id,
+            cursor=None if cursor is None else (cursor.created_at, cursor.id),
+            order=order,
+            limit=limit,
+        )
         with self._read_sessions() as session:
-            return [FileView.from_record(r) for r in session.scalars(stmt.limit(limit))]
+            return [FileView.from_record(r) for r in session.scalars(stmt)]
 
     def delete_file(self, file_id: str, owner: Owner = ALL_OWNERS) -> bool:
         """Delete the row, then its blob when nothing else names it; False if there was no such file."""

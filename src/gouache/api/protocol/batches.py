@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gouache.api.protocol.common import CursorPage, Identified
 from gouache.store.batches import BatchView
 
 
@@ -68,8 +69,7 @@ BatchStatus = Literal[
 ]
 
 
-class BatchObject(BaseModel):
-    id: str
+class BatchObject(Identified):
     object: Literal["batch"] = "batch"
     endpoint: str
     model: str | None = None
@@ -119,12 +119,8 @@ class BatchObject(BaseModel):
         )
 
 
-class BatchList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[BatchObject]
-    first_id: str | None = None
-    last_id: str | None = None
-    has_more: bool = False
+class BatchList(CursorPage[BatchObject]):
+    """A page of batches."""
 
 
 def _ts(value: datetime | None) -> int | None:

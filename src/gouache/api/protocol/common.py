@@ -3,7 +3,7 @@ the OpenAPI declarations of the errors and server-sent events an endpoint may an
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Generic, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -33,6 +33,34 @@ class SvgReasoning(StrictModel):
 class SvgOptions(StrictModel):
     model: str | None = None
     reasoning: SvgReasoning | None = None
+
+
+class Identified(BaseModel):
+    """An object a list can page through: it has an id, the cursor of `after`."""
+
+    id: str
+
+
+ItemT = TypeVar("ItemT", bound=Identified)
+
+
+class CursorPage(BaseModel, Generic[ItemT]):
+    """OpenAI's cursor-paginated list page (`after` takes `last_id` to read the next page)."""
+
+    object: Literal["list"] = "list"
+    data: list[ItemT]
+    first_id: str | None = None
+    last_id: str | None = None
+    has_more: bool = False
+
+    @classmethod
+    def of(cls, data: list[ItemT], has_more: bool) -> Self:
+        return cls(
+            data=data,
+            first_id=data[0].id if data else None,
+            last_id=data[-1].id if data else None,
+            has_more=has_more,
+        )
 
 
 class ErrorObject(BaseModel):

@@ -7,11 +7,11 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from gouache.api.protocol.common import CursorPage, Identified
 from gouache.store.files import FileView
 
 
-class FileObject(BaseModel):
-    id: str
+class FileObject(Identified):
     object: Literal["file"] = "file"
     bytes: int
     created_at: int
@@ -34,12 +34,8 @@ class FileObject(BaseModel):
         )
 
 
-class FileList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[FileObject]
-    first_id: str | None = None
-    last_id: str | None = None
-    has_more: bool = False
+class FileList(CursorPage[FileObject]):
+    """A page of files."""
 
 
 class FileDeleted(BaseModel):

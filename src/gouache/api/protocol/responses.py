@@ -183,7 +183,10 @@ def output_item(item: ImageCall | AssistantMessage) -> ImageGenerationCall | Out
 
 
 class CachedTokensDetails(BaseModel):
+    """The current SDK's `InputTokensDetails` requires both counts (Gouache caches no text tokens)."""
+
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 class ReasoningTokensDetails(BaseModel):

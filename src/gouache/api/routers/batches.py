@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 
 from gouache.api.access import current_caller
 from gouache.api.deps import services
+from gouache.api.pagination import list_query
 from gouache.api.protocol.batches import BatchCreateRequest, BatchList, BatchObject
 from gouache.api.protocol.common import ERROR_RESPONSES, ErrorResponse
 from gouache.service.access import Caller
 from gouache.service.container import Services
+from gouache.service.pages import ListQuery
 
 #: Batch operations may also answer 409: cancelling a batch that has already ended.
 _RESPONSES = {**ERROR_RESPONSES, 409: {"model": ErrorResponse, "description": "The batch has already ended"}}
@@ -39,16 +41,12 @@ async def create_batch(
 
 @router.get("", response_model=BatchList)
 async def list_batches(
-    limit: int = Query(default=20, ge=1, le=100),
-    after: str | None = Query(default=None, max_length=64),
+    query: ListQuery = Depends(list_query(default_limit=20, max_limit=100)),
     svc: Services = Depends(services),
     caller: Caller = Depends(current_caller),
 ) -> BatchList:
-    batches, more = await asyncio.to_thread(lambda: svc.batches.list(caller, limit=limit, after=after))
-    data = [BatchObject.of(b) for b in batches]
-    return BatchList(
-        data=data, first_id=data[0].id if data else None, last_id=data[-1].id if data else None, has_more=more
-    )
+    batches, more = await asyncio.to_thread(svc.batches.list, caller, query)
+    return BatchList.of([BatchObject.of(b) for b in batches], more)
 
 
 @router.get("/{batch_id}", response_model=BatchObject)

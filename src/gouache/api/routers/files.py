@@ -4,7 +4,6 @@ in JSON edits)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.datastructures import UploadFile
@@ -13,12 +12,14 @@ from starlette.formparsers import MultiPartException
 
 from gouache.api.access import current_caller
 from gouache.api.deps import services
+from gouache.api.pagination import list_query
 from gouache.api.protocol.common import ERROR_RESPONSES
 from gouache.api.protocol.files import FileDeleted, FileList, FileObject
 from gouache.service.access import Caller
 from gouache.service.container import Services
 from gouache.service.errors import InvalidRequest
 from gouache.service.files import Upload
+from gouache.service.pages import ListQuery
 
 router = APIRouter(prefix="/v1/files", tags=["files"], responses=ERROR_RESPONSES)
 
@@ -109,22 +110,12 @@ async def create_file(request: Request, svc: Services = Depends(services)) -> Fi
 @router.get("", response_model=FileList)
 async def list_files(
     purpose: str | None = Query(default=None, max_length=64),
-    limit: int = Query(default=10_000, ge=1, le=10_000),
-    order: Literal["asc", "desc"] = "desc",
-    after: str | None = Query(default=None, max_length=64),
+    query: ListQuery = Depends(list_query(default_limit=10_000, max_limit=10_000)),
     svc: Services = Depends(services),
     caller: Caller = Depends(current_caller),
 ) -> FileList:
-    files, more = await asyncio.to_thread(
-        lambda: svc.files.list(caller, purpose=purpose, limit=limit, order=order, after=after)
-    )
-    data = [FileObject.of(f) for f in files]
-    return FileList(
-        data=data,
-        first_id=data[0].id if data else None,
-        last_id=data[-1].id if data else None,
-        has_more=more,
-    )
+    files, more = await asyncio.to_thread(svc.files.list, caller, query, purpose)
+    return FileList.of([FileObject.of(f) for f in files], more)
 
 
 @router.get("/{file_id}", response_model=FileObject)

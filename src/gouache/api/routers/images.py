@@ -112,7 +112,8 @@ def _reject_unknown_files(form: ParsedForm, allowed: set[str]) -> None:
         )
 
 
-def _validate_form(schema: type[BaseModel], fields: dict[str, Any]) -> Any:
+def validate_body(schema: type[BaseModel], fields: dict[str, Any]) -> Any:
+    """A parsed body or form as `schema`, or a 400 naming the first bad field (batch lines use it too)."""
     try:
         return schema.model_validate(fields)
     except ValidationError as exc:
@@ -239,7 +240,7 @@ async def create_image(
 def generation_params(body: Any) -> tuple[GenerateParams, ImageGenerateRequest]:
     """A generations JSON body (already parsed) as service parameters; a 400 naming the field if invalid.
     The Batch API's lines go through here too, so a line gets exactly what a direct request would."""
-    request: ImageGenerateRequest = _validate_form(ImageGenerateRequest, body)
+    request: ImageGenerateRequest = validate_body(ImageGenerateRequest, body)
     reject_unsupported(request)
     return GenerateParams(**request.model_dump(exclude_none=True, include=_GENERATION_FIELDS)), request
 
@@ -247,7 +248,7 @@ def generation_params(body: Any) -> tuple[GenerateParams, ImageGenerateRequest]:
 async def json_edit_params(body: Any, svc: Services, caller: Caller) -> tuple[EditParams, ImageEditJson]:
     """An edits JSON body (`images`/`mask` as references) as service parameters, the references read
     (files, data URLs, remote URLs where allowed); a 400 naming the field if anything is wrong."""
-    edit: ImageEditJson = _validate_form(ImageEditJson, body)
+    edit: ImageEditJson = validate_body(ImageEditJson, body)
     reject_unsupported(edit)
 
     def resolve() -> tuple[tuple[bytes, ...], bytes | None]:
@@ -294,7 +295,7 @@ async def edit_image(
     _reject_unknown_files(form, {"image", "mask", "markup"})
     if "loras" in form.fields:
         form.fields["loras"] = _json_field(form.fields["loras"], "loras")
-    body: ImageEditForm = _validate_form(ImageEditForm, form.fields)
+    body: ImageEditForm = validate_body(ImageEditForm, form.fields)
     reject_unsupported(body)
     masks = form.files.get("mask", [])
     if len(masks) > 1:
@@ -321,7 +322,7 @@ async def create_variation(
     """Variations of one image (OpenAI retired this dall-e-2 endpoint; Gouache serves it on any model)."""
     form = await read_form(request, _max_upload_bytes(svc))
     _reject_unknown_files(form, {"image"})
-    body: ImageVariationForm = _validate_form(ImageVariationForm, form.fields)
+    body: ImageVariationForm = validate_body(ImageVariationForm, form.fields)
     images = form.files.get("image", [])
     if len(images) > 1:
         raise InvalidRequest("Variations take exactly one image.", param="image")

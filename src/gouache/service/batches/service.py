@@ -10,12 +10,14 @@ from typing import Any
 from gouache.service.access import Caller
 from gouache.service.errors import InvalidRequest, NotFound, ServiceError
 from gouache.service.files import FileService
+from gouache.service.pages import ListQuery, one_page
 from gouache.store import Store
 from gouache.store.batches import FINAL_BATCH_STATUSES, BatchView
 from gouache.store.models import utcnow
 
-#: The endpoints a batch may target: the Images API's JSON endpoints.
-BATCH_ENDPOINTS = ("/v1/images/generations", "/v1/images/edits")
+#: The endpoints a batch may target: the Images API's JSON endpoints, and the Responses API (its lines use
+#: the image_generation tool, as every Gouache response does).
+BATCH_ENDPOINTS = ("/v1/images/generations", "/v1/images/edits", "/v1/responses")
 COMPLETION_WINDOW_S = 24 * 3600
 MIN_OUTPUT_TTL_S, MAX_OUTPUT_TTL_S = 3600, 30 * 24 * 3600
 
@@ -100,9 +102,12 @@ class BatchService:
             raise NotFound(f"No batch found with id '{batch_id}'.", param="batch_id")
         return batch
 
-    def list(self, caller: Caller, *, limit: int, after: str | None) -> tuple[list[BatchView], bool]:
-        batches = self.store.list_batches(caller.owner, limit=limit + 1, after=after)
-        return batches[:limit], len(batches) > limit
+    def list(self, caller: Caller, query: ListQuery) -> tuple[list[BatchView], bool]:
+        """A page of the caller's batches and whether more follow."""
+        return one_page(
+            lambda q: self.store.list_batches(caller.owner, limit=q.limit, order=q.order, after=q.after),
+            query,
+        )
 
     def cancel(self, batch_id: str, caller: Caller) -> BatchView:
         """Ask a batch to stop: `cancelling` now, `cancelled` once the runner has stopped its lines and

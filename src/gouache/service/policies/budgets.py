@@ -2,8 +2,9 @@
 
 A request is checked before any compute against what was spent this calendar month (UTC), in-flight
 requests included. Past the hard limit it is refused (429 `insufficient_quota`); reaching the soft share
-(`budget_soft_fraction`) sends one alert per budget and month: a log line, an optional webhook POST, and a
-warning the API returns as the `x-gouache-budget-warning` header."""
+(`budget_soft_fraction`) sends one alert per budget and month: a log line, an optional webhook POST (an
+event signed like the batch events, `service/webhooks.py`), and a warning the API returns as the
+`x-gouache-budget-warning` header."""
 
 from __future__ import annotations
 
@@ -15,16 +16,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
 from gouache.service.access import Caller
 from gouache.service.errors import ServiceError
 from gouache.service.policies.pricing import format_usd
+from gouache.service.webhooks import new_event, post_event
 from gouache.store import ALL_OWNERS, AllOwners, Owner, Store
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_TIMEOUT_S = 5.0
 #: An admitted request holds its cost here until its ledger row is written (or this long, if it never is).
 RESERVATION_TTL_S = 600.0
 
@@ -69,18 +68,6 @@ def month_start(now: datetime | None = None) -> datetime:
     return now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def post_webhook(url: str, payload: dict[str, Any]) -> None:
-    """POST the alert in the background; a failing receiver is logged, never raised."""
-
-    def send() -> None:
-        try:
-            httpx.post(url, json=payload, timeout=WEBHOOK_TIMEOUT_S).raise_for_status()
-        except httpx.HTTPError as exc:
-            log.warning("budget webhook to %s failed: %s", url, exc)
-
-    threading.Thread(target=send, name="gouache-budget-webhook", daemon=True).start()
-
-
 class Budgets:
     def __init__(
         self,
@@ -90,12 +77,15 @@ class Budgets:
         images: int | None = None,
         soft_fraction: float = 0.8,
         webhook_url: str | None = None,
-        notify: Callable[[str, dict[str, Any]], None] = post_webhook,
+        webhook_secret: str | None = None,
+        notify: Callable[[str, dict[str, Any], str | None], None] = post_event,
     ) -> None:
+        """`notify(url, event, secret)` sends the alert (`post_event`: signed, in the background)."""
         self.store = store
         self.global_budget = Budget("global", ALL_OWNERS, usd, images)
         self.soft_fraction = soft_fraction
         self.webhook_url = webhook_url
+        self.webhook_secret = webhook_secret
         self.notify = notify
         self._alerted: set[tuple[str, str, str]] = set()
         self._lock = threading.Lock()
@@ -174,19 +164,17 @@ class Budgets:
             budget.label, _amount(kind, spent), kind, _amount(kind, limit), self.soft_fraction * 100,
         )  # fmt: skip
         if self.webhook_url:
-            self.notify(
-                self.webhook_url,
-                {
-                    "type": "gouache.budget.soft_limit",
-                    "scope": budget.scope,
-                    "api_key_id": None if budget.scope == "global" else budget.owner,
-                    "kind": kind,
-                    "limit": limit,
-                    "spent": round(spent, 6),
-                    "threshold": self.soft_fraction,
-                    "month": month,
-                },
+            event = new_event(
+                "gouache.budget.soft_limit",
+                scope=budget.scope,
+                api_key_id=None if budget.scope == "global" else budget.owner,
+                kind=kind,
+                limit=limit,
+                spent=round(spent, 6),
+                threshold=self.soft_fraction,
+                month=month,
             )
+            self.notify(self.webhook_url, event, self.webhook_secret)
 
 
 def _amount(kind: str, value: float) -> str:

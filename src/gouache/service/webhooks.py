@@ -1,10 +1,11 @@
-"""Batch events for an optional webhook: `batch.completed`, `batch.failed`, `batch.cancelled`, `batch.expired`
-(OpenAI's event names and payload: `{"id", "object": "event", "type", "created_at", "data": {"id"}}`).
+"""Outgoing webhooks, every kind signed the one way OpenAI signs its webhooks (the Standard Webhooks scheme):
+headers `webhook-id`, `webhook-timestamp` and `webhook-signature: v1,<base64 HMAC-SHA256 of
+"id.timestamp.body">` with `GOUACHE_WEBHOOK_SECRET`, so the official SDK's
+`client.webhooks.unwrap(body, headers, secret=...)` (or `verify_signature`) checks them.
 
-Signed as OpenAI signs its webhooks (the Standard Webhooks scheme): headers `webhook-id`, `webhook-timestamp`
-and `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`, so the official SDK's
-`client.webhooks.unwrap(body, headers, secret=...)` verifies them. Sent in the background like the budget
-alert (`policies/budgets.post_webhook`); a failing receiver is logged, never raised."""
+Events have OpenAI's envelope, `{"id": "evt_...", "object": "event", "type", "created_at", ...}`: batch
+events (`service/batches`) put `{"id": batch_id}` in `data`, the budget alert (`policies/budgets`) keeps its
+fields beside the envelope's. They are sent in the background; a failing receiver is logged, never raised."""
 
 from __future__ import annotations
 
@@ -32,7 +33,19 @@ def signing_key(secret: str) -> bytes:
     return secret.encode()
 
 
+def new_event(event_type: str, /, **fields: Any) -> dict[str, Any]:
+    """An event of type `event_type` in OpenAI's envelope, with `fields` beside it (e.g. `data`)."""
+    return {
+        "id": "evt_" + secrets.token_hex(12),
+        "object": "event",
+        "type": event_type,
+        "created_at": int(time.time()),
+        **fields,
+    }
+
+
 def signed_request(payload: dict[str, Any], secret: str | None) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of an event; signed when a secret is configured."""
     body = json.dumps(payload, separators=(",", ":")).encode()
     event_id = str(payload["id"])
     timestamp = str(int(time.time()))
@@ -44,23 +57,14 @@ def signed_request(payload: dict[str, Any], secret: str | None) -> tuple[bytes, 
     return body, headers
 
 
-def batch_event(batch_id: str, status: str) -> dict[str, Any]:
-    return {
-        "id": "evt_" + secrets.token_hex(12),
-        "object": "event",
-        "type": f"batch.{status}",
-        "created_at": int(time.time()),
-        "data": {"id": batch_id},
-    }
-
-
 def post_event(url: str, payload: dict[str, Any], secret: str | None) -> None:
+    """POST the event in the background."""
     body, headers = signed_request(payload, secret)
 
     def send() -> None:
         try:
             httpx.post(url, content=body, headers=headers, timeout=WEBHOOK_TIMEOUT_S).raise_for_status()
         except httpx.HTTPError as exc:
-            log.warning("batch webhook to %s failed: %s", url, exc)
+            log.warning("webhook %s to %s failed: %s", payload.get("type"), url, exc)
 
-    threading.Thread(target=send, name="gouache-batch-webhook", daemon=True).start()
+    threading.Thread(target=send, name="gouache-webhook", daemon=True).start()
