@@ -99,7 +99,9 @@ class Services:
         worker load, convert and render it once in the background (`/health` says "warming" meanwhile)."""
         check_model(self.default_model)
         if self.settings.preload if warm is None else warm:
-            self.queue.warm_up(self.default_model.name, warm_jobs(self.default_model))
+            outputs = self.images.outputs
+            jobs = warm_jobs(self.default_model, outputs.provenance, outputs.metadata)
+            self.queue.warm_up(self.default_model.name, jobs)
 
     def close(self) -> None:
         """Stop the engine (waiting jobs dropped, running ones given the grace period), then the store."""
@@ -162,6 +164,7 @@ def build_services(settings: Settings) -> Services:
         result_cache=settings.result_cache,
         provenance=provenance.keys if provenance else None,
         metadata=settings.metadata,
+        placement=cache.device_and_dtype,
     )
     links = LinkSigner(load_secret(settings.data_dir / "url-secret"))
     files = FileService(store, int(settings.max_file_mb * 2**20))
