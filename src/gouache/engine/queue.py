@@ -92,10 +92,14 @@ class JobHandle:
         return self._cancel.is_set()
 
     def deadline_now(self) -> float | None:
-        """The deadline as it stands: while the job still waits for a warm-up, that wait does not count."""
-        if self.deadline is None or self.warm_wait_from is None:
-            return self.deadline
-        return self.deadline + time.monotonic() - self.warm_wait_from
+        """The deadline as it stands: while the job still waits for a warm-up, that wait does not count.
+        Read from other threads: `warm_wait_from` first, because the queue moves `deadline` before clearing it
+        (a read between the two errs late, never early)."""
+        wait_from = self.warm_wait_from
+        deadline = self.deadline
+        if deadline is None or wait_from is None:
+            return deadline
+        return deadline + time.monotonic() - wait_from
 
     @property
     def expired(self) -> bool:
@@ -239,7 +243,7 @@ class JobQueue:
             if handle.warm_wait_from is not None:
                 if handle.deadline is not None:
                     handle.deadline += now - handle.warm_wait_from
-                handle.warm_wait_from = None
+                handle.warm_wait_from = None  # after moving the deadline: see JobHandle.deadline_now
 
     def warm_failed(self, model: str) -> bool:
         """Whether the last warm-up of `model` failed."""
