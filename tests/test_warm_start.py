@@ -149,6 +149,16 @@ def warming_services(tmp_path: Path, catalog_file: Path) -> Iterator[Services]:
     svc.close()
 
 
+def test_preload_loads_the_usage_tokenizer_so_the_first_request_does_not(warming_services: Services) -> None:
+    from gouache.service import usage
+
+    usage._encoding.cache_clear()
+    warming_services.preload(warm=False)  # lazy: nothing loaded ahead
+    assert usage._encoding.cache_info().currsize == 0
+    warming_services.preload()
+    assert usage._encoding.cache_info().currsize == 1
+
+
 def test_health_says_warming_until_the_worker_has_rendered_and_requests_wait(
     warming_services: Services,
 ) -> None:
