@@ -177,6 +177,19 @@ def test_prepare_prices_and_admits_before_any_compute(
     assert rows(store) == []  # admitted requests get their row when they run
 
 
+def test_the_cache_key_follows_where_the_model_renders(
+    catalog: Catalog, store: Store, ops: Operations
+) -> None:
+    """The service keys the result cache on the device and dtype the engine resolves for the model: a model
+    moved to a GPU (or to bfloat16) renders anew instead of answering with the CPU's bytes."""
+    seeded = GenerateParams(**{**LOW.__dict__, "seed": 3})
+    on_cpu = asyncio.run(service(catalog, store, ops).prepare(seeded)).cache_key
+    queue = JobQueue(Runner(ModelCache()), max_queue=4)
+    on_gpu = ImageService(catalog, queue, store, ops, placement=lambda spec: ("cuda:0", "float16"))
+    moved = asyncio.run(on_gpu.prepare(seeded)).cache_key
+    assert on_cpu is not None and moved is not None and on_cpu != moved
+
+
 def test_refusals_are_ledger_rows_at_zero_cost(catalog: Catalog, store: Store, ops: Operations) -> None:
     images = service(catalog, store, ops)
     frank = Caller(key_id="key_frank", budget_images=1)

@@ -51,3 +51,12 @@ def test_a_missing_benchmark_module_is_a_skipped_row() -> None:
 def test_an_unknown_benchmark_is_refused(tmp_path: Path) -> None:
     done = _bench("--only", "nope", cwd=tmp_path)
     assert done.returncode == 2 and "Unknown benchmark" in done.stderr
+
+
+def test_the_single_file_row_loads_the_same_model_both_ways() -> None:
+    from gouache.benchmarks import BenchOptions
+    from gouache.benchmarks.suite import run_one
+
+    rows = run_one("single_file", BenchOptions(quick=True))
+    assert [row.name for row in rows] == ["single-file load (sd1)"]
+    assert rows[0].baseline_s > 0 and rows[0].candidate_s > 0 and "sd1" in rows[0].detail

@@ -294,6 +294,17 @@ def test_cpu_default_is_float32_pytorch_and_unchanged(tiny_models: dict[str, Pat
     assert cache.default_device() == "cpu"
 
 
+def test_device_and_dtype_resolve_without_loading(tiny_models: dict[str, Path]) -> None:
+    spec = _spec(tiny_models["sd1"])
+    assert ModelCache(accelerators=CPU_ONLY).device_and_dtype(spec) == ("cpu", "float32")  # type: ignore[arg-type]
+    gpu = ModelCache(accelerators=TWO_GPUS, device="auto")
+    assert gpu.device_and_dtype(spec) == ("cuda:0", "float16")  # type: ignore[arg-type]
+    assert gpu.device_and_dtype(_spec(tiny_models["sd1"], device="cpu")) == ("cpu", "float32")  # type: ignore[arg-type]
+    bf16 = ModelCache(accelerators=CPU_ONLY, dtype="bfloat16")
+    assert bf16.device_and_dtype(spec) == ("cpu", "bfloat16")  # type: ignore[arg-type]
+    assert gpu.loaded() == [] and bf16.loaded() == []
+
+
 def test_bfloat16_on_the_cpu_renders_close_to_float32(tiny_models: dict[str, Path]) -> None:
     fp32 = ModelCache(accelerators=CPU_ONLY)
     bf16 = ModelCache(accelerators=CPU_ONLY, dtype="bfloat16")

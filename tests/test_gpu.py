@@ -96,7 +96,7 @@ def test_free_memory_is_read_from_the_driver() -> None:
 
 
 def test_single_file_checkpoint_on_the_gpu(tiny_models: dict[str, Path], tmp_path: Path) -> None:
-    from tests.single_file_writer import write_single_file
+    from gouache.engine.tiny_single_file import write_single_file
 
     checkpoint = write_single_file(tiny_models["sd1"], "sd1", tmp_path / "tiny-sd1.safetensors")
     cache = ModelCache(device="cuda")

@@ -296,6 +296,25 @@ def test_every_pixel_deciding_input_changes_the_key(catalog: Catalog) -> None:
     assert key(edit, "images.edits") != key(replace(edit, strength=0.9), "images.edits")
 
 
+def test_the_device_and_dtype_are_part_of_the_key(catalog: Catalog) -> None:
+    """An image rendered on the CPU in float32 must not answer the same request once the model runs on a GPU
+    or in another dtype: the pixels differ."""
+    params = GenerateParams(prompt="x", seed=5, quality="low")
+    job = build_job(catalog, params)[0]
+    on_cpu = result_cache_key("images.generations", params, job, ("cpu", "float32"))
+    assert on_cpu == result_cache_key("images.generations", params, job)  # the CPU in float32 by default
+    others = {
+        result_cache_key("images.generations", params, job, placement)
+        for placement in [
+            ("cuda:0", "float16"),
+            ("cuda:0", "float32"),
+            ("cpu", "bfloat16"),
+            ("mps", "float16"),
+        ]
+    }
+    assert len(others) == 4 and on_cpu not in others
+
+
 def test_the_model_fingerprint_follows_the_folders_files(tmp_path: Path) -> None:
     folder = tmp_path / "model"
     folder.mkdir()

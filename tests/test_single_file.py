@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from gouache.engine.catalog import Catalog, CatalogError
+from gouache.engine.clip_vocab import shipped_clip_tokenizer
 from gouache.engine.pipelines import ModelCache, ModelLoadError, load_pipeline
 from gouache.engine.single_file import (
     detect_checkpoint_family,
@@ -23,8 +24,8 @@ from gouache.engine.single_file import (
     shipped_config_dir,
 )
 from gouache.engine.tiny import FAMILIES, build_tiny_pipeline
+from gouache.engine.tiny_single_file import write_single_file
 from tests.live import LiveServer, start_server
-from tests.single_file_writer import write_single_file
 
 U = "model.diffusion_model."
 
@@ -92,8 +93,11 @@ def test_shipped_configs_are_the_published_architectures() -> None:
                 cls = getattr(transformers, cls_name)
                 model = cls(cls.config_class.from_pretrained(str(folder / component)))
         assert round(sum(p.numel() for p in model.parameters()) / 1e6, 2) == millions, (name, component)
-    total = sum(f.stat().st_size for f in shipped_config_dir("sd1").parent.rglob("*") if f.is_file())
-    assert total < 64 * 1024
+    files = [f for f in shipped_config_dir("sd1").parent.rglob("*") if f.is_file()]
+    vocabulary = [f for f in files if f.parent.name == "clip-vocab"]
+    assert sum(f.stat().st_size for f in files if f not in vocabulary) < 64 * 1024  # configs, no weights
+    assert sorted(f.name for f in vocabulary) == ["NOTICE", "merges.txt.gz", "vocab.json.gz"]
+    assert sum(f.stat().st_size for f in vocabulary) < 600 * 1024  # CLIP's vocabulary, gzipped
 
 
 # --------------------------------------------------------------------------------------------------
@@ -157,21 +161,72 @@ def test_missing_components_come_from_the_config_folder(folders: dict[str, Path]
     assert str(only) in str(info.value) and "text_encoder" in str(info.value) and "config" in str(info.value)
 
 
-def test_shipped_configs_need_tokenizers_from_the_config_folder(files: dict[str, Path], folders: dict[str, Path],
-                                                                tmp_path: Path) -> None:  # fmt: skip
+def test_the_shipped_clip_vocabulary_is_clips() -> None:
+    """CLIP's BPE vocabulary ships (derived from OpenAI CLIP's file): CLIP's own ids, and the same token strings
+    as the tests' byte-level CLIP tokenizer wherever that one can agree (it has no merges)."""
+    from gouache.engine.tiny import _clip_tokenizer
+
+    sd1 = shipped_clip_tokenizer(shipped_config_dir("sd1") / "tokenizer")
+    assert len(sd1) == 49408 and (sd1.bos_token_id, sd1.eos_token_id) == (49406, 49407)
+    assert sd1("a photo of a cat").input_ids == [
+        49406,
+        320,
+        1125,
+        539,
+        320,
+        2368,
+        49407,
+    ]  # CLIP's published ids
+    assert (sd1.pad_token, sd1.pad_token_id, sd1.model_max_length) == ("<|endoftext|>", 49407, 77)
+    for family, name in (("sd2", "tokenizer"), ("sdxl", "tokenizer_2"), ("sd3", "tokenizer_2")):
+        bigg = shipped_clip_tokenizer(shipped_config_dir(family) / name)
+        assert (bigg.pad_token, bigg.pad_token_id) == ("!", 0), family  # OpenCLIP's pad, as in the releases
+    tiny = _clip_tokenizer()
+    for sentence in ("a photo of a cat", "A lighthouse at dusk, 4K!", "résumé & naïve café"):
+        ids = sd1(sentence).input_ids
+        decoded = sd1.decode(ids, skip_special_tokens=True)
+        assert decoded.replace(" ", "") == sentence.lower().replace(" ", "")  # CLIP's cleaning: lower case
+        words = [w.removesuffix("</w>") for w in sd1.convert_ids_to_tokens(ids)[1:-1]]
+        letters = [w.removesuffix("</w>") for w in tiny.convert_ids_to_tokens(tiny(sentence).input_ids)[1:-1]]
+        assert "".join(words) == "".join(letters)  # the same text, merged into fewer tokens
+        assert len(words) < len(letters)
+    for char in "ab!?7":  # one byte each: no merge applies
+        assert sd1.convert_ids_to_tokens(sd1(char).input_ids) == tiny.convert_ids_to_tokens(
+            tiny(char).input_ids
+        )
+
+
+@pytest.mark.parametrize("family", ["sd1", "sd2", "sdxl"])
+def test_clip_tokenizers_load_with_no_vocabulary_files(family: str, files: dict[str, Path],
+                                                       folders: dict[str, Path], tmp_path: Path) -> None:  # fmt: skip
+    """A config folder without tokenizer files (a real checkpoint: none at all) loads with the shipped
+    vocabulary and each release's settings."""
+    configs = tmp_path / "configs"
+    shutil.copytree(folders[family], configs, ignore=shutil.ignore_patterns("*.safetensors", "tokenizer*"))
+    pipe = load_pipeline(files[family], family, configs)
+    pads = {"sd1": ["<|endoftext|>"], "sd2": ["!"], "sdxl": ["<|endoftext|>", "!"]}[family]
+    tokenizers = [pipe.tokenizer, *([pipe.tokenizer_2] if family == "sdxl" else [])]
+    assert [t.pad_token for t in tokenizers] == pads
+    assert all(len(t) == 49408 and t("a cat").input_ids == [49406, 320, 2368, 49407] for t in tokenizers)
+    # With nothing but the file, only the architecture is in question: the shipped SDXL base configs are not the
+    # tiny checkpoint's -- a mismatch named as such, no tokenizer error, nothing half-loaded.
     with pytest.raises(ModelLoadError) as info:
-        load_pipeline(files["sdxl"], "sdxl", None)
-    message = str(info.value)
-    assert str(files["sdxl"]) in message and "tokenizer/" in message and "vocab.json + merges.txt" in message
-    # Tokenizers alone in the config folder: the rest comes from the shipped SDXL base config, whose shapes the
-    # tiny checkpoint does not have -- an architecture mismatch named as such, nothing half-loaded.
-    tokenizers = tmp_path / "tok"
-    for name in ("tokenizer", "tokenizer_2"):
-        shutil.copytree(folders["sdxl"] / name, tokenizers / name)
-    with pytest.raises(ModelLoadError, match="different architectures"):
-        load_pipeline(files["sdxl"], None, tokenizers)
+        load_pipeline(files[family], family, None)
+    assert str(files[family]) in str(info.value) and "vocabulary" not in str(info.value)
     with pytest.raises(ModelLoadError, match="describes a StableDiffusionPipeline"):
-        load_pipeline(files["sdxl"], None, folders["sd1"])
+        load_pipeline(files["sdxl"], None, folders["sd1"])  # a config folder of another family
+
+
+def test_flux_still_needs_its_t5_vocabulary_from_the_config_folder(files: dict[str, Path],
+                                                                    folders: dict[str, Path],
+                                                                    tmp_path: Path) -> None:  # fmt: skip
+    configs = tmp_path / "configs"
+    shutil.copytree(folders["flux"], configs, ignore=shutil.ignore_patterns("tokenizer*"))
+    with pytest.raises(ModelLoadError) as info:
+        load_pipeline(files["flux"], "flux", configs)
+    message = str(info.value)
+    assert str(files["flux"]) in message and "tokenizer_2/" in message and "spiece.model" in message
+    assert "T5" in message
 
 
 def test_bad_files_name_themselves(tmp_path: Path, folders: dict[str, Path]) -> None:

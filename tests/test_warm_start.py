@@ -3,14 +3,17 @@ arrive meanwhile wait behind the warm-up; a broken model folder still fails star
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,10 +22,15 @@ from openai import OpenAI
 from PIL import Image
 
 from gouache.api.app import create_app
-from gouache.engine.catalog import Catalog, spec_for_directory
+from gouache.engine.catalog import Catalog, SamplingPlan, spec_for_directory
+from gouache.engine.jobs import RenderJob, RenderResult
+from gouache.engine.outputs import ProvenanceKeys
 from gouache.engine.pipelines import ModelLoadError
-from gouache.engine.warmup import WARM_SIZE, WARM_STEPS, check_model, warm_jobs
+from gouache.engine.queue import JobQueue
+from gouache.engine.runner import DeadlineExceeded
+from gouache.engine.warmup import WARM_PROMPT, WARM_SIZE, WARM_STEPS, check_model, warm_jobs
 from gouache.service.container import Services, build_services
+from gouache.service.images.dispatch import _wait
 from gouache.settings import Settings
 from tests.live import LiveServer
 
@@ -57,6 +65,74 @@ def test_warm_jobs_cover_each_working_size_and_guidance_once(catalog_file: Path)
     job = jobs[0]
     assert (job.width, job.height) == (WARM_SIZE, WARM_SIZE) and job.plan.steps == WARM_STEPS
     assert job.plan.guidance == spec.plan("low").guidance and job.plan.scheduler == spec.plan("low").scheduler
+    # Unsigned and without parameters unless the server signs and writes them (then the warm-up does too).
+    assert job.outputs.provenance is None and job.outputs.metadata is None
+    keys = ProvenanceKeys(b"chain", b"key")
+    signed = warm_jobs(spec, provenance=keys, metadata=True)[0]
+    assert signed.outputs.provenance == keys
+    assert signed.outputs.metadata is not None and signed.outputs.metadata.prompt == WARM_PROMPT
+
+
+def test_the_warm_prompt_reads_without_gouache_minis_minilm_matcher() -> None:
+    """Every word of the warm-up's caption is in the phrase table: reading it never runs MiniLM (whose
+    layer weights would otherwise become resident at start-up)."""
+    from gouache.mini.reading import read_caption
+
+    def matcher(word: str, kind: str) -> None:
+        raise AssertionError(f"the warm prompt asked MiniLM about {word!r} ({kind})")
+
+    scene = read_caption(WARM_PROMPT, matcher)
+    assert scene is not None
+
+
+class _WarmingRunner:
+    """Stands in for the engine's runner: the warm-up render waits for a gate; requests return at once."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.warming = threading.Event()
+
+    def render(self, job: RenderJob, on_progress: Any = None, should_stop: Any = None) -> RenderResult:
+        if job.prompt == WARM_PROMPT:
+            self.warming.set()
+            self.gate.wait(30)
+        elif should_stop is not None:
+            should_stop()  # raises DeadlineExceeded past the job's deadline, as between denoising steps
+        return RenderResult(images=[], working_size=(64, 64))
+
+
+def test_time_spent_waiting_for_the_warm_up_does_not_count_against_a_deadline(
+    tiny_models: dict[str, Path],
+) -> None:
+    spec = spec_for_directory(tiny_models["sd1"])
+    runner = _WarmingRunner()
+    queue = JobQueue(runner, workers=1, batch_window_s=0.0)  # type: ignore[arg-type]
+    queue.start()
+    try:
+        queue.warm_up(
+            spec.name, [RenderJob(spec, WARM_PROMPT, SamplingPlan(steps=2, guidance=2.0), 64, 64, (0,))]
+        )
+        assert runner.warming.wait(10)
+        job = RenderJob(spec, "a red circle", SamplingPlan(steps=2, guidance=2.0), 64, 64, (1,))
+        deadline = time.monotonic() + 0.5
+        held = queue.submit(job, deadline=deadline)
+
+        async def waited() -> RenderResult:
+            waiter = asyncio.ensure_future(_wait(held, deadline))
+            await asyncio.sleep(1.0)  # the warm-up outlasts the request's whole deadline
+            runner.gate.set()
+            return await waiter
+
+        result = asyncio.run(waited())
+        assert result.working_size == (64, 64)
+        assert held.deadline is not None and held.deadline >= deadline + 0.9
+        # Once warm, a deadline is the request's own again: a job queued now expires on time.
+        late = queue.submit(job, deadline=time.monotonic() - 1)
+        with pytest.raises(DeadlineExceeded):
+            late.future.result(10)
+    finally:
+        runner.gate.set()
+        queue.stop(5)
 
 
 @pytest.fixture()
@@ -71,6 +147,16 @@ def warming_services(tmp_path: Path, catalog_file: Path) -> Iterator[Services]:
     svc = build_services(settings)
     yield svc
     svc.close()
+
+
+def test_preload_loads_the_usage_tokenizer_so_the_first_request_does_not(warming_services: Services) -> None:
+    from gouache.service import usage
+
+    usage._encoding.cache_clear()
+    warming_services.preload(warm=False)  # lazy: nothing loaded ahead
+    assert usage._encoding.cache_info().currsize == 0
+    warming_services.preload()
+    assert usage._encoding.cache_info().currsize == 1
 
 
 def test_health_says_warming_until_the_worker_has_rendered_and_requests_wait(

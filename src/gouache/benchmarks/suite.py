@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "load": ("gouache.benchmarks.load", "a burst of concurrent requests vs one alone"),
     "mini": ("gouache.benchmarks.mini", "gouache-mini served vs raw, per tier"),
     "lora": ("gouache.benchmarks.lora", "LoRA switch time vs base-model load time"),
+    "single_file": ("gouache.benchmarks.single_file", "single-file checkpoint vs folder load time"),
     "devices": ("gouache.benchmarks.devices", "float32 vs bfloat16, VAE tiling's peak memory"),
     "startup": ("gouache.benchmarks.startup", "first request after start-up vs a warm one, idle RSS"),
     "outputs": (

@@ -31,6 +31,7 @@ from ray.exceptions import RayError, RayTaskError
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 
+from gouache.engine.catalog import ModelSpec
 from gouache.engine.client import Lane, QueueFull, ShuttingDown
 from gouache.engine.jobs import Progress, ProgressCallback, RenderJob, RenderResult
 
@@ -51,10 +52,20 @@ class ReplicaLost(RuntimeError):
 class RayTicket:
     """A job sent to the cluster: a future, the position it was queued at here, and cancel()."""
 
-    def __init__(self, position: int) -> None:
+    def __init__(self, position: int, deadline: float | None) -> None:
         self.position = position
+        self.deadline = deadline
         self.future: Future[RenderResult] = Future()
         self.task: asyncio.Task[None] | None = None
+
+    def deadline_now(self) -> float | None:
+        """The gateway's deadline as set. A replica's own queue does not count a wait for its warm-up, but the
+        gateway cannot see that wait, so through the cluster it still counts (design note 43)."""
+        return self.deadline
+
+    @property
+    def expired(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
 
     def cancel(self) -> None:
         self.future.cancel()
@@ -87,6 +98,15 @@ class ClusterModels:
 
     def default_device(self) -> str:
         return str(self.reports[0].get("device", "cpu")) if self.reports else "cpu"
+
+    def device_and_dtype(self, spec: ModelSpec) -> tuple[str, str]:
+        """Where the replicas render `spec`, from their reports (the result cache keys on it). Before the
+        first report, the device and dtype the catalog asks for ("auto" included): a later miss, never a
+        wrong hit."""
+        placed = self.describe().get(spec.name)
+        if placed is not None:
+            return str(placed["device"]), str(placed["dtype"])
+        return spec.device or "auto", spec.dtype or "auto"
 
 
 class RayEngineClient:
@@ -128,7 +148,7 @@ class RayEngineClient:
             raise ShuttingDown("The server is shutting down and takes no new jobs.")
         if self.full:
             raise self.queue_full_error()
-        ticket = RayTicket(self._in_flight)
+        ticket = RayTicket(self._in_flight, deadline)
         self._in_flight += 1
         ticket.task = asyncio.get_running_loop().create_task(
             self._run(ticket, job, on_progress, on_start, deadline, lane)

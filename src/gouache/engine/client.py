@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Literal, Protocol
 
+from gouache.engine.catalog import ModelSpec
 from gouache.engine.jobs import ProgressCallback, RenderJob, RenderResult
 
 Lane = Literal["interactive", "batch"]
@@ -52,6 +53,16 @@ class JobTicket(Protocol):
         """Ask the job to stop: at once if queued, after the current denoising step if running."""
         ...
 
+    def deadline_now(self) -> float | None:
+        """The job's deadline (`time.monotonic()`) as it stands now: time spent waiting for the engine's
+        warm-up does not count, so it may move later."""
+        ...
+
+    @property
+    def expired(self) -> bool:
+        """The deadline, as it stands now, has passed."""
+        ...
+
 
 class ModelsView(Protocol):
     """What `/health` and `/v1/models` read about the models the engine holds (a `ModelCache` locally)."""
@@ -69,6 +80,10 @@ class ModelsView(Protocol):
     def describe(self) -> dict[str, dict[str, Any]]: ...
 
     def default_device(self) -> str: ...
+
+    def device_and_dtype(self, spec: ModelSpec) -> tuple[str, str]:
+        """Where `spec` renders and in which dtype, without loading it (a result cache key part)."""
+        ...
 
 
 class EngineClient(Protocol):

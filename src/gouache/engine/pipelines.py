@@ -266,8 +266,7 @@ class ModelCache:
                 return model
             if model is not None:
                 self._unload(spec.name)
-            device = devices.resolve_device(spec.device or self.device, self.accelerators)
-            dtype = devices.resolve_dtype(spec.dtype or self.dtype, device)
+            device, dtype = self._device_and_dtype(spec)
             estimate = estimate_model_bytes(spec.path) if Path(spec.path).exists() else 0
             estimate = devices.weight_bytes(estimate, dtype)
             free = None if devices.is_cpu(device) else self._room_on(device, estimate)
@@ -291,6 +290,17 @@ class ModelCache:
             self._models[spec.name] = model
             self._sizes[spec.name] = loaded_bytes(model.pipeline) or estimate
             return model
+
+    def _device_and_dtype(self, spec: ModelSpec) -> tuple[str, torch.dtype]:
+        device = devices.resolve_device(spec.device or self.device, self.accelerators)
+        return device, devices.resolve_dtype(spec.dtype or self.dtype, device)
+
+    def device_and_dtype(self, spec: ModelSpec) -> tuple[str, str]:
+        """Where `spec` renders and in which dtype ("cuda:0", "float16"), resolved as loading it would,
+        without loading it: the result cache keys on them, so that an image rendered on the CPU never
+        answers a request once the model runs on a GPU (or in another dtype)."""
+        device, dtype = self._device_and_dtype(spec)
+        return device, devices.dtype_name(dtype)
 
     def _room_in_main_memory(self, spec: ModelSpec, estimate: int) -> None:
         """Unload the least recently used models held in main memory until `estimate` more bytes fit the

@@ -31,7 +31,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -61,13 +61,16 @@ class JobHandle:
     on_progress: ProgressCallback | None = None
     #: Called on the worker thread when the job starts running.
     on_start: Callable[[], None] | None = None
-    #: `time.monotonic()` after which the job is abandoned with `DeadlineExceeded`.
+    #: `time.monotonic()` after which the job is abandoned with `DeadlineExceeded`. Moved later by the time
+    #: the job waited for a warm-up (`JobQueue.submit` while warming): start-up is not the request's time.
     deadline: float | None = None
     #: Jobs ahead of this one when it was queued (waiting or running).
     position: int = 0
     future: Future[RenderResult] = field(default_factory=Future)
     submitted_at: float = field(default_factory=time.perf_counter)
     started_at: float | None = None
+    #: `time.monotonic()` when it was queued behind a warm-up still running; None once that wait is over.
+    warm_wait_from: float | None = None
     _cancel: threading.Event = field(default_factory=threading.Event)
 
     def cancel(self) -> None:
@@ -79,9 +82,20 @@ class JobHandle:
     def cancelled(self) -> bool:
         return self._cancel.is_set()
 
+    def deadline_now(self) -> float | None:
+        """The deadline as it stands: while the job still waits for a warm-up, that wait does not count.
+        Read from other threads: `warm_wait_from` first, because the queue moves `deadline` before clearing it
+        (a read between the two errs late, never early)."""
+        wait_from = self.warm_wait_from
+        deadline = self.deadline
+        if deadline is None or wait_from is None:
+            return deadline
+        return deadline + time.monotonic() - wait_from
+
     @property
     def expired(self) -> bool:
-        return self.deadline is not None and time.monotonic() >= self.deadline
+        deadline = self.deadline_now()
+        return deadline is not None and time.monotonic() >= deadline
 
     def should_stop(self) -> bool:
         """Polled by the runner between denoising steps."""
@@ -214,7 +228,20 @@ class JobQueue:
     def warming(self) -> bool:
         """Whether some worker has not finished its warm-up renders yet."""
         with self._lock:
-            return bool(self._warm_running) or any(self._warm_todo)
+            return self._warming_locked()
+
+    def _warming_locked(self) -> bool:
+        return bool(self._warm_running) or any(self._warm_todo)
+
+    def _end_warm_waits_locked(self, handles: Iterable[JobHandle]) -> None:
+        """The warm-up no longer holds these jobs back: move each one's deadline later by the time it waited
+        for it, so that a request sent while the server warmed up gets its whole deadline for itself."""
+        now = time.monotonic()
+        for handle in handles:
+            if handle.warm_wait_from is not None:
+                if handle.deadline is not None:
+                    handle.deadline += now - handle.warm_wait_from
+                handle.warm_wait_from = None  # after moving the deadline: see JobHandle.deadline_now
 
     def warm_failed(self, model: str) -> bool:
         """Whether the last warm-up of `model` failed."""
@@ -252,6 +279,8 @@ class JobQueue:
             if depth >= self.max_queue:
                 raise self._full_locked()
             handle = JobHandle(job, on_progress, on_start, deadline, position=depth)
+            if self._warming_locked():
+                handle.warm_wait_from = time.monotonic()
             self._waiting += 1
             (self._batch_pending if lane == "batch" else self._pending).append(handle)
             self._wakeup.notify_all()
@@ -300,6 +329,8 @@ class JobQueue:
             todo = self._warm_todo[index]
             if not todo or self._closing:
                 self._warm_running.discard(index)
+                if not self._warming_locked():
+                    self._end_warm_waits_locked([*self._pending, *self._batch_pending])
                 return None
             self._warm_running.add(index)
             return todo.popleft()
@@ -365,6 +396,7 @@ class JobQueue:
             self._waiting -= len(batch)
             self._running += len(batch)
             self._active.update(batch)
+            self._end_warm_waits_locked(batch)  # this worker is warm while another still warms up
             return batch
 
     def _run(self, handle: JobHandle) -> None:

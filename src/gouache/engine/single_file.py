@@ -16,9 +16,13 @@ A catalog entry whose `path` is a file, e.g. ``path = "/models/sd_xl_base_1.0.sa
   lack T5) is loaded from the ``config`` folder when that folder holds its weights; SD3 runs without T5
   otherwise; anything else is one clear error.
 
-Tokenizer vocabularies are not shipped (CLIP's is 1.6 MB, T5's SentencePiece model 0.8 MB, and no installed
-package carries them): the ``config`` folder provides them (``tokenizer/vocab.json`` + ``merges.txt``, or
-``tokenizer.json``; ``spiece.model`` for T5), and a missing one is an error naming the file to put where.
+Tokenizers: CLIP's vocabulary ships with the package (``configs/clip-vocab/``, 0.5 MB gzipped, derived from
+OpenAI CLIP's BPE file by ``scripts/make_clip_vocab.py``; MIT, see its NOTICE), so the CLIP tokenizers of
+every family load with no ``config`` folder, each with its release's settings (``tokenizer_config.json``:
+SD 1.x pads with ``<|endoftext|>``, SD 2.x and SDXL's second encoder with ``!``). A ``config`` folder's own
+``vocab.json`` + ``merges.txt`` (or ``tokenizer.json``) go first. T5's SentencePiece model has no offline
+source here: SD3 runs without T5 unless the file or the ``config`` folder holds it, and FLUX needs
+``tokenizer_2/spiece.model`` in its ``config`` folder (a missing one is an error naming the file and where).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from typing import Any
 import torch
 
 from gouache.engine.catalog import PIPELINE_FAMILIES, CatalogError
+from gouache.engine.clip_vocab import shipped_clip_tokenizer
 from gouache.engine.flux_layout import convert_flux_transformer
 
 log = logging.getLogger(__name__)
@@ -305,19 +310,24 @@ def _check_tokenizers(path: Path, configs: _Configs, keys: list[str]) -> None:
         if alternatives is None:
             continue
         folder = configs.folder(name) / name
-        if any(all((folder / f).is_file() for f in files) for files in alternatives):
-            continue
+        if value[1] == "CLIPTokenizer" or _has_vocabulary(folder, alternatives):
+            continue  # CLIP's vocabulary ships with the package
         t5_in_file = any(k.startswith("text_encoders.t5xxl.") for k in keys)
         if name == "tokenizer_3" and not t5_in_file and not configs.user_weights("text_encoder_3"):
             continue  # SD3 without T5 needs no T5 tokenizer
         want = " + ".join(alternatives[0])
         where = f"{configs.user}/{name}/" if configs.user is not None else f"<config folder>/{name}/"
         raise CatalogError(
-            f"{path}: the {value[1]} vocabulary for `{name}` is missing: Gouache ships no tokenizer "
-            f"vocabularies. Put {want} (or tokenizer.json) from this model's diffusers release in {where}"
+            f"{path}: the {value[1]} vocabulary for `{name}` is missing: Gouache ships CLIP's vocabulary "
+            f"only (T5's has no offline source). Put {want} (or tokenizer.json) from this model's diffusers "
+            f"release in {where}"
             + ("" if configs.user is not None else ' and set config = "<config folder>" in the catalog entry')
             + "."
         )
+
+
+def _has_vocabulary(folder: Path, alternatives: tuple[tuple[str, ...], ...]) -> bool:
+    return any(all((folder / f).is_file() for f in files) for files in alternatives)
 
 
 def _component(
@@ -335,6 +345,8 @@ def _component(
     folder = configs.folder(name)
     is_module = isinstance(cls, type) and issubclass(cls, torch.nn.Module)
     if not is_module:  # schedulers, tokenizers
+        if class_name == "CLIPTokenizer" and not _has_vocabulary(folder / name, _TOKENIZER_FILES[class_name]):
+            return shipped_clip_tokenizer(folder / name)
         return cls.from_pretrained(str(folder), subfolder=name, local_files_only=True)
     try:
         if name in TEXT_ENCODERS[family]:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from gouache.engine.catalog import CatalogError, ModelSpec, detect_family
 from gouache.engine.jobs import RenderJob
+from gouache.engine.outputs import GenerationParameters, OutputOptions, ProvenanceKeys
 from gouache.engine.pipelines import ModelLoadError
 from gouache.engine.single_file import is_single_file
 
@@ -27,7 +28,10 @@ from gouache.engine.single_file import is_single_file
 WARM_STEPS = 2
 #: Output edge of a warm-up render: OpenAI's default size, so finishing to it is warm too.
 WARM_SIZE = 1024
-WARM_PROMPT = "warm-up"
+#: A caption like a request's (a colour, a shape, a position), so that reading it, tinting and describing it
+#: are warm too; every word is in gouache-mini's phrase table (an unknown word would wake its MiniLM
+#: matcher and make its 44 MB of layer weights resident for nothing).
+WARM_PROMPT = "a red circle to the left of a blue square"
 
 
 def check_model(spec: ModelSpec) -> None:
@@ -54,9 +58,13 @@ def check_model(spec: ModelSpec) -> None:
             )
 
 
-def warm_jobs(spec: ModelSpec) -> list[RenderJob]:
+def warm_jobs(
+    spec: ModelSpec, provenance: ProvenanceKeys | None = None, metadata: bool = False
+) -> list[RenderJob]:
     """One short render per distinct (working resolution, guided or not) among the model's plans: each is
-    one compiled shape on OpenVINO (the batch doubles with classifier-free guidance)."""
+    one compiled shape on OpenVINO (the batch doubles with classifier-free guidance). Each finishes as the
+    server's requests do: signed with `provenance` (C2PA: the library, the signer and the keys are loaded
+    then) and with the parameters in the file when `metadata`, so that the first request pays neither."""
     jobs: list[RenderJob] = []
     seen: set[tuple[int, bool]] = set()
     for quality in spec.qualities:
@@ -66,7 +74,14 @@ def warm_jobs(spec: ModelSpec) -> list[RenderJob]:
             continue
         seen.add(key)
         short = replace(plan, steps=min(plan.steps, WARM_STEPS))
-        jobs.append(RenderJob(spec, WARM_PROMPT, short, WARM_SIZE, WARM_SIZE, seeds=(0,)))
+        params = None
+        if metadata:
+            params = GenerationParameters(
+                WARM_PROMPT, "", short.steps, short.scheduler, short.guidance, 0, WARM_SIZE, WARM_SIZE,
+                spec.name,
+            )  # fmt: skip
+        outputs = OutputOptions(metadata=params, provenance=provenance)
+        jobs.append(RenderJob(spec, WARM_PROMPT, short, WARM_SIZE, WARM_SIZE, seeds=(0,), outputs=outputs))
     return jobs
 
 

@@ -19,7 +19,7 @@ from gouache.engine.pipelines import ModelCache
 from gouache.engine.queue import JobQueue
 from gouache.engine.runner import Runner
 from gouache.engine.threads import use_torch_threads
-from gouache.engine.warmup import check_model, warm_jobs
+from gouache.engine.warmup import WARM_PROMPT, check_model, warm_jobs
 from gouache.service.access import KeyService
 from gouache.service.batches import BatchService
 from gouache.service.chat_turns import ChatPromptWriter
@@ -32,6 +32,7 @@ from gouache.service.operations import Operations
 from gouache.service.provenance import ProvenanceSetup, load_provenance
 from gouache.service.responses import ResponsesService
 from gouache.service.stores import open_store
+from gouache.service.usage import count_text_tokens
 from gouache.settings import Settings
 from gouache.store import Store
 
@@ -103,10 +104,15 @@ class Services:
     def preload(self, warm: bool | None = None) -> None:
         """Check the default model's files now, so that a broken model directory fails start-up naming its
         path; then, if `warm` (default: `GOUACHE_PRELOAD`; false loads on first use), have every engine
-        worker load, convert and render it once in the background (`/health` says "warming" meanwhile)."""
+        worker load, convert and render it once in the background (`/health` says "warming" meanwhile).
+        Meanwhile, on this thread, the usage tokenizer loads its vocabulary (o200k, about 0.5 s): the one cost
+        of the first request outside the engine that the warm-up renders do not pay (design note 43)."""
         check_model(self.default_model)
         if self.settings.preload if warm is None else warm:
-            self.queue.warm_up(self.default_model.name, warm_jobs(self.default_model))
+            outputs = self.images.outputs
+            jobs = warm_jobs(self.default_model, outputs.provenance, outputs.metadata)
+            self.queue.warm_up(self.default_model.name, jobs)
+            count_text_tokens(WARM_PROMPT)
 
     def close(self) -> None:
         """Stop the engine (waiting jobs dropped, running ones given the grace period), then the store."""
@@ -188,6 +194,7 @@ def build_services(
         result_cache=settings.result_cache,
         provenance=provenance.keys if provenance else None,
         metadata=settings.metadata,
+        placement=cache.device_and_dtype,
     )
     secret = (
         bytes.fromhex(settings.url_secret.get_secret_value())

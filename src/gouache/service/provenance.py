@@ -21,7 +21,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import c2pa
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -158,6 +157,8 @@ def check(data: bytes, trust_anchor: bytes | None) -> dict[str, Any]:
 
 
 def c2pa_result(data: bytes, fmt: str, trust_anchor: bytes | None) -> dict[str, Any]:
+    import c2pa  # on first use, as for signing (gouache.engine.outputs.provenance)
+
     absent = {"type": "c2pa", "outcome": "not_detected", "validation_state": "not_present"}
     settings: dict[str, Any] = {"verify": {"verify_trust": True}}
     if trust_anchor is not None:

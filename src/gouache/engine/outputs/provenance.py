@@ -5,7 +5,10 @@ local CA (:mod:`gouache.service.provenance` creates both on first start). Text-t
 ``c2pa.created`` with ``digitalSourceType`` trainedAlgorithmicMedia and the model as software agent; an edit
 records its input as the parent ingredient with ``c2pa.opened`` + ``c2pa.edited``
 (compositeWithTrainedAlgorithmicMedia). Nothing may re-encode the bytes afterwards: Pillow drops the
-manifest."""
+manifest.
+
+``c2pa`` (its Rust library, ~12 MB resident) is imported on the first signing, not with the finishing
+pipeline: a server with provenance off never loads it; one with it on signs during its warm-up."""
 
 from __future__ import annotations
 
@@ -14,10 +17,12 @@ import json
 import threading
 from datetime import UTC, datetime
 from functools import lru_cache
-
-import c2pa
+from typing import TYPE_CHECKING
 
 from gouache.engine.outputs.options import ProvenanceKeys
+
+if TYPE_CHECKING:
+    import c2pa
 
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 TRAINED = IPTC + "trainedAlgorithmicMedia"
@@ -36,10 +41,14 @@ _lock = threading.Lock()
 
 @lru_cache(maxsize=4)
 def _context() -> c2pa.Context:
+    import c2pa
+
     return c2pa.Context(c2pa.Settings.from_dict(_SETTINGS))
 
 
 def _signer(keys: ProvenanceKeys) -> c2pa.Signer:
+    import c2pa
+
     info = c2pa.C2paSignerInfo(
         alg=b"es256", sign_cert=keys.cert_chain, private_key=keys.private_key, ta_url=None
     )
@@ -70,6 +79,8 @@ def sign(
 ) -> bytes:
     """`data` (a finished file of format `fmt`) with a signed C2PA manifest; `parent` (bytes, format) is an
     edit's input, recorded as the parent ingredient."""
+    import c2pa
+
     builder = c2pa.Builder(json.dumps(manifest(model, parent is not None)), _context())
     try:
         if parent is not None:

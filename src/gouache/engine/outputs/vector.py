@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 
 import numpy as np
-import vtracer
 from PIL import Image
 
 COLOURS = 24
@@ -18,7 +17,10 @@ SPECKLE = 4
 
 
 def to_svg(image: Image.Image) -> bytes:
-    """The SVG file (UTF-8) of a raster image (RGB or RGBA), its size kept."""
+    """The SVG file (UTF-8) of a raster image (RGB or RGBA), its size kept. vtracer is imported here: a
+    server asked for no SVG never loads it."""
+    import vtracer
+
     rgba = image.convert("RGBA")
     reduced = rgba.convert("RGB").quantize(colors=COLOURS, method=Image.Quantize.MEDIANCUT).convert("RGB")
     pixels = np.dstack([np.asarray(reduced), np.asarray(rgba)[..., 3]])

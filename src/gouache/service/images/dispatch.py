@@ -147,16 +147,21 @@ class Dispatcher:
 
 
 async def _wait(handle: JobTicket, deadline: float | None) -> RenderResult:
-    """The job's result; past the deadline the job is stopped and `DeadlineExceeded` raised."""
+    """The job's result; past the deadline the job is stopped and `DeadlineExceeded` raised. The queue moves
+    the deadline later by the time the job waits for the server's warm-up, so it is read again on waking."""
     future = asyncio.wrap_future(handle.future)
     if deadline is None:
         return await future
-    try:
-        return await asyncio.wait_for(asyncio.shield(future), max(0.0, deadline - time.monotonic()))
-    except TimeoutError:
-        handle.cancel()  # a running job stops after its current denoising step
-        future.add_done_callback(_retrieve)  # nobody awaits it any more: no "never retrieved" warning
-        raise DeadlineExceeded() from None
+    while True:
+        left = (handle.deadline_now() or deadline) - time.monotonic()
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), max(0.0, left))
+        except TimeoutError:
+            if not handle.expired:
+                continue  # moved later meanwhile: the job was waiting for the warm-up
+            handle.cancel()  # a running job stops after its current denoising step
+            future.add_done_callback(_retrieve)  # nobody awaits it any more: no "never retrieved" warning
+            raise DeadlineExceeded() from None
 
 
 def _retrieve_concurrent(future: Any) -> None:

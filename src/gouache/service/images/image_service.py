@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
 
 from PIL import Image
 
-from gouache.engine.catalog import Catalog
+from gouache.engine.catalog import Catalog, ModelSpec
 from gouache.engine.client import EngineClient
 from gouache.engine.finish import encode
 from gouache.engine.jobs import Progress, ProgressCallback, RenderedImage
@@ -24,6 +24,7 @@ from gouache.service.access import ANONYMOUS, Caller
 from gouache.service.errors import ServiceError
 from gouache.service.images import records, result_cache
 from gouache.service.images.dispatch import Dispatcher
+from gouache.service.images.result_cache import CPU_FLOAT32
 from gouache.service.images.rules import OutputDefaults, build_job, edit_image_tokens, endpoint_of
 from gouache.service.images.types import (
     EditParams,
@@ -51,6 +52,7 @@ class ImageService:
         result_cache: bool = True,
         provenance: ProvenanceKeys | None = None,
         metadata: bool = True,
+        placement: Callable[[ModelSpec], tuple[str, str]] | None = None,
     ) -> None:
         self.catalog = catalog
         self.store = store
@@ -60,6 +62,8 @@ class ImageService:
         self.result_cache = result_cache
         #: The finishing pipeline's switches for every job: C2PA keys (None: off), parameters in the file.
         self.outputs = OutputDefaults(provenance, metadata)
+        #: Where a model renders, (device, dtype), resolved without loading it (ModelCache.device_and_dtype).
+        self.placement = placement or (lambda spec: CPU_FLOAT32)
         self._tasks: set[asyncio.Future[Any]] = set()
 
     async def generate(
@@ -120,7 +124,10 @@ class ImageService:
             )
             raise
         # Streamed requests (previews) need the denoising: never served from the cache.
-        key = result_cache.cache_key(self.result_cache, endpoint, params, job) if previews == 0 else None
+        key = None
+        if previews == 0:
+            placement = self.placement(job.model)
+            key = result_cache.cache_key(self.result_cache, endpoint, params, job, placement)
         return PreparedRequest(
             endpoint,
             params,

@@ -2,7 +2,8 @@
 request of the same key is answered with that request's stored images, without compute.
 
 The key is a hash of the resolved job (model name, folder and a fingerprint of its files, sampling plan,
-size, seeds, prompts, output encoding, LoRA adapters with their scales and files) and, for edits, the uploads'
+size, seeds, prompts, output encoding, LoRA adapters with their scales and files), the device and dtype it
+renders on, and, for edits, the uploads'
 bytes and edit settings; the store finds
 the earlier request by key and owner."""
 
@@ -21,23 +22,38 @@ from gouache.service.images.types import EditParams, GenerateParams
 from gouache.store import Store
 from gouache.store.views import RequestView
 
+#: Where a job renders when nothing says otherwise: (device, dtype).
+CPU_FLOAT32 = ("cpu", "float32")
 
-def cache_key(enabled: bool, endpoint: str, params: GenerateParams, job: RenderJob) -> str | None:
+
+def cache_key(
+    enabled: bool,
+    endpoint: str,
+    params: GenerateParams,
+    job: RenderJob,
+    placement: tuple[str, str] = CPU_FLOAT32,
+) -> str | None:
     """The request's key when it may be served from (and stored for) the cache, else None: the cache is on
     (`GOUACHE_RESULT_CACHE`), the request did not opt out (`"cache": false`) and it names its seed."""
     if not enabled or params.cache is False or params.seed is None:
         return None
-    return result_cache_key(endpoint, params, job)
+    return result_cache_key(endpoint, params, job, placement)
 
 
-def result_cache_key(endpoint: str, params: GenerateParams, job: RenderJob) -> str:
+def result_cache_key(
+    endpoint: str, params: GenerateParams, job: RenderJob, placement: tuple[str, str] = CPU_FLOAT32
+) -> str:
     """SHA-256 over the endpoint, the resolved job (model name and folder, plan, size, seeds, prompts,
-    output encoding, LoRA adapters) and, for edits, the uploads' bytes and edit settings. A job without
-    adapters keeps the key it had before adapters existed."""
+    output encoding, LoRA adapters), where it renders (`placement`: device and dtype, which change the
+    pixels) and, for edits, the uploads' bytes and edit settings. A job without adapters keeps the key it
+    had before adapters existed."""
     digest = hashlib.sha256()
+    device, dtype = placement
     inputs: dict[str, Any] = {
         "v": 1,
         "endpoint": endpoint,
+        "device": device,
+        "dtype": dtype,
         "model": job.model.name,
         "path": str(job.model.path),
         "weights": model_fingerprint(str(job.model.path)),

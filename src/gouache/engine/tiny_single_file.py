@@ -1,10 +1,12 @@
 """Write a diffusers pipeline folder back as one original-layout checkpoint (the inverse of diffusers'
-single-file conversion in ``diffusers.loaders.single_file_utils``), so tests can make tiny single files.
+single-file conversion in ``diffusers.loaders.single_file_utils``), so that the tests and ``gouache bench
+--only single_file`` can make tiny single files.
 
 Layouts: LDM (``model.diffusion_model.input_blocks...``, ``first_stage_model.``, ``cond_stage_model.`` /
-``conditioner.embedders.N.``) for SD 1.x/2.x/SDXL; MMDiT (``joint_blocks``) plus ``text_encoders.clip_l/clip_g/
-t5xxl`` for SD3; BFL (``double_blocks``/``single_blocks``) plus the same text encoder prefixes and ``vae.`` for
-FLUX. Only renames, concatenations and transposes: the values are bit-identical to the folder's.
+``conditioner.embedders.N.``) for SD 1.x/2.x/SDXL; MMDiT (``joint_blocks``) plus
+``text_encoders.clip_l/clip_g/t5xxl`` for SD3; BFL (``double_blocks``/``single_blocks``) plus the same text
+encoder prefixes and ``vae.`` for FLUX. Only renames, concatenations and transposes: the values are
+bit-identical to the folder's.
 """
 
 from __future__ import annotations
