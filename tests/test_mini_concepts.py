@@ -164,3 +164,18 @@ def test_atlas_sources_are_recorded_in_the_model_card() -> None:
         assert needle in card, needle
     payload = json.dumps(default_atlas().sources if default_atlas() else {})  # type: ignore[union-attr]
     assert "fluent-emoji-flat" in payload
+
+
+def test_transparent_backgrounds_cut_out_the_drawing_not_its_circle() -> None:
+    from dataclasses import replace
+
+    from gouache.mini.alpha import scene_mask
+
+    truth = layout_caption("a fox", seed=1)
+    assert truth is not None and truth.objects[0].concept == "fox"
+    fox = np.asarray(scene_mask(truth, 64, 64)) > 128
+    circle = (
+        np.asarray(scene_mask(replace(truth, objects=(replace(truth.objects[0], concept=None),)), 64, 64))
+        > 128
+    )
+    assert 0.4 * circle.sum() < fox.sum() < 0.95 * circle.sum()  # the fox's silhouette, inside its circle

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from gouache.mini.concepts.backdrops import BACKDROPS, take_backdrop
-from gouache.mini.concepts.reader import concept_object, concept_phrase, merge_concepts
+from gouache.mini.concepts.reader import concept_object, concept_phrase, is_concept_word, merge_concepts
 from gouache.mini.grounding import empty_tokens, fit_to_region, scene_tokens
 from gouache.mini.phrases import MAX_PHRASE, STOPWORDS, TABLE, Phrase, correct, tidy
 from gouache.mini.scenes.request import (
@@ -63,7 +63,8 @@ def _words(caption: str) -> list[str]:
             TABLE.get(" ".join(raw[max(0, i - n) : i]).lower(), Phrase("", "", "")).kind == "says"
             for n in (1, 2, 3)
         )
-        fixed = None if tok.startswith('"') or after_says else correct(tok)
+        # concepts (issue 22): a thing's name is no typo ("deer" is not "deep")
+        fixed = None if tok.startswith('"') or after_says or is_concept_word(tok) else correct(tok)
         out.append(fixed or tok)
     return out
 

@@ -3,8 +3,8 @@ as many times as asked, where asked, on the backdrop asked?
 
 * **recognition**: one concept per caption, named by a *keyword or paraphrase* rather than its name ("a
   kitty", "a crustacean"), generated through the model; the evaluator's own classifier
-  (:mod:`gouache.mini.concepts.classifier`, trained on three drawing styles) must name it, top-1 and top-5
-  among the scene-worthy concepts;
+  (:mod:`gouache.mini.concepts.classifier`, trained on three drawing styles) must name what is in the box
+  the caption reader planned for it, top-1 and top-5 among the scene-worthy concepts;
 * **count**: "three bananas": the planned boxes (the layout the caption reader makes for that seed) each
   hold the concept (classifier top-5 on the crop) and their number is the number asked;
 * **relation**: "a cat to the left of a banana": both recognised in their boxes and the boxes in that
@@ -21,6 +21,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -123,13 +124,13 @@ def evaluate_concepts(
         image_seed = seed * 100_003 + i
         caption = job[0]
         image = generate(caption, image_seed)
+        truth = layout(caption, image_seed)
+        objects = [o for o in truth.objects if o.concept] if truth is not None else []
         if kind == "recognition":
-            top = classifier.top([image])[0]
+            top = classifier.top([_crop(image, objects[0])])[0] if objects else ["(nothing drawn)"]
             report.add("recognition top-1", top[0] == job[1].id, f"{caption} -> {top[0]}")
             report.add("recognition top-5", job[1].id in top, caption)
         else:
-            truth = layout(caption, image_seed)
-            objects = [o for o in truth.objects if o.concept] if truth is not None else []
             if kind == "count":
                 tops = classifier.top([_crop(image, o) for o in objects]) if objects else []
                 ok = len(objects) == job[2] and all(job[1].id in t for t in tops)
@@ -161,3 +162,75 @@ def _backdrop_ok(image: Image.Image, name: str) -> bool:
         if np.linalg.norm(got - want) > 40:
             return False
     return True
+
+
+def pipeline_generate(size: int = 384, steps: int = 8, guidance: float = 2.0) -> tuple[GenerateFn, LayoutFn]:
+    """``generate(prompt, seed)`` on the shipped weights without the server: the raw pipeline at 64 px (the
+    ``low`` tier's steps and guidance), the text encoder's ``finish_render`` hook, a Lanczos resize to
+    ``size`` and the hook's output-size step (backdrops, concept drawings, lettering), as the engine runs
+    them; and the matching ``layout(caption, seed)``. For quick measurements on a busy machine; ``gouache
+    eval --set concepts`` goes through the image service at 1024x1024 instead."""
+    import torch
+
+    from gouache.mini.model import GroundedTextEncoder
+    from gouache.mini.pipeline import load_mini_pipeline
+    from gouache.mini.reading import layout_caption
+    from gouache.mini.word_match import matcher_for
+
+    weights = Path(__file__).parent.parent / "weights" / "gouache-mini"
+    pipe: Any = load_mini_pipeline(weights)
+    pipe.set_progress_bar_config(disable=True)
+    encoder = pipe.text_encoder
+    match = matcher_for(encoder)
+
+    def generate(prompt: str, seed: int) -> Image.Image:
+        with torch.inference_mode(), GroundedTextEncoder.layout_seed(seed):
+            image = pipe(
+                prompt, width=64, height=64, num_inference_steps=steps, guidance_scale=guidance,
+                generator=torch.Generator("cpu").manual_seed(seed),
+            ).images[0]  # fmt: skip
+        tinted, _, after = encoder.finish_render(image, prompt, seed)
+        final = tinted.resize((size, size), Image.Resampling.LANCZOS)
+        return after(final) if after is not None else final
+
+    def layout(caption: str, seed: int) -> Any:
+        return layout_caption(encoder._decoded(caption), match, seed)
+
+    return generate, layout
+
+
+def main() -> None:
+    """``python -m gouache.mini.concepts.evaluate [--n 200] [--seed 0] [--size 384]``: the concept scores on
+    the raw pipeline (see :func:`pipeline_generate`), as a table and JSON."""
+    import argparse
+    import json
+
+    from gouache.mini.concepts.atlas import default_atlas
+    from gouache.mini.concepts.classifier import train_classifier
+    from gouache.mini.concepts.sources import cache_dir, fetch_all
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", type=int, default=384)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    atlas = default_atlas()
+    if atlas is None:
+        raise SystemExit("no concept atlas: gouache train-mini --concepts-only")
+    cache = cache_dir()
+    worthy = [c for c in atlas.concepts if c.scene_worthy]
+    classifier, record = train_classifier(worthy, fetch_all(cache, ("noto", "twemoji")), cache)
+    generate, layout = pipeline_generate(args.size)
+    report = evaluate_concepts(generate, layout, atlas, classifier, args.n, args.seed)
+    for metric, score in report.table():
+        print(f"{metric:20s} {score}")
+    body = {"n": args.n, "seed": args.seed, "size": args.size, "scores": report.scores,
+            "misses": report.misses, "seconds": round(report.seconds, 1), "classifier": record}  # fmt: skip
+    print(f"{report.seconds:.0f} s")
+    if args.out is not None:
+        args.out.write_text(json.dumps(body, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from gouache.mini.concepts.atlas import Atlas, default_atlas
-from gouache.mini.phrases import Phrase
+from gouache.mini.phrases import STOPWORDS, Phrase
 from gouache.mini.scenes.request import CONCEPT_SHAPE, ObjectRequest
 
-__all__ = ["concept_object", "concept_phrase", "merge_concepts"]
+__all__ = ["concept_object", "concept_phrase", "is_concept_word", "merge_concepts"]
 
 #: Phrase kinds that may start a two-word concept name ("cherry" is a colour word, "hot" a plain word).
 _FIRST = ("word", "colour", "size", "unknown", "filler")
@@ -38,7 +38,9 @@ def _embedder(match: Any) -> Any:
 
 
 def merge_concepts(phrases: list[Phrase], atlas: Atlas | None = None) -> list[Phrase]:
-    """``phrases`` with each two-word concept name merged into one ``concept`` phrase."""
+    """``phrases`` with each concept name of two to four words merged into one ``concept`` phrase ("cherry
+    blossoms", "ice cream", "leaf fluttering in wind"), and a colour word that names a thing ("lemon",
+    "rose", "olive") read as that thing where it stands as a noun ("a lemon", "two limes on a table")."""
     atlas = atlas or default_atlas()
     if atlas is None:
         return phrases
@@ -46,20 +48,55 @@ def merge_concepts(phrases: list[Phrase], atlas: Atlas | None = None) -> list[Ph
     i = 0
     while i < len(phrases):
         p = phrases[i]
-        nxt = phrases[i + 1] if i + 1 < len(phrases) else None
         written = any(q.kind == "says" for q in phrases[max(0, i - 2) : i])  # words to write, not things
-        if nxt is not None and p.kind in _FIRST and nxt.kind == "word" and nxt.text.isalpha() and not written:
-            # After a colour or size word, only a name ("cherry blossom", "red apple"), not a keyword
-            # ("blue car" is a keyword of the SUV: "a blue car" is a car, coloured blue).
-            hit = atlas.lookup(f"{p.text} {nxt.text}", names_only=p.kind in ("colour", "size"))
+        merged = None if written else _merged(phrases, i, atlas)
+        if merged is not None:
+            out.append(merged[0])
+            i += merged[1]
+            continue
+        if p.kind == "colour" and not written and _noun_place(phrases, i):
+            hit = atlas.lookup(p.text, names_only=True)
             if hit is not None:
-                plural = nxt.text.lower().endswith("s") and not hit.label.endswith("s")
-                out.append(Phrase("concept", hit.id, f"{p.text} {nxt.text}", plural))
-                i += 2
+                out.append(Phrase("concept", hit.id, p.text, p.text.lower().endswith("s")))
+                i += 1
                 continue
         out.append(p)
         i += 1
     return out
+
+
+def _merged(phrases: list[Phrase], i: int, atlas: Atlas) -> tuple[Phrase, int] | None:
+    """The concept named by the longest run of 2-4 phrases from ``i``, and the run's length."""
+    for n in (4, 3, 2):
+        run = phrases[i : i + n]
+        if len(run) < n or run[0].kind not in _FIRST or run[-1].kind not in ("word", "colour"):
+            continue
+        if not all(q.kind in (*_FIRST, "number") and q.text.replace("-", "").isalnum() for q in run):
+            continue
+        # After a colour or size word, only a name ("cherry blossom", "red apple"), not a keyword
+        # ("blue car" is a keyword of the SUV: "a blue car" is a car, coloured blue).
+        text = " ".join(q.text for q in run)
+        hit = atlas.lookup(text, names_only=run[0].kind in ("colour", "size"))
+        if hit is not None:
+            plural = run[-1].text.lower().endswith("s") and not hit.label.endswith("s")
+            return Phrase("concept", hit.id, text, plural), n
+    return None
+
+
+def _noun_place(phrases: list[Phrase], i: int) -> bool:
+    """Whether phrase ``i`` stands as a noun: after an article, a number, "the" or a size, and not before
+    something it could colour."""
+    before = phrases[i - 1] if i > 0 else None
+    after = phrases[i + 1] if i + 1 < len(phrases) else None
+    led = before is not None and (
+        before.kind in ("number", "the", "size") or (before.kind == "word" and before.value in ("a", "an"))
+    )
+    free = (
+        after is None
+        or after.kind in ("punct", "relation", "position")
+        or (after.kind == "word" and after.value in STOPWORDS)
+    )
+    return led and free
 
 
 def concept_phrase(
@@ -76,6 +113,12 @@ def concept_phrase(
     concept = found[0]
     plural = p.value.endswith("s") and not concept.label.endswith("s") and len(p.value) > 3
     return Phrase("concept", concept.id, p.text, plural)
+
+
+def is_concept_word(word: str, atlas: Atlas | None = None) -> bool:
+    """Whether ``word`` names a concept by itself (a name, alias or keyword, singular or plural)."""
+    atlas = atlas or default_atlas()
+    return atlas is not None and word.isalpha() and atlas.lookup(word) is not None
 
 
 def concept_object(
