@@ -179,3 +179,13 @@ def test_transparent_backgrounds_cut_out_the_drawing_not_its_circle() -> None:
         > 128
     )
     assert 0.4 * circle.sum() < fox.sum() < 0.95 * circle.sum()  # the fox's silhouette, inside its circle
+
+
+@pytest.mark.parametrize(
+    ("prompt", "main"),
+    [("a serene Japanese garden with cherry blossoms", "cherry-blossom"),
+     ("a minimalist logo for a tech startup", "rocket"),
+     ("professional header image: machine learning", "robot")],
+)  # fmt: skip
+def test_the_seed_prompts_draw_their_main_noun(prompt: str, main: str) -> None:
+    assert main in [o.concept for o in read_caption(prompt).objects]
