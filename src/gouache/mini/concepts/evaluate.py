@@ -222,7 +222,12 @@ def main() -> None:
     worthy = [c for c in atlas.concepts if c.scene_worthy]
     classifier, record = train_classifier(worthy, fetch_all(cache, ("noto", "twemoji")), cache)
     generate, layout = pipeline_generate(args.size)
-    report = evaluate_concepts(generate, layout, atlas, classifier, args.n, args.seed)
+
+    def progress(done: int, total: int) -> None:
+        if done % 10 == 0 or done == total:
+            print(f"{done}/{total} images", flush=True)
+
+    report = evaluate_concepts(generate, layout, atlas, classifier, args.n, args.seed, progress)
     for metric, score in report.table():
         print(f"{metric:20s} {score}")
     body = {"n": args.n, "seed": args.seed, "size": args.size, "scores": report.scores,
