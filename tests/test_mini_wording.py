@@ -175,28 +175,29 @@ def test_relations_in_other_words() -> None:
 
 
 def test_unknown_nouns_are_left_out_and_said() -> None:
-    request = read_caption("a red fox on white")
+    # (a fox, a giraffe are drawn since issue 22: things the concept atlas has no drawing of are left out)
+    request = read_caption("a red lemur on white")
     assert request.objects == ()
-    assert request.ignored == ("fox",)
+    assert request.ignored == ("lemur",)
     assert request.background_colour == "white"
-    assert read_caption("a red fox in the snow").ignored == ("fox",)
-    assert read_caption("a fluffy red fox").ignored == ("fox",)
-    request = read_caption("a blue circle next to an orange giraffe")
+    assert read_caption("a red lemur in the snow").ignored == ("lemur",)
+    assert read_caption("a fluffy red lemur").ignored == ("lemur",)
+    request = read_caption("a blue circle next to an orange gizmo")
     assert [o.shape for o in request.objects] == ["circle"]
-    assert request.ignored == ("giraffe",)
+    assert request.ignored == ("gizmo",)
 
 
 # --- through the server: what was understood, and the shade painted ---------------------------------------
 
 
 def test_images_api_says_what_gouache_mini_understood(client: OpenAI) -> None:
-    prompt = "one black five-pointed star, centered, plain light grey backdrop, and a fox"
+    prompt = "one black five-pointed star, centered, plain light grey backdrop, and a lemur"
     result = client.images.generate(
         model="gouache-mini", prompt=prompt, size="1024x1024", quality="low", extra_body={"seed": 3}
     )
     assert result.data[0].revised_prompt == (
         "a black five-pointed star, in the centre, on a plain light gray background; "
-        "ignored: 'fox' (not in this model's vocabulary)"
+        "ignored: 'lemur' (not in this model's vocabulary)"
     )
     image = np.asarray(Image.open(io.BytesIO(base64.b64decode(result.data[0].b64_json or ""))).convert("RGB"))
     corners = np.concatenate([image[:40, :40], image[:40, -40:], image[-40:, :40], image[-40:, -40:]])

@@ -38,8 +38,8 @@ def test_multi_turn_refinement_chain(client: OpenAI) -> None:
     assert call.action == "generate" and call.revised_prompt.startswith(
         "a red fox in the snow (understood as: "
     )
-    # gouache-mini says what it understood: no fox in its vocabulary, snow-white behind
-    assert call.revised_prompt.endswith("; ignored: 'fox' (not in this model's vocabulary))")
+    # gouache-mini says what it understood: a fox (its concept atlas, issue 22), in the snow
+    assert call.revised_prompt.endswith("(understood as: a fox, in the snow)")
     assert first.output[1].type == "message" and first.output_text
     assert first.usage is not None and first.usage.input_tokens > 0
     assert pixels(call.result).shape == (1024, 1024, 3)

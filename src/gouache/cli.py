@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import subprocess
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
@@ -267,8 +268,32 @@ def train_mini(
             max=1.0,
         ),
     ] = None,
+    concepts_only: Annotated[
+        bool,
+        typer.Option(
+            "--concepts-only",
+            help="Only fetch the drawing sources (npm pack, into --concepts-cache) and rebuild the concept "
+            "atlas shipped in the package.",
+        ),
+    ] = False,
+    concepts_cache: Annotated[
+        Path | None,
+        typer.Option(help="Where the concept sources are fetched (default ~/.cache/gouache/concepts)."),
+    ] = None,
 ) -> None:
-    """Train the embedded model gouache-mini from scratch on procedural scenes (CPU, resumable)."""
+    """Train the embedded model gouache-mini from scratch on procedural scenes (CPU, resumable), after
+    building its concept atlas (the named drawings it draws everyday things with) if it is missing."""
+    from gouache.mini.concepts.atlas import ATLAS_DIR
+    from gouache.mini.concepts.build import build_atlas
+
+    if concepts_only or not (ATLAS_DIR / "concepts.json.gz").exists():
+        try:
+            build_atlas(concepts_cache, log=console.print)
+        except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+            err.print(f"[red]Cannot build the concept atlas:[/] {exc}")
+            raise typer.Exit(1) from None
+    if concepts_only:
+        return
     from gouache.mini.train import main as run_training
 
     run_training(minutes, out, resume, seed, tiny, rewarm)
@@ -282,7 +307,11 @@ def eval_model(
     out: Annotated[Path | None, typer.Option(help="JSON report (default eval.json).")] = None,
     scene_set: Annotated[
         str,
-        typer.Option("--set", help="Scenes: held-out (generator wording) or paraphrase (people's wording)."),
+        typer.Option(
+            "--set",
+            help="Scenes: held-out (generator wording), paraphrase (people's wording) or concepts (everyday "
+            "things by their keywords, counts, relations, backdrops).",
+        ),
     ] = "held-out",
     quality: Annotated[str, typer.Option(help="Quality tier of each generation.")] = "medium",
 ) -> None:
@@ -291,8 +320,8 @@ def eval_model(
     from gouache.eval_service import main as run_eval
     from gouache.mini.evaluation.runner import SCENE_SETS
 
-    if scene_set not in SCENE_SETS:
-        raise typer.BadParameter(f"expected one of {', '.join(SCENE_SETS)}", param_hint="--set")
+    if scene_set not in (*SCENE_SETS, "concepts"):
+        raise typer.BadParameter(f"expected one of {', '.join(SCENE_SETS)}, concepts", param_hint="--set")
     run_eval(model, n, seed, out, scene_set=scene_set, quality=quality)
 
 

@@ -14,7 +14,7 @@ import io
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -105,6 +105,12 @@ def main(
             def on_progress(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
+            if scene_set == "concepts":  # issue 22: the concept vocabulary, scenes and backdrops
+                concepts, record = evaluate_concepts_service(
+                    model, n, seed, settings, on_progress, quality, log=console.print
+                )
+                _print_concepts(console, concepts, record, out)
+                return
             report = evaluate_service(
                 model, n, seed, settings, progress=on_progress, quality=quality, scene_set=scene_set
             )
@@ -112,3 +118,83 @@ def main(
     path = out or Path("eval.json")
     path.write_text(report.to_json())
     console.print(f"[green]Wrote[/] {path}  ({report.seconds:.1f} s)")
+
+
+def evaluate_concepts_service(
+    model: str,
+    n: int = 200,
+    seed: int = 0,
+    settings: Settings | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    quality: str = "low",
+    log: Callable[[str], object] = print,
+) -> tuple[object, dict[str, object]]:
+    """``gouache eval --set concepts`` (issue 22): gouache-mini's concept scenes through the image service
+    (1024x1024 PNG), scored by the concept evaluator with its own classifier (trained once and cached)."""
+    from gouache.mini.concepts.atlas import default_atlas
+    from gouache.mini.concepts.classifier import train_classifier
+    from gouache.mini.concepts.evaluate import evaluate_concepts
+    from gouache.mini.concepts.sources import cache_dir, fetch_all
+    from gouache.mini.model import load_text_encoder
+    from gouache.mini.reading import layout_caption
+    from gouache.mini.word_match import matcher_for
+    from gouache.service.container import build_services
+    from gouache.service.images import GenerateParams
+    from gouache.settings import Settings as _Settings
+
+    atlas = default_atlas()
+    if atlas is None:
+        raise RuntimeError("no concept atlas: run gouache train-mini --concepts-only")
+    cache = cache_dir()
+    sources = fetch_all(cache, ("noto", "twemoji"))
+    worthy = [c for c in atlas.concepts if c.scene_worthy]
+    classifier, record = train_classifier(worthy, sources, cache, log=log)
+    encoder: Any = load_text_encoder(grounded=True)
+    match = matcher_for(encoder)
+
+    def layout(caption: str, image_seed: int) -> object:
+        return layout_caption(encoder._decoded(caption), match, image_seed)
+
+    services = build_services(settings or _Settings())
+    try:
+        with asyncio.Runner() as runner:
+
+            def generate(prompt: str, image_seed: int) -> Image.Image:
+                params = GenerateParams(
+                    prompt=prompt,
+                    model=model,
+                    seed=image_seed,
+                    size="1024x1024",
+                    quality=quality,
+                    cache=False,
+                )
+                result = runner.run(services.images.generate(params))
+                with Image.open(io.BytesIO(result.images[0].data)) as img:
+                    return img.convert("RGB")
+
+            report = evaluate_concepts(generate, layout, atlas, classifier, n, seed, progress)  # type: ignore[arg-type]
+    finally:
+        services.close()
+    return report, record
+
+
+def _print_concepts(console: object, report: object, record: dict[str, object], out: Path | None) -> None:
+    import json
+
+    from rich.table import Table
+
+    table = Table("metric", "score")
+    for metric, score in report.table():  # type: ignore[attr-defined]
+        table.add_row(metric, score)
+    console.print(table)  # type: ignore[attr-defined]
+    path = out or Path("eval-concepts.json")
+    body = {
+        "n": report.n,  # type: ignore[attr-defined]
+        "seed": report.seed,  # type: ignore[attr-defined]
+        "scores": report.scores,  # type: ignore[attr-defined]
+        "misses": report.misses,  # type: ignore[attr-defined]
+        "seconds": report.seconds,  # type: ignore[attr-defined]
+        "classifier": record,
+    }
+    path.write_text(json.dumps(body, indent=1))
+    console.print(f"[green]Wrote[/] {path}")  # type: ignore[attr-defined]

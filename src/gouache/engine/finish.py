@@ -86,9 +86,9 @@ FinishHook = Callable[
 def finish_one(
     w: FinishWork, backdrop: Backdrop | None, hook: FinishHook | None = None
 ) -> RenderedImage | KeyNotUniform:
-    """The model's own touch at the working size (gouache-mini: shades, and what it understood), exact size
-    (and an edit's backdrop), the model's touch at the output size (gouache-mini: its lettering), then the
-    finishing pipeline of :mod:`gouache.engine.outputs`."""
+    """The model's own touch at the working size (gouache-mini: shades, and what it understood), exact size,
+    the model's touch at the output size (gouache-mini: its concept drawings, backdrops and lettering), an
+    edit's backdrop outside its mask, then the finishing pipeline of :mod:`gouache.engine.outputs`."""
     job = w.job
     revised, after = None, None
     frames = list(w.frames)
@@ -96,9 +96,12 @@ def finish_one(
         touched = [hook(frame, job.prompt, w.seed) for frame in frames]
         frames = [frame for frame, _, _ in touched]
         revised, after = touched[0][1], touched[0][2]
-    frames = [finish_image(f, job.width, job.height, job.model.upscaler, backdrop) for f in frames]
+    frames = [finish_image(f, job.width, job.height, job.model.upscaler) for f in frames]
     if after is not None:
         frames = [after(f) for f in frames]
+    if backdrop is not None:  # after the model's touch, so that an edit keeps every pixel outside its mask
+        canvas = to_exact_size(backdrop.canvas, job.width, job.height)
+        frames = [blend_back(f, canvas, backdrop.mask) for f in frames]
     if job.outputs.background == "transparent":
         layout = None
         if w.layout is not None:  # the layout alpha, enlarged with the image's own upscaler

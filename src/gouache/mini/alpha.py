@@ -46,12 +46,31 @@ def scene_mask(truth: SceneTruth, width: int, height: int) -> Image.Image:
         if o.shape == SIGN and o.box is not None:
             x0, y0, x1, y1 = o.box[0] * sw, o.box[1] * sh, o.box[2] * sw, o.box[3] * sh
             draw.rounded_rectangle((x0, y0, x1, y1), radius=(y1 - y0) * 0.2, fill=255)
+        elif o.concept is not None:  # concepts (issue 22): the drawing's own silhouette, not its circle
+            _concept_coverage(canvas, o.concept, o.cx * sw, o.cy * sh, o.radius * side)
         else:
             fill_shape(draw, o.shape, o.cx * sw, o.cy * sh, o.radius * side, 255)
     if truth.text is not None and truth.text.sign is None:
         x0, y0, x1, y1 = truth.text.box
         draw.rectangle((x0 * sw, y0 * sh, x1 * sw, y1 * sh), fill=255)
     return canvas.reduce(SUPERSAMPLE)
+
+
+def _concept_coverage(canvas: Image.Image, concept_id: str, cx: float, cy: float, radius: float) -> None:
+    from PIL import ImageChops
+
+    from gouache.mini.concepts.atlas import default_atlas
+    from gouache.mini.concepts.drawing import render_concept
+
+    atlas = default_atlas()
+    concept = atlas.by_id.get(concept_id) if atlas is not None else None
+    if concept is None:
+        return
+    side = max(4, round(2 * radius))
+    coverage = Image.new("L", canvas.size, 0)
+    at = (round(cx - side / 2), round(cy - side / 2))
+    coverage.paste(render_concept(concept, side).getchannel("A"), at)
+    canvas.paste(ImageChops.lighter(canvas, coverage))
 
 
 def layout_alpha(

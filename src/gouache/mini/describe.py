@@ -30,10 +30,27 @@ _STYLES = {
 }
 
 
+def _concept_name(concept: str) -> tuple[str, str]:
+    """A concept's name and its plural (issue 22)."""
+    from gouache.mini.concepts.atlas import default_atlas
+
+    atlas = default_atlas()
+    found = atlas.by_id.get(concept) if atlas is not None else None
+    name = found.label if found is not None else concept.replace("-", " ")
+    if name.endswith(("s", "x", "ch", "sh")):
+        return name, name + "es"
+    if name.endswith("y") and name[-2:-1] not in "aeiou":
+        return name, name[:-1] + "ies"
+    return name, name + "s"
+
+
 def _object(o: ObjectRequest, n: int = 1) -> str:
     shape = _SHAPE_NAMES.get(o.shape, o.shape)
+    plural = _PLURALS.get(shape, shape + "s")
+    if o.concept is not None:  # concepts (issue 22): a thing, by its name
+        shape, plural = _concept_name(o.concept)
     colour = o.shade or o.colour
-    words = [w for w in (o.size, colour, shape if n == 1 else _PLURALS.get(shape, shape + "s")) if w]
+    words = [w for w in (o.size, colour, shape if n == 1 else plural) if w]
     head = _NUMBERS.get(n, "a") if n > 1 else ("an" if words[0][0] in "aeiou" else "a")
     return " ".join([head, *words])
 
@@ -65,7 +82,12 @@ def describe(request: SceneRequest) -> str:
     scene = " and ".join(p for p in parts if p) if len(parts) <= 2 else ", ".join(parts)
     colour = request.background_shade or request.background_colour
     pattern = _PATTERNS.get(request.background or "", "") if request.background else ""
-    if colour or pattern:
+    if request.backdrop is not None:  # concepts (issue 22): a setting, said as a setting
+        from gouache.mini.concepts.backdrops import BACKDROPS
+
+        said = BACKDROPS[request.backdrop].said
+        scene = f"{scene}, {said}" if scene else said
+    elif colour or pattern:
         background = " ".join(w for w in (pattern, colour, "background") if w)
         scene = f"{scene}, on a {background}" if scene else f"a {background}"
     style = _STYLES.get(request.style or "", "")

@@ -157,6 +157,8 @@ def scene_tokens(truth: SceneTruth) -> torch.Tensor:
         )
     ]
     for o in truth.objects:
+        if o.concept is not None:  # drawn at the finish (gouache.mini.concepts), not painted
+            continue
         if o.shape == SIGN and o.box is not None:
             tokens.append(_token("sign", o.box, colour=o.colour, style=o.style))
         else:

@@ -406,7 +406,11 @@ class GroundedTextEncoder(MiniLMTextEncoder):
                 def after(final: Any) -> Any:
                     return typeset(final, text, box, rgb)
 
-        return tint(image, request), revised, after
+        # concepts (issue 22): the setting's field and the concepts' drawings, before the lettering.
+        from gouache.mini.concepts.finish import finish_concepts
+
+        finish = finish_concepts(request, lambda: layout_caption(decoded, matcher_for(self), seed), after)
+        return tint(image, request), revised, finish
 
     def forward(
         self, input_ids: torch.Tensor | None = None, *args: Any, **kwargs: Any

@@ -31,6 +31,8 @@ from typing import Any
 
 import torch
 
+from gouache.mini.concepts.backdrops import BACKDROPS, take_backdrop
+from gouache.mini.concepts.reader import concept_object, concept_phrase, is_concept_word, merge_concepts
 from gouache.mini.grounding import empty_tokens, fit_to_region, scene_tokens
 from gouache.mini.phrases import MAX_PHRASE, STOPWORDS, TABLE, Phrase, correct, tidy
 from gouache.mini.scenes.request import (
@@ -49,7 +51,7 @@ MAX_WORD = 8  # letters of a word to write (the training words have 1-6)
 _SPLIT = re.compile(r'"[^"]*"|[A-Za-z0-9][A-Za-z0-9\'-]*|[,;:.!?]')
 #: Words between a noun and a colour or size that follows it ("a star that is purple", "a star in red").
 _POST_SKIP = frozenset(("in", "that", "which", "is", "are", "coloured", "colored", "painted", "and"))
-_NOUNS = ("shape", "sign", "background", "letters", "unknown")
+_NOUNS = ("shape", "sign", "background", "letters", "unknown", "concept")
 
 
 def _words(caption: str) -> list[str]:
@@ -61,7 +63,8 @@ def _words(caption: str) -> list[str]:
             TABLE.get(" ".join(raw[max(0, i - n) : i]).lower(), Phrase("", "", "")).kind == "says"
             for n in (1, 2, 3)
         )
-        fixed = None if tok.startswith('"') or after_says else correct(tok)
+        # concepts (issue 22): a thing's name is no typo ("deer" is not "deep")
+        fixed = None if tok.startswith('"') or after_says or is_concept_word(tok) else correct(tok)
         out.append(fixed or tok)
     return out
 
@@ -90,7 +93,8 @@ def read_phrases(caption: str, match: Matcher | None = None) -> list[Phrase]:
             out.append(Phrase(kind, tok.lower(), tok))
             i += 1
     # Quotes that the tokenizer split off (MiniLM decodes '"HELLO"' as '" hello "').
-    return _guess_unknown(_merge_nouns(_join_quotes(out, caption)), match)
+    # concepts (issue 22): two-word names of things ("cherry blossoms") before single unknown words.
+    return _guess_unknown(merge_concepts(_merge_nouns(_join_quotes(out, caption))), match)
 
 
 def _merge_nouns(phrases: list[Phrase]) -> list[Phrase]:
@@ -127,6 +131,16 @@ def _guess_unknown(phrases: list[Phrase], match: Matcher | None) -> list[Phrase]
             continue
         after = out[i + 1].kind if i + 1 < len(out) else "end"
         before = out[i - 1].kind if i > 0 else "start"
+        modifies = after in ("shape", "sign", "background", "letters", "colour", "size", "concept") or (
+            after == "word" and out[i + 1].value not in STOPWORDS  # "a fluffy fox": "fluffy" is no noun
+        )
+        # concepts (issue 22): a thing's name or keyword, exactly, wins over MiniLM's colour and shape
+        # guesses ("a fox in ...", "a ball"), unless the word modifies what follows ("a baby fox").
+        written = any(q.kind == "says" for q in out[max(0, i - 2) : i])  # "a sign saying HOTEL": a word
+        exact = None if modifies or written else concept_phrase(p, match, exact_only=True)
+        if exact is not None:
+            out[i] = exact
+            continue
         if after in ("shape", "sign", "background", "word") and match is not None:
             guess = match(p.value, "colour")
             if guess:
@@ -142,10 +156,11 @@ def _guess_unknown(phrases: list[Phrase], match: Matcher | None) -> list[Phrase]
             if guess:
                 out[i] = Phrase("shape", guess[0], p.text, plural)
                 continue
-        modifies = after in ("shape", "sign", "background", "letters", "colour", "size") or (
-            after == "word" and out[i + 1].value not in STOPWORDS  # "a fluffy fox": "fluffy" is no noun
-        )
-        if noun_place and not modifies:
+        # concepts (issue 22): a noun MiniLM places near a thing's name or keyword ("kitty": cat).
+        near = None if modifies or written else concept_phrase(p, match)
+        if near is not None:
+            out[i] = near
+        elif noun_place and not modifies:
             out[i] = Phrase("unknown", p.value, p.text)
     return out
 
@@ -238,6 +253,7 @@ def _background_colour(phrases: Sequence[Phrase], used: set[int]) -> str | None:
 
 def read_caption(caption: str, match: Matcher | None = None) -> SceneRequest:
     """What ``caption`` asks for."""
+    caption, backdrop = take_backdrop(caption)  # concepts (issue 22): "in the snow", "at night", ...
     phrases = read_phrases(caption, match)
     mentions: list[_Mention] = []
     used: set[int] = set()  # colour and size phrases a noun (or the text) took
@@ -263,12 +279,14 @@ def read_caption(caption: str, match: Matcher | None = None) -> SceneRequest:
                 if mods.get("colour"):  # "in white letters", "blue text that says ..."
                     text_colour = mods["colour"]
                 continue
-            m = _Mention("object" if p.kind == "shape" else "sign", start, i + 1, p.value)
+            m = _Mention("object" if p.kind in ("shape", "concept") else "sign", start, i + 1, p.value)
+            if p.kind == "concept":  # concepts (issue 22)
+                m.extra["concept"] = True
             m.colour, m.size = mods.get("colour"), mods.get("size")
             m.definite = bool(mods.get("definite"))
             if "number" in mods:
                 m.count = mods["number"]
-            elif p.plural and p.kind == "shape":
+            elif p.plural and p.kind in ("shape", "concept"):
                 m.count, m.extra["implied"] = 2, True
             tail = [q.kind for q in phrases[i + 1 : i + 4]]
             if tail == ["punct", "number", "of them"]:  # "green stars, three of them"
@@ -326,7 +344,12 @@ def read_caption(caption: str, match: Matcher | None = None) -> SceneRequest:
     request = _request(
         mentions, relation, position, word, signs, text_colour, background_colour, background, style
     )
-    return replace(request, ignored=tuple(dict.fromkeys(ignored)))
+    request = replace(request, ignored=tuple(dict.fromkeys(ignored)))
+    if backdrop is not None:  # concepts (issue 22): the setting is planned as its main colour
+        request = replace(
+            request, backdrop=backdrop, background_colour=BACKDROPS[backdrop].colour, background_shade=None
+        )
+    return request
 
 
 def _relation(phrases: Sequence[Phrase], mentions: list[_Mention]) -> tuple[int, str, int] | None:
@@ -369,7 +392,10 @@ def _request(
         n = max(1, min(m.count or 1, MAX_REQUESTED_OBJECTS))
         shade = m.colour if m.colour in SHADES else None
         colour = base_colour(m.colour) if m.colour else None
-        objects.extend(ObjectRequest(m.shape, colour, m.size, shade) for _ in range(n))
+        if m.extra.get("concept"):  # concepts (issue 22)
+            objects.extend(concept_object(m.shape, colour, m.size, shade) for _ in range(n))
+        else:
+            objects.extend(ObjectRequest(m.shape, colour, m.size, shade) for _ in range(n))
     # A count scene is n (two or more) of one kind of object, counted in so many words ("three", "3 of them").
     lone = distinct[0] if len(distinct) == 1 else None
     counted = lone is not None and (lone.count or 0) >= 2 and not lone.extra.get("implied")

@@ -52,6 +52,7 @@ class Spec:
     cy: float = 0.5
     box: Box | None = None
     word: str | None = None
+    concept: str | None = None
 
 
 class LayoutError(Exception):
@@ -139,7 +140,7 @@ def place_in_cell(rng: random.Random, spec: Spec, position: str) -> None:
 
 def spec_truth(s: Spec, style: str) -> ObjectTruth:
     rgb = COLOURS[s.colour]
-    return ObjectTruth(s.shape, s.colour, rgb, s.cx, s.cy, s.r, s.size, style, s.word, s.box)
+    return ObjectTruth(s.shape, s.colour, rgb, s.cx, s.cy, s.r, s.size, style, s.word, s.box, s.concept)
 
 
 def _pick_colours(rng: random.Random, n: int, distinct: bool) -> list[str]:

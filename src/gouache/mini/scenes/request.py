@@ -38,6 +38,9 @@ from gouache.mini.scenes.vocabulary import (
 
 #: The most objects a requested scene holds (the generator draws at most 4; a prompt may ask for a few more).
 MAX_REQUESTED_OBJECTS = 6
+#: How a concept (:mod:`gouache.mini.concepts`) is laid out: as a circle of its size, whose place, size,
+#: count and relation the planner decides as for any shape; the finish stage draws the concept there.
+CONCEPT_SHAPE = "circle"
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,9 @@ class ObjectRequest:
     #: The light or dark shade of ``colour`` asked for (a name of ``SHADES``): laid out and painted as
     #: ``colour``, tinted after denoising (:mod:`gouache.mini.finishing`).
     shade: str | None = None
+    #: The concept drawn here (an atlas id, :mod:`gouache.mini.concepts`), laid out as ``shape``; ``colour``
+    #: is then the colour asked for (None: the drawing's own colours).
+    concept: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,9 @@ class SceneRequest:
     background_shade: str | None = None
     #: Words the caption reader could not place (nouns it has no concept for): left out of the scene.
     ignored: tuple[str, ...] = ()
+    #: The setting named ("snow", "grass", ...: :data:`gouache.mini.concepts.backdrops.BACKDROPS`): planned
+    #: as its main colour in ``background_colour``, drawn as a colour field at the finish.
+    backdrop: str | None = None
 
 
 def _request_specs(rng: random.Random, request: SceneRequest, shrink: int) -> list[Spec]:
@@ -85,13 +94,24 @@ def _request_specs(rng: random.Random, request: SceneRequest, shrink: int) -> li
     default = _legible_size(request, len(objects))
     specs = []
     for o in objects:
-        colour = o.colour or free.pop(rng.randrange(len(free)) if len(free) > 1 else 0)
+        colour = o.colour or _concept_colour(o) or free.pop(rng.randrange(len(free)) if len(free) > 1 else 0)
         size = SIZES[max(0, SIZES.index(o.size or default) - shrink)]
-        specs.append(Spec(o.shape, colour, size, sample_radius(rng, size)))
+        specs.append(Spec(o.shape, colour, size, sample_radius(rng, size), concept=o.concept))
     if request.count is not None:  # the same object n times: one colour
         for s in specs[1:]:
             s.colour = specs[0].colour
     return specs
+
+
+def _concept_colour(o: ObjectRequest) -> str | None:
+    """A concept's own dominant colour (so the background is chosen far from it), None for shapes."""
+    if o.concept is None:
+        return None
+    from gouache.mini.concepts.atlas import default_atlas
+
+    atlas = default_atlas()
+    concept = atlas.by_id.get(o.concept) if atlas is not None else None
+    return concept.colour if concept is not None else None
 
 
 def _legible_size(request: SceneRequest, n: int) -> str:
@@ -128,7 +148,8 @@ def _requested_truth(rng: random.Random, request: SceneRequest, shrink: int) -> 
         if request.objects:
             o = request.objects[0]
             size = SIZES[max(0, SIZES.index(o.size or "small") - shrink)] if o.size != "large" else "medium"
-            companion = Spec(o.shape, o.colour or rng.choice(list(COLOURS)), size, sample_radius(rng, size))
+            colour = o.colour or _concept_colour(o) or rng.choice(list(COLOURS))
+            companion = Spec(o.shape, colour, size, sample_radius(rng, size), concept=o.concept)
         text_top = None if request.word_relation is None else request.word_relation == "above"
         specs, relation, (word, ink, on_sign) = layout_text(
             rng, font, request.word, request.on_sign, companion, text_top
@@ -177,7 +198,8 @@ def layout_scene(request: SceneRequest, rng: random.Random) -> SceneTruth:
     # Nothing fits (e.g. six large objects with a relation): drop the relation and the position.
     relaxed = SceneRequest(
         objects=tuple(
-            ObjectRequest(o.shape, o.colour, "small") for o in request.objects[:MAX_REQUESTED_OBJECTS]
+            ObjectRequest(o.shape, o.colour, "small", concept=o.concept)
+            for o in request.objects[:MAX_REQUESTED_OBJECTS]
         ),
         count=request.count,
         background_colour=request.background_colour,

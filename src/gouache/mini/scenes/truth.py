@@ -55,6 +55,9 @@ class ObjectTruth:
     style: str
     word: str | None = None
     box: Box | None = None
+    #: A concept drawn in this object's place at the finish (:mod:`gouache.mini.concepts`); the UNet is
+    #: not given it (it paints the scene around it).
+    concept: str | None = None
 
     @property
     def position(self) -> str:

@@ -1,0 +1,155 @@
+"""The concept atlas at run time: gouache-mini's vocabulary of everyday things, and how a noun finds one.
+
+A caption's noun that the shape and colour reader does not know ("fox", "kitty", "sailboat") is looked up
+here (:meth:`Atlas.find`): first by its words (a concept's name, or a keyword few concepts share, singular
+or plural, one word or two: "cherry blossoms", "hot dog"), then by MiniLM similarity to every name and
+keyword (:data:`SIMILARITY_MIN`), so a paraphrase ("kitty") lands on its concept (cat). A noun that is far
+from everything stays unknown: left out of the picture and said so in ``revised_prompt``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ALIASES", "SIMILARITY_MIN", "Atlas", "Concept", "default_atlas", "load_atlas"]
+
+ATLAS_DIR = Path(__file__).parent / "atlas"
+#: Cosine similarity (MiniLM, the word alone) to the nearest name or keyword above which an unknown noun is
+#: read as that concept. Measured on the shipped atlas: "kitty" -> cat 0.80, "puppy" -> dog face 0.79,
+#: "sailboat" -> sailboat (a name), "automobile" -> automobile; "garden" -> 0.6x (nothing close), "fluffy"
+#: 0.5x (see note 46).
+SIMILARITY_MIN = 0.75
+#: Nouns people use for things the atlas names otherwise, and the main nouns of the seed's prompts. Kept
+#: short and explicit: everything else goes through names, keywords and MiniLM.
+ALIASES: dict[str, str] = {
+    "startup": "rocket",
+    "machine learning": "robot",
+    "artificial intelligence": "robot",
+    "ai": "robot",
+    "car": "automobile",
+    "kitten": "cat",
+    "puppy": "dog",
+    "bunny": "rabbit",
+    "japanese garden": "national-park",
+    "garden": "potted-plant",
+    "tree": "deciduous-tree",
+    "flower": "blossom",
+    "boat": "sailboat",
+    "plane": "airplane",
+    "bike": "bicycle",
+}
+
+
+@dataclass(frozen=True)
+class Concept:
+    """One drawable thing: its drawing (an SVG body on a 32x32 canvas), its name and keywords."""
+
+    id: str
+    label: str
+    keywords: tuple[str, ...]
+    group: str
+    subgroup: str
+    svg: str
+    #: The nearest of the planner's twelve colours to the drawing's mean colour.
+    colour: str
+    #: Whether a colour word recolours the drawing ("a blue car"); animals, plants, food, faces, people and
+    #: flags keep their own colours ("a red fox").
+    recolour: bool
+    #: The emoji's code points (emojibase's hexcode, lower case): how other styles of it are found.
+    hexcode: str = ""
+
+    @property
+    def scene_worthy(self) -> bool:
+        """A thing one would put in a scene (not a face, person, flag or symbol)."""
+        return self.group in ("animals-nature", "food-drink", "travel-places", "activities", "objects")
+
+
+class Atlas:
+    """The concepts, their word index and their MiniLM key vectors."""
+
+    def __init__(self, payload: dict[str, Any], vectors: np.ndarray) -> None:
+        self.sources: dict[str, dict[str, str]] = payload["sources"]
+        fields = ("id", "label", "keywords", "group", "subgroup", "svg", "colour", "recolour", "hexcode")
+        self.concepts = [
+            Concept(**{f: tuple(c[f]) if f == "keywords" else c[f] for f in fields})  # type: ignore[arg-type]
+            for c in payload["concepts"]
+        ]
+        self.by_id = {c.id: c for c in self.concepts}
+        self.key_texts = [k for k, _ in payload["keys"]]
+        self.key_concepts = np.array([i for _, i in payload["keys"]], dtype=np.int64)
+        self.vectors = vectors.astype(np.float32)
+        self.words: dict[str, int] = {}
+        for i, c in enumerate(self.concepts):  # names first: they win over keywords
+            self.words.setdefault(c.label, i)
+        for text, i in payload["keys"]:
+            self.words.setdefault(text, i)
+        for word, cid in ALIASES.items():
+            if cid in self.by_id:
+                self.words[word] = self.concepts.index(self.by_id[cid])
+
+    def __len__(self) -> int:
+        return len(self.concepts)
+
+    def lookup(self, words: str, names_only: bool = False) -> Concept | None:
+        """The concept named exactly ``words`` (a name, an alias or, unless ``names_only``, a keyword;
+        singular or plural)."""
+        w = " ".join(words.lower().split())
+        for form in (w, _singular(w)):
+            if form and form in self.words:
+                concept = self.concepts[self.words[form]]
+                if not names_only or form == concept.label or form in ALIASES:
+                    return concept
+        return None
+
+    def nearest(self, vector: np.ndarray) -> tuple[Concept, float]:
+        """The concept whose name or keyword is nearest ``vector`` (unit length), and the similarity."""
+        sims = self.vectors @ vector.astype(np.float32)
+        best = int(sims.argmax())
+        return self.concepts[int(self.key_concepts[best])], float(sims[best])
+
+    def find(
+        self, words: str, embed: Callable[[list[str]], np.ndarray] | None = None
+    ) -> tuple[Concept, float] | None:
+        """The concept ``words`` names: exactly (similarity 1), else by MiniLM similarity when ``embed`` is
+        given and the nearest key is within :data:`SIMILARITY_MIN`; None otherwise."""
+        hit = self.lookup(words)
+        if hit is not None:
+            return hit, 1.0
+        if embed is None:
+            return None
+        concept, score = self.nearest(embed([_singular(words.lower()) or words.lower()])[0])
+        return (concept, score) if score >= SIMILARITY_MIN else None
+
+
+def _singular(word: str) -> str:
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("ches", "shes", "sses", "xes")):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith("ss") and len(word) > 3:
+        return word[:-1]
+    return word
+
+
+def load_atlas(folder: Path) -> Atlas:
+    """The atlas stored in ``folder`` (``concepts.json.gz`` and ``keys.npy.gz``)."""
+    payload = json.loads(gzip.decompress((folder / "concepts.json.gz").read_bytes()))
+    vectors = np.load(io.BytesIO(gzip.decompress((folder / "keys.npy.gz").read_bytes())))
+    return Atlas(payload, vectors)
+
+
+@lru_cache(maxsize=1)
+def default_atlas() -> Atlas | None:
+    """The atlas shipped in the package (None when it has not been built: the model then draws shapes)."""
+    if not (ATLAS_DIR / "concepts.json.gz").exists():
+        return None
+    return load_atlas(ATLAS_DIR)

@@ -1,0 +1,191 @@
+"""gouache-mini's vocabulary of everyday things (issue 22): the shipped concept atlas, how a caption's noun
+finds its concept, how settings become backdrops, and how the finish stage draws both; then one request
+through the real server: "a red fox in the snow" draws a fox on snow."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from openai import OpenAI
+from PIL import Image
+
+from gouache.mini.concepts.atlas import ATLAS_DIR, default_atlas
+from gouache.mini.concepts.backdrops import BACKDROPS, apply_backdrop, backdrop_field, take_backdrop
+from gouache.mini.concepts.drawing import draw_concepts, render_concept
+from gouache.mini.describe import describe
+from gouache.mini.grounding import scene_tokens, token_count
+from gouache.mini.reading import layout_caption, read_caption
+from gouache.mini.scenes.truth import relation_holds
+from gouache.mini.scenes.vocabulary import COLOURS
+
+
+@pytest.fixture(scope="module")
+def atlas():  # type: ignore[no-untyped-def]
+    found = default_atlas()
+    assert found is not None, "the concept atlas is not built: gouache train-mini --concepts-only"
+    return found
+
+
+# --- the shipped atlas ---------------------------------------------------------------------------------------
+
+
+def test_atlas_holds_a_thousand_concepts_small_and_licensed(atlas) -> None:  # type: ignore[no-untyped-def]
+    assert len(atlas) >= 1000
+    assert sum(c.scene_worthy for c in atlas.concepts) >= 800
+    assert sum(f.stat().st_size for f in Path(ATLAS_DIR).iterdir()) < 80 * 1024**2
+    assert atlas.vectors.shape == (len(atlas.key_texts), 384)
+    for source in atlas.sources.values():  # every shipped source: licence, attribution, checksum
+        assert source["licence"].startswith("MIT") and source["attribution"]
+        assert len(source["sha256"]) == 64
+    assert all(c.svg.startswith("<") for c in atlas.concepts)
+
+
+@pytest.mark.parametrize(
+    ("words", "concept"),
+    [("fox", "fox"), ("foxes", "fox"), ("cats", "cat"), ("hot dog", "hot-dog"), ("kitten", "cat"),
+     ("automobile", "automobile"), ("car", "automobile"), ("sailboat", "sailboat")],
+)  # fmt: skip
+def test_names_keywords_and_plurals_find_their_concept(atlas, words: str, concept: str) -> None:  # type: ignore[no-untyped-def]
+    found = atlas.lookup(words)
+    assert found is not None and found.id == concept
+
+
+# --- reading -----------------------------------------------------------------------------------------------
+
+
+def test_a_red_fox_in_the_snow_is_a_fox_in_its_own_colours_on_snow() -> None:
+    request = read_caption("a red fox in the snow")
+    assert [(o.concept, o.colour) for o in request.objects] == [("fox", None)]
+    assert request.backdrop == "snow" and request.background_colour == "white"
+    assert request.ignored == ()
+    assert describe(request) == "a fox, in the snow"
+
+
+def test_colour_words_recolour_things_but_not_animals() -> None:
+    car = read_caption("a blue car on the grass")
+    assert [(o.concept, o.colour) for o in car.objects] == [("automobile", "blue")]
+    assert car.backdrop == "grass"
+    assert describe(car) == "a blue automobile, on the grass"
+    assert read_caption("a red heart").objects[0].shape == "heart"  # shapes stay shapes
+
+
+def test_counts_relations_and_positions_apply_to_concepts() -> None:
+    cats = read_caption("three cats at night")
+    assert [o.concept for o in cats.objects] == ["cat"] * 3 and cats.count == 3
+    assert cats.backdrop == "night"
+    pair = read_caption("a cat to the left of a red circle")
+    assert pair.relation == (0, "left of", 1)
+    assert [o.concept or o.shape for o in pair.objects] == ["cat", "circle"]
+    for seed in range(5):
+        truth = layout_caption("a cat to the left of a red circle", seed=seed)
+        assert truth is not None and relation_holds(truth.objects[0], "left of", truth.objects[1])
+        # the UNet is given the circle and the scene, not the cat (it is drawn at the finish)
+        assert token_count(scene_tokens(truth)) == 2
+    single = read_caption("a banana in the top right corner")
+    assert single.position == "top right" and single.objects[0].concept == "banana"
+
+
+@pytest.mark.parametrize(
+    ("caption", "backdrop", "rest"),
+    [("a red fox in the snow", "snow", "a red fox"), ("an owl at night", "night", "an owl"),
+     ("a crab under the sea", "sea", "a crab"), ("two apples on a table", "table", "two apples"),
+     ("a kite in the sky", "sky", "a kite"), ("a dog on the beach", "beach", "a dog"),
+     ("a horse on the grass", "grass", "a horse"), ("a red circle", None, "a red circle")],
+)  # fmt: skip
+def test_settings_are_taken_out_as_backdrops(caption: str, backdrop: str | None, rest: str) -> None:
+    assert take_backdrop(caption) == (rest, backdrop)
+
+
+# --- drawing -----------------------------------------------------------------------------------------------
+
+
+def test_a_concept_is_drawn_crisp_in_its_box_and_recoloured_when_asked(atlas) -> None:  # type: ignore[no-untyped-def]
+    fox = np.asarray(render_concept(atlas.by_id["fox"], 256))
+    opaque = fox[..., 3] > 128
+    assert 0.3 < opaque.mean() < 0.95
+    orange = np.linalg.norm(fox[..., :3].astype(float) - (255, 130, 40), axis=2) < 60
+    assert (orange & opaque).sum() > 0.2 * opaque.sum()
+    car = np.asarray(render_concept(atlas.by_id["automobile"], 256, COLOURS["blue"])).astype(float)
+    body = car[..., 3] > 128
+    blue = (car[..., 2] > car[..., 0] + 60) & body
+    assert blue.sum() > 0.3 * body.sum()
+    canvas = Image.new("RGB", (512, 256), (245, 245, 245))
+    out = np.asarray(draw_concepts(canvas, [(atlas.by_id["fox"], 0.25, 0.5, 0.4, None)]))
+    changed = np.abs(out.astype(int) - 245).sum(axis=2) > 30
+    ys, xs = np.nonzero(changed)
+    assert xs.max() < 256 and ys.min() > 20 and ys.max() < 236  # inside its box (radius 0.4 of 256)
+    again = np.asarray(draw_concepts(canvas, [(atlas.by_id["fox"], 0.25, 0.5, 0.4, None)]))
+    assert np.array_equal(out, again)
+
+
+def test_backdrops_replace_the_planned_colour_only() -> None:
+    snow = backdrop_field("snow", 64, 64)
+    assert snow[2, 30, 2] > snow[2, 30, 0] + 30  # sky: blue above
+    assert snow[-2, 30].min() > 220  # snow: white below
+    image = Image.new("RGB", (64, 64), COLOURS["green"])
+    image.paste(COLOURS["red"], (20, 20, 40, 40))
+    out = np.asarray(apply_backdrop(image, "grass"))
+    assert tuple(out[30, 30]) == COLOURS["red"]  # a shape the model painted stays
+    assert tuple(out[2, 2]) != COLOURS["green"] and out[2, 2, 2] > out[2, 2, 0]  # sky where green was
+    assert set(BACKDROPS) == {"snow", "grass", "night", "beach", "sky", "sea", "table"}
+
+
+# --- through the server ----------------------------------------------------------------------------------
+
+
+def test_a_red_fox_in_the_snow_through_the_sdk(client: OpenAI) -> None:
+    result = client.images.generate(
+        model="gouache-mini", prompt="a red fox in the snow", size="1024x1024", quality="low",
+        extra_body={"seed": 7},
+    )  # fmt: skip
+    assert result.data[0].revised_prompt == "a fox, in the snow"
+    image = np.asarray(Image.open(io.BytesIO(base64.b64decode(result.data[0].b64_json or ""))).convert("RGB"))
+    fox_orange = np.linalg.norm(image.astype(float) - (255, 130, 40), axis=2) < 60
+    assert fox_orange.mean() > 0.02, "no fox drawn"
+    bottom, top = image[-60:].reshape(-1, 3), image[:60].reshape(-1, 3)
+    assert np.median(bottom, axis=0).min() > 215, "no snow on the ground"
+    sky = np.median(top, axis=0)
+    assert sky[2] > sky[0] + 25, "no sky above the snow"
+    again = client.images.generate(
+        model="gouache-mini", prompt="a red fox in the snow", size="1024x1024", quality="low",
+        extra_body={"seed": 7, "cache": False},
+    )  # fmt: skip
+    assert again.data[0].b64_json == result.data[0].b64_json  # same seed, same bytes
+
+
+def test_atlas_sources_are_recorded_in_the_model_card() -> None:
+    card = (Path(ATLAS_DIR).parent.parent / "MODEL_CARD.md").read_text()
+    for needle in ("Fluent", "emojibase", "Twemoji", "CC-BY", "Noto", "Apache-2.0", "MIT", "retriev"):
+        assert needle in card, needle
+    payload = json.dumps(default_atlas().sources if default_atlas() else {})  # type: ignore[union-attr]
+    assert "fluent-emoji-flat" in payload
+
+
+def test_transparent_backgrounds_cut_out_the_drawing_not_its_circle() -> None:
+    from dataclasses import replace
+
+    from gouache.mini.alpha import scene_mask
+
+    truth = layout_caption("a fox", seed=1)
+    assert truth is not None and truth.objects[0].concept == "fox"
+    fox = np.asarray(scene_mask(truth, 64, 64)) > 128
+    circle = (
+        np.asarray(scene_mask(replace(truth, objects=(replace(truth.objects[0], concept=None),)), 64, 64))
+        > 128
+    )
+    assert 0.4 * circle.sum() < fox.sum() < 0.95 * circle.sum()  # the fox's silhouette, inside its circle
+
+
+@pytest.mark.parametrize(
+    ("prompt", "main"),
+    [("a serene Japanese garden with cherry blossoms", "cherry-blossom"),
+     ("a minimalist logo for a tech startup", "rocket"),
+     ("professional header image: machine learning", "robot")],
+)  # fmt: skip
+def test_the_seed_prompts_draw_their_main_noun(prompt: str, main: str) -> None:
+    assert main in [o.concept for o in read_caption(prompt).objects]
