@@ -129,7 +129,7 @@ def _requested_truth(rng: random.Random, request: SceneRequest, shrink: int) -> 
         companion = None
         if request.objects:
             o = request.objects[0]
-            size = SIZES[max(0, SIZES.index(o.size or "small") - shrink)] if o.size != "large" else "medium"
+            size = SIZES[max(0, SIZES.index(o.size or "medium") - shrink)] if o.size != "large" else "medium"
             companion = Spec(o.shape, o.colour or rng.choice(list(COLOURS)), size, sample_radius(rng, size))
         text_top = None if request.word_relation is None else request.word_relation == "above"
         specs, relation, (word, ink, on_sign) = layout_text(
