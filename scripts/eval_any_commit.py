@@ -14,7 +14,9 @@ split in two steps that meet in a folder of PNGs:
        PYTHONPATH=src python scripts/eval_any_commit.py prompts --set paraphrase --n 100 prompts.json
        PYTHONPATH=src python scripts/eval_any_commit.py score --set paraphrase --n 100 images/ out.json
 
-The determinism check renders its prompts twice in step 1 and compares the two files in step 3.
+The determinism check renders its prompts twice in step 1 and compares the two files in step 3. The first
+``k`` prompts of a set are the first ``k`` scenes of any larger run of it, so a folder rendered from a cut
+prompt list scores with ``--n k --determinism 0``.
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ def _score(args: argparse.Namespace) -> None:
         with Image.open(folder / f"{next(calls):04d}.png") as img:
             return img.convert("RGB")
 
-    report = evaluate(generate, n=args.n, seed=args.seed, scene_set=args.set, determinism_checks=DETERMINISM)
+    checks = args.determinism
+    report = evaluate(generate, n=args.n, seed=args.seed, scene_set=args.set, determinism_checks=checks)
     report.model = args.label
     from rich.console import Console
 
@@ -105,6 +108,8 @@ def main() -> None:
         if name == "score":
             p.add_argument("images")
             p.add_argument("--label", default="gouache-mini")
+            # 0 scores a folder rendered from the first n prompts only (a run cut short)
+            p.add_argument("--determinism", type=int, default=DETERMINISM)
         p.add_argument("out")
     r = sub.add_parser("render")
     r.add_argument("prompts")
