@@ -1,4 +1,5 @@
-"""Rebuild docs/samples.png: `gouache generate` on a few prompts, shrunk into one small grid.
+"""Rebuild docs/samples.png: `gouache generate` on a few prompts (lettering among them), shrunk into one small
+grid.
 
     .venv/bin/python docs/make_samples.py
 """
@@ -18,9 +19,9 @@ PROMPTS = [
     "three green triangles",
     "a purple heart left of an orange square",
     "a sign that says HELLO",
-    "a pink hexagon above a cyan ring",
+    'a poster with the title "Summer Jazz Night"',
     "a small crimson star in the top right, sketched",
-    "two black crosses and a white ring on a striped blue background",
+    "the word SALE at the bottom",
     "an orange sign reading OPEN below a green heart",
 ]
 TILE = 192
@@ -45,7 +46,8 @@ def main() -> None:
         grid.paste(tile, (x, y))
         draw.text((x + 4, y + TILE + 6), prompt if len(prompt) <= 34 else prompt[:32] + "...", fill="black")
     target = Path(__file__).with_name("samples.png")
-    grid.save(target, optimize=True)
+    # Flat colours: a 128-colour palette keeps the committed file small without visible loss.
+    grid.quantize(128, dither=Image.Dither.NONE).save(target, optimize=True)
     print(f"wrote {target}")
 
 

@@ -179,7 +179,7 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="Timeout of one remote image fetch."
     )
     batch_lane_images: int = Field(
-        default=4,
+        default=2,
         ge=1,
         description="Most images one batch-lane job renders together (at most max_batch_images): the longest "
         "an interactive request waits behind a running batch is one such job.",

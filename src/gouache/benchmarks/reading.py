@@ -1,7 +1,11 @@
 """gouache-mini's caption reading time: reading a caption into a scene request (it runs on every request, and
 again when the image is finished, for ``revised_prompt`` and the shades), against laying that request out and
 turning it into grounding tokens, timed in the same run over the paraphrase set's prompts. Reading is pure
-Python (no MiniLM call unless a word is unknown), so it should stay a small share of the layout."""
+Python (no MiniLM call unless a word is unknown), so it should stay a small share of the layout.
+
+A second row times the whole planner of one image with words, as a request runs it (read, lay out, tokens,
+then at the finish: read again, lay out again, say what was understood, typeset the words at 1024x1024), over
+the lettering prompts of :mod:`gouache.mini.evaluation.lettering`, against the same layout + tokens."""
 
 from __future__ import annotations
 
@@ -31,6 +35,10 @@ def measure(options: BenchOptions) -> list[Ratio]:
         read_s.append((t1 - t0) / len(captions))
         layout_s.append((t2 - t1) / len(captions))
     read, layout = min(read_s), min(layout_s)
+    return [*_reading_row(read, layout, len(captions)), _planner_row(options, layout)]
+
+
+def _reading_row(read: float, layout: float, n: int) -> list[Ratio]:
     return [
         Ratio(
             "mini caption reading time",
@@ -38,6 +46,42 @@ def measure(options: BenchOptions) -> list[Ratio]:
             layout,
             "read_caption",
             read,
-            f"{read * 1e3:.2f} ms per caption ({len(captions)} paraphrased prompts)",
+            f"{read * 1e3:.2f} ms per caption ({n} paraphrased prompts)",
         )
     ]
+
+
+def _planner_row(options: BenchOptions, layout: float) -> Ratio:
+    from PIL import Image
+
+    from gouache.mini.describe import describe
+    from gouache.mini.evaluation.lettering import lettering_prompts
+    from gouache.mini.grounding import scene_tokens
+    from gouache.mini.lettering import requested_text, typeset
+    from gouache.mini.reading import layout_caption, read_caption
+
+    prompts = [prompt for _, prompt, _ in lettering_prompts(2 if options.quick else 10)]
+    canvas = Image.new("RGB", (1024, 1024), (40, 150, 60))
+    per_caption = []
+    for _ in range(repeats(options)):
+        t0 = time.perf_counter()
+        for i, prompt in enumerate(prompts):
+            truth = layout_caption(prompt, None, i)  # the encoder: read, lay out, tokens
+            assert truth is not None
+            scene_tokens(truth)
+            request = read_caption(prompt)  # the finish hook: read, lay out, describe, typeset
+            truth = layout_caption(prompt, None, i)
+            describe(request)
+            text = requested_text(prompt)
+            if truth is not None and truth.text is not None and text:
+                typeset(canvas, text, truth.text.box, truth.text.rgb)
+        per_caption.append((time.perf_counter() - t0) / len(prompts))
+    planner = min(per_caption)
+    return Ratio(
+        "mini planner per image with words",
+        "layout + grounding tokens",
+        layout,
+        "read, lay out, tokens, describe, typeset",
+        planner,
+        f"{planner * 1e3:.2f} ms per caption ({len(prompts)} lettering prompts, typeset at 1024x1024)",
+    )

@@ -141,6 +141,21 @@ class PreparedEdit:
     latent_blend: bool
     backdrop: Backdrop | None
 
+    @property
+    def region(self) -> tuple[float, float, float, float] | None:
+        """The repaint mask's bounds in canvas units (None for image-to-image): gouache-mini lays the prompt's
+        scene out inside them, and letters its words there."""
+        return mask_bounds(self.mask)
+
+
+def mask_bounds(mask: Image.Image | None) -> tuple[float, float, float, float] | None:
+    """The bounds of a mask's repainted pixels as fractions of its width and height, or None."""
+    box = mask.getbbox() if mask is not None else None
+    if box is None or mask is None:
+        return None
+    w, h = mask.size
+    return (box[0] / w, box[1] / h, box[2] / w, box[3] / h)
+
 
 def prepare_edit(model: LoadedModel, inputs: EditInputs, size: tuple[int, int]) -> PreparedEdit:
     """Canvas, mask, init image (at the working `size`), strength and pipeline for an edit of
@@ -335,8 +350,7 @@ def _seeded_layout(pipe: Any, seed: int, mask: Image.Image | None) -> contextlib
         return contextlib.nullcontext()
     stack = contextlib.ExitStack()
     stack.enter_context(seeded(seed))
-    box = mask.getbbox() if mask is not None else None
-    if box is not None and mask is not None:
-        w, h = mask.size
-        stack.enter_context(fitted((box[0] / w, box[1] / h, box[2] / w, box[3] / h)))
+    region = mask_bounds(mask)
+    if region is not None:
+        stack.enter_context(fitted(region))
     return stack

@@ -76,24 +76,56 @@ class FinishWork:
     layout: tuple[Image.Image, tuple[int, int, int]] | None
 
 
+#: A region of the canvas (x0, y0, x1, y1, fractions of the width and height): an inpainting edit's mask.
+Region = tuple[float, float, float, float]
+
 #: A model's own finishing (gouache-mini's text encoder ``finish_render``): at the working size, given the
-#: prompt and seed, the image, what was understood (``revised_prompt``) and a step for the output size.
+#: prompt, seed and an inpainting edit's mask region, the image, what was understood (``revised_prompt``)
+#: and a step for the output size.
 FinishHook = Callable[
-    [Image.Image, str, int], tuple[Image.Image, str, Callable[[Image.Image], Image.Image] | None]
+    [Image.Image, str, int, Region | None],
+    tuple[Image.Image, str, Callable[[Image.Image], Image.Image] | None],
 ]
 
 
+def finish_hook(pipeline: object) -> FinishHook | None:
+    """The model's own finishing, if its text encoder has one (gouache-mini): used for the final image and
+    for every streamed preview, so that previews show what the final image will (its lettering, its
+    shades)."""
+    return getattr(getattr(pipeline, "text_encoder", None), "finish_render", None)
+
+
+def touched_preview(
+    image: Image.Image,
+    hook: FinishHook | None,
+    prompt: str,
+    seed: int,
+    region: Region | None,
+    width: int,
+    height: int,
+    upscaler: str,
+) -> Image.Image:
+    """A working-size preview at the output size, with the model's own touch before and after resizing
+    (gouache-mini: shades, then the typeset words), as :func:`finish_one` does for the final image."""
+    after = None
+    if hook is not None:
+        image, _, after = hook(image, prompt, seed, region)
+    out = to_exact_size(image, width, height, upscaler)
+    return after(out) if after is not None else out
+
+
 def finish_one(
-    w: FinishWork, backdrop: Backdrop | None, hook: FinishHook | None = None
+    w: FinishWork, backdrop: Backdrop | None, hook: FinishHook | None = None, region: Region | None = None
 ) -> RenderedImage | KeyNotUniform:
     """The model's own touch at the working size (gouache-mini: shades, and what it understood), exact size,
-    the model's touch at the output size (gouache-mini: its concept drawings, backdrops and lettering), an
-    edit's backdrop outside its mask, then the finishing pipeline of :mod:`gouache.engine.outputs`."""
+    the model's touch at the output size (gouache-mini: its concept drawings, backdrops and lettering, the
+    lettering fitted into an inpainting edit's mask ``region``), an edit's backdrop outside its mask, then the
+    finishing pipeline of :mod:`gouache.engine.outputs`."""
     job = w.job
     revised, after = None, None
     frames = list(w.frames)
     if hook is not None:
-        touched = [hook(frame, job.prompt, w.seed) for frame in frames]
+        touched = [hook(frame, job.prompt, w.seed, region) for frame in frames]
         frames = [frame for frame, _, _ in touched]
         revised, after = touched[0][1], touched[0][2]
     frames = [finish_image(f, job.width, job.height, job.model.upscaler) for f in frames]

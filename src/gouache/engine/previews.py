@@ -3,7 +3,8 @@
 SD 1.x/2.x and SDXL latents map to RGB almost linearly, so their previews are one small matrix product (the
 well-known "cheap approximation" factors). Other families (SD3, FLUX, our pixel-space codec) are decoded with
 their own VAE from the current latents, at the working size, then resized to the output size (a preview is
-not finished: no blending back, and the service encodes it fast)."""
+not finished: no blending back, and the service encodes it fast). A model with its own finishing
+(gouache-mini: shades and typeset words) gets it on previews too, so a stream shows the lettering."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from gouache.engine.finish import to_exact_size
+from gouache.engine.finish import Region, finish_hook, touched_preview
 from gouache.engine.jobs import RenderJob
 from gouache.engine.pipelines import LoadedModel
 
@@ -39,12 +40,17 @@ def preview_image(
     total: int,
     latents: Any,
     size: tuple[int, int],
+    region: Region | None = None,
 ) -> Image.Image | None:
     """A preview of the job's first image at the output size, at the steps chosen for `job.previews`; None
-    at the other steps and for the other images. `size` is the working size."""
+    at the other steps and for the other images. `size` is the working size; `region` an inpainting edit's
+    mask bounds (for the model's own finishing)."""
     if index != 0 or latents is None or step not in preview_steps(total, job.previews):
         return None
-    return to_exact_size(decode_preview(model, latents, size), job.width, job.height, job.model.upscaler)
+    image = decode_preview(model, latents, size)
+    hook = finish_hook(model.pipeline)
+    seed = job.seeds[index] if index < len(job.seeds) else 0
+    return touched_preview(image, hook, job.prompt, seed, region, job.width, job.height, job.model.upscaler)
 
 
 def _to_image(rgb: torch.Tensor) -> Image.Image:

@@ -43,7 +43,7 @@ from gouache.engine.catalog import SamplingPlan
 from gouache.engine.devices import dtype_name
 from gouache.engine.edits import PreparedEdit, denoise_edit, prepare_edit
 from gouache.engine.embeddings import PromptEmbeddings, uses_guidance
-from gouache.engine.finish import FinishWork, finish_one
+from gouache.engine.finish import FinishWork, finish_hook, finish_one
 from gouache.engine.geometry import working_size
 from gouache.engine.invariant import make_batch_invariant
 from gouache.engine.jobs import (
@@ -69,6 +69,18 @@ class Cancelled(Exception):
 
 class DeadlineExceeded(Cancelled):
     """The job's deadline passed, while it waited or between two denoising steps."""
+
+
+class PromptRefused(ValueError):
+    """The model cannot draw what the prompt asks for (gouache-mini: words in a script it has no letters
+    for); found before denoising, so no compute is spent on an image that would not be what was asked."""
+
+
+def _refusal(model: LoadedModel, job: RenderJob) -> PromptRefused | None:
+    """The model's own reason to refuse ``job``'s prompt (its text encoder's ``unwritable``), if any."""
+    check = getattr(getattr(model.pipeline, "text_encoder", None), "unwritable", None)
+    reason = check(job.prompt) if check is not None else None
+    return PromptRefused(reason) if reason else None
 
 
 BatchKey = tuple[str, str, SamplingPlan, tuple[int, int], bool, tuple[LoraChoice, ...], str, Animation | None]
@@ -243,12 +255,15 @@ class Runner:
         if first.edit is not None:
             entry = state.entries[0]
             _check_stop(entry)
+            refused = _refusal(state.model, first)
+            if refused is not None:
+                raise refused
             state.outcomes = [None]
             state.live = [0]
             state.edit = prepare_edit(state.model, first.edit, state.size)
             state.generators = [torch.Generator("cpu").manual_seed(seed) for seed in first.seeds]
             return
-        state.outcomes = [_stopped(entry) for entry in state.entries]
+        state.outcomes = [_stopped(entry) or _refusal(state.model, entry.job) for entry in state.entries]
         state.live = [i for i, outcome in enumerate(state.outcomes) if outcome is None]
         if state.live:
             self._prepare_prompts(state)
@@ -344,6 +359,7 @@ class Runner:
         assert state.edit is not None
         entry = state.entries[0]
         job, model, size = entry.job, state.model, state.size
+        region = state.edit.region
         images: list[Image.Image] = []
         for index, (seed, generator) in enumerate(zip(job.seeds, state.generators, strict=True)):
             if index:
@@ -352,7 +368,7 @@ class Runner:
             def step(done: int, total: int, latents: Any, index: int = index) -> None:
                 _check_stop(entry)
                 if entry.on_progress is not None:
-                    preview = preview_image(model, job, index, done, total, latents, size)
+                    preview = preview_image(model, job, index, done, total, latents, size, region)
                     entry.on_progress(Progress(index, done, total, preview))
 
             images.append(
@@ -410,10 +426,11 @@ class Runner:
                     ]
                 offset += len(job.seeds)
             backdrop = state.edit.backdrop if state.edit is not None else None
-            # A model's own last touch at the working size (gouache-mini: shades, and what it understood).
-            hook = getattr(getattr(state.model.pipeline, "text_encoder", None), "finish_render", None)
+            region = state.edit.region if state.edit is not None else None
+            # A model's own last touch (gouache-mini: shades, what it understood, its lettering).
+            hook = finish_hook(state.model.pipeline)
             t1 = time.perf_counter()
-            finished = list(self._finisher.map(lambda w: finish_one(w, backdrop, hook), work))
+            finished = list(self._finisher.map(lambda w: finish_one(w, backdrop, hook, region), work))
             finish_s = time.perf_counter() - t1
             total = sum(len(state.entries[i].job.seeds) for i in state.live)
             for i in state.live:

@@ -68,7 +68,7 @@ def describe(request: SceneRequest) -> str:
         parts += [_object(o) for i, o in enumerate(objects) if i not in (a, b)]
     else:
         parts += [_object(o) for o in objects]
-    if request.position is not None and objects:
+    if request.position is not None and objects and not request.word:
         parts[-1] += ", " + (
             "in the centre" if request.position == "centre" else f"at the {request.position}"
         )
@@ -78,6 +78,8 @@ def describe(request: SceneRequest) -> str:
         )
         ink = f"in {request.text_colour}" if request.text_colour else ""
         where = {"above": "above it", "below": "below it"}.get(request.word_relation or "", "")
+        if request.position is not None and request.position != "centre":
+            where = " ".join(w for w in (where, f"at the {request.position}") if w)
         parts.append(" ".join(w for w in (f'the word "{request.word}"', ink, holder, where) if w))
     scene = " and ".join(p for p in parts if p) if len(parts) <= 2 else ", ".join(parts)
     colour = request.background_shade or request.background_colour

@@ -378,15 +378,21 @@ class GroundedTextEncoder(MiniLMTextEncoder):
         return read_caption(self._decoded(prompt), matcher_for(self))
 
     def finish_render(
-        self, image: Any, prompt: str, seed: int | None = None
+        self,
+        image: Any,
+        prompt: str,
+        seed: int | None = None,
+        region: tuple[float, float, float, float] | None = None,
     ) -> tuple[Any, str, Callable[[Any], Any] | None]:
-        """The engine's hook after denoising, at the working size: ``image`` with the shades the prompt asks
-        for (:func:`gouache.mini.finishing.tint`), what was understood in plain words (the image's
-        ``revised_prompt``, :func:`gouache.mini.describe.describe`), and what to do to the image once it is at
-        its output size (typeset the words asked for, :mod:`gouache.mini.lettering`), or None."""
+        """The engine's hook after denoising (and on each streamed preview), at the working size: ``image``
+        with the shades the prompt asks for (:func:`gouache.mini.finishing.tint`), what was understood in
+        plain words (the image's ``revised_prompt``, :func:`gouache.mini.describe.describe`), and what to do
+        to the image once it is at its output size (typeset the words asked for, :mod:`gouache.mini.
+        lettering`), or None. ``region`` is an inpainting edit's mask bounds (canvas units): the layout was
+        fitted into it, so the words are too."""
         from gouache.mini.describe import describe
         from gouache.mini.finishing import tint
-        from gouache.mini.lettering import is_latin, requested_text, typeset
+        from gouache.mini.lettering import fit_box, is_latin, requested_text, typeset
         from gouache.mini.reading import layout_caption
         from gouache.mini.word_match import matcher_for
 
@@ -394,23 +400,33 @@ class GroundedTextEncoder(MiniLMTextEncoder):
         request = self.read(prompt)
         revised = describe(request)
         after = None
-        text = requested_text(prompt) or request.word
+        text = requested_text(prompt, last=region is not None) or request.word
         if text and not is_latin(text):
             revised += f"; ignored: the text '{text}' (this model letters Latin text only)"
         elif text and request.word:
             truth = layout_caption(decoded, matcher_for(self), seed)
             if truth is not None and truth.text is not None:
-                box, rgb = truth.text.box, truth.text.rgb
+                box, rgb, bounds = truth.text.box, truth.text.rgb, (0.0, 0.0, 1.0, 1.0)
+                if region is not None:
+                    box, bounds = fit_box(box, region), region
                 revised = revised.replace(f'"{request.word}"', f'"{text}"')
 
                 def after(final: Any) -> Any:
-                    return typeset(final, text, box, rgb)
+                    return typeset(final, text, box, rgb, bounds)
 
         # concepts (issue 22): the setting's field and the concepts' drawings, before the lettering.
         from gouache.mini.concepts.finish import finish_concepts
 
         finish = finish_concepts(request, lambda: layout_caption(decoded, matcher_for(self), seed), after)
         return tint(image, request), revised, finish
+
+    def unwritable(self, prompt: str) -> str | None:
+        """Why this model cannot draw what ``prompt`` asks for (words in a script it has no letters for),
+        or None: the engine refuses such a job before denoising (:func:`gouache.mini.lettering.
+        unwritable`)."""
+        from gouache.mini.lettering import unwritable
+
+        return unwritable(prompt)
 
     def forward(
         self, input_ids: torch.Tensor | None = None, *args: Any, **kwargs: Any

@@ -416,7 +416,8 @@ def _request(
     return SceneRequest(
         objects=tuple(objects),
         relation=rel,
-        position=position if len(objects) == 1 else None,
+        # A position in a scene with words is where the words go ("the word SALE at the bottom").
+        position=position if len(objects) == 1 or word is not None else None,
         count=count,
         word=word,
         on_sign=bool(signs) and word is not None,

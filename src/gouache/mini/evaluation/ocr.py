@@ -74,6 +74,18 @@ def read_text(image: Image.Image, analysis: Analysis | None = None) -> list[str]
     return lines
 
 
+def read_boxes(image: Image.Image) -> list[tuple[str, tuple[float, float, float, float]]]:
+    """Text lines OCR reads in ``image`` with where each is: (text, (x0, y0, x1, y1) as fractions of the
+    width and height), top to bottom. For checking where words were put ("at the bottom")."""
+    img = image.convert("RGB").resize((OCR_SIZE, OCR_SIZE), Image.Resampling.LANCZOS)
+    result, _ = ocr_engine()(img)
+    out = []
+    for points, text, _score in result or []:
+        xs, ys = [p[0] / OCR_SIZE for p in points], [p[1] / OCR_SIZE for p in points]
+        out.append((str(text), (min(xs), min(ys), max(xs), max(ys))))
+    return sorted(out, key=lambda line: (line[1][1], line[1][0]))
+
+
 def _normalise(text: str) -> str:
     """Upper case, letters and digits only; the digit 0 reads as the letter O (the words have no digits and
     several fonts draw the two alike)."""

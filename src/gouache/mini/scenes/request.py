@@ -30,10 +30,12 @@ from gouache.mini.scenes.truth import SceneTruth, TextTruth, ink_for, legible
 from gouache.mini.scenes.vocabulary import (
     BACKGROUND_WEIGHTS,
     COLOURS,
+    PAD,
     POSITIONS,
     SIGN,
     SIZES,
     STYLE_WEIGHTS,
+    Box,
 )
 
 #: The most objects a requested scene holds (the generator draws at most 4; a prompt may ask for a few more).
@@ -147,13 +149,15 @@ def _requested_truth(rng: random.Random, request: SceneRequest, shrink: int) -> 
         companion = None
         if request.objects:
             o = request.objects[0]
-            size = SIZES[max(0, SIZES.index(o.size or "small") - shrink)] if o.size != "large" else "medium"
+            size = SIZES[max(0, SIZES.index(o.size or "medium") - shrink)] if o.size != "large" else "medium"
             colour = o.colour or _concept_colour(o) or rng.choice(list(COLOURS))
             companion = Spec(o.shape, colour, size, sample_radius(rng, size), concept=o.concept)
         text_top = None if request.word_relation is None else request.word_relation == "above"
         specs, relation, (word, ink, on_sign) = layout_text(
             rng, font, request.word, request.on_sign, companion, text_top
         )
+        if request.position in POSITIONS:
+            ink = _move_text_group(specs, ink, request.position)
         style = request.style or rng.choice(("flat", "flat", "outlined", "shadow"))
         objects = [s for s in specs if s.shape != SIGN]
         avoid = [COLOURS[s.colour] for s in objects]
@@ -183,6 +187,43 @@ def _requested_truth(rng: random.Random, request: SceneRequest, shrink: int) -> 
     truths = tuple(spec_truth(s, style) for s in specs)
     count = len(specs) if request.count is not None and not request.word else None
     return SceneTruth(kind, truths, pattern, COLOURS[bg], relation, count, request.word, style, text)
+
+
+def text_region(position: str) -> tuple[float, float, float, float]:
+    """Where words asked to be at ``position`` go (canvas units): the row and column the position names,
+    across the whole width or height for the one it leaves open ("at the bottom": the bottom third, full
+    width; "top left": the top-left cell; "centre": anywhere)."""
+    row = {"top": 0, "bottom": 2}.get(position.split()[0])
+    col = {"left": 0, "right": 2}.get(position.split()[-1])
+    x0, x1 = (col / 3, (col + 1) / 3) if col is not None else (0.0, 1.0)
+    y0, y1 = (row / 3, (row + 1) / 3) if row is not None else (0.0, 1.0)
+    return (max(x0, PAD), max(y0, PAD), min(x1, 1 - PAD), min(y1, 1 - PAD))
+
+
+def _move_text_group(specs: list[Spec], ink: Box, position: str) -> Box:
+    """Move the words, their sign and their companion object together into :func:`text_region`, shrunk
+    (never enlarged) to fit it; their relation holds, as the move is a translation and a uniform scale.
+    Returns the moved ink box (``specs`` are moved in place)."""
+    rx0, ry0, rx1, ry1 = text_region(position)
+    boxes = [ink] + [
+        s.box if s.box is not None else (s.cx - s.r, s.cy - s.r, s.cx + s.r, s.cy + s.r) for s in specs
+    ]
+    gx0, gy0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    gx1, gy1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    scale = min(1.0, 0.96 * (rx1 - rx0) / (gx1 - gx0), 0.96 * (ry1 - ry0) / (gy1 - gy0))
+    gcx, gcy, rcx, rcy = (gx0 + gx1) / 2, (gy0 + gy1) / 2, (rx0 + rx1) / 2, (ry0 + ry1) / 2
+
+    def x(v: float) -> float:
+        return rcx + (v - gcx) * scale
+
+    def y(v: float) -> float:
+        return rcy + (v - gcy) * scale
+
+    for s in specs:
+        s.cx, s.cy, s.r = x(s.cx), y(s.cy), s.r * scale
+        if s.box is not None:
+            s.box = (x(s.box[0]), y(s.box[1]), x(s.box[2]), y(s.box[3]))
+    return (x(ink[0]), y(ink[1]), x(ink[2]), y(ink[3]))
 
 
 def layout_scene(request: SceneRequest, rng: random.Random) -> SceneTruth:

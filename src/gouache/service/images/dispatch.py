@@ -5,7 +5,8 @@ the request's deadline, retry once on the catalog's fallback model, and keep the
 
 Engine exceptions become service errors here and nowhere else (`engine_error`): a full queue is 429 with
 `retry-after`, a stopping server 503 `shutting_down`, a passed deadline 408, a model that cannot load 500
-`model_unavailable`, anything else the engine raises 500. `Cancelled` (the caller went away) is no error
+`model_unavailable`, a prompt the model refuses (words it cannot letter) 400 naming `prompt`, anything else
+the engine raises 500. `Cancelled` (the caller went away) is no error
 and passes through, so the service records the request as cancelled."""
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from gouache.engine.client import EngineClient, JobTicket, Lane, QueueFull, Shut
 from gouache.engine.jobs import ProgressCallback, RenderJob, RenderResult
 from gouache.engine.outputs.alpha import KeyNotUniform
 from gouache.engine.pipelines import ModelLoadError
-from gouache.engine.runner import Cancelled, DeadlineExceeded
+from gouache.engine.runner import Cancelled, DeadlineExceeded, PromptRefused
 from gouache.service.errors import (
     DeadlineExceededError,
     EngineFailure,
@@ -47,6 +48,8 @@ def engine_error(exc: Exception) -> ServiceError:
         )
     if isinstance(exc, ModelLoadError):
         return EngineFailure(str(exc), code="model_unavailable")
+    if isinstance(exc, PromptRefused):  # the model cannot draw what the prompt asks: the client's to change
+        return InvalidRequest(str(exc), param="prompt", code="unsupported_text")
     return EngineFailure(f"The engine failed while rendering: {exc}")
 
 

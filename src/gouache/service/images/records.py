@@ -84,16 +84,18 @@ def request_record(store: Store, prepared: PreparedRequest) -> dict[str, Any]:
 def record_engine(store: Store, request_id: str, result: RenderResult) -> None:
     """Where the request rendered (on a cluster: which replica and node) and which memory-saving measures it
     used (engine.devices), kept in its record's `resolved` beside the model and plan, for operators
-    (`/v1/gouache/history`)."""
-    store.record_resolved(
-        request_id,
-        {
-            "device": result.device,
-            "dtype": result.dtype,
-            "memory": list(result.memory),
-            **({"placement": result.placement} if result.placement else {}),
-        },
-    )
+    (`/v1/gouache/history`); and what the model understood of the prompt per image (gouache-mini's
+    `revised_prompt`), so that a result-cache hit answers with it too."""
+    resolved: dict[str, Any] = {
+        "device": result.device,
+        "dtype": result.dtype,
+        "memory": list(result.memory),
+        **({"placement": result.placement} if result.placement else {}),
+    }
+    revised = [image.revised_prompt for image in result.images]
+    if any(r is not None for r in revised):
+        resolved["revised_prompts"] = revised
+    store.record_resolved(request_id, resolved)
 
 
 def save_images(store: Store, request_id: str, rendered: list[RenderedImage]) -> list[GeneratedImage]:

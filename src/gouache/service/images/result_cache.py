@@ -113,7 +113,9 @@ async def lookup(store: Store, key: str | None, key_id: str | None) -> RequestVi
 
 
 def cached_images(store: Store, hit: RequestView, job: RenderJob) -> list[RenderedImage]:
-    """A hit's stored images, as the engine would have rendered them for this job."""
+    """A hit's stored images, as the engine would have rendered them for this job, with what the model
+    understood of the prompt (kept in the hit's record, ``resolved.revised_prompts``)."""
+    revised = list((hit.params.get("resolved") or {}).get("revised_prompts") or [])
     return [
         RenderedImage(
             store.read_image_bytes(image.id),
@@ -121,6 +123,7 @@ def cached_images(store: Store, hit: RequestView, job: RenderJob) -> list[Render
             image.width,
             image.height,
             image.seed if image.seed is not None else job.seeds[image.index],
+            revised[image.index] if image.index < len(revised) else None,
         )
         for image in hit.images
     ]
