@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +124,9 @@ def test_time_spent_waiting_for_the_warm_up_does_not_count_against_a_deadline(
             runner.gate.set()
             return await waiter
 
-        result = asyncio.run(waited())
+        # On a thread of its own: a session fixture (Playwright's sync API) may hold this thread's event loop.
+        with ThreadPoolExecutor(1) as pool:
+            result = pool.submit(asyncio.run, waited()).result()
         assert result.working_size == (64, 64)
         assert held.deadline is not None and held.deadline >= deadline + 0.9
         # Once warm, a deadline is the request's own again: a job queued now expires on time.
