@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import io
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,19 +25,12 @@ if TYPE_CHECKING:
     from gouache.settings import Settings
 
 
-def evaluate_service(
-    model: str,
-    n: int = 200,
-    seed: int = 0,
-    settings: Settings | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    kinds: Sequence[str] | None = None,
-    quality: str = "medium",
-    determinism_checks: int = DETERMINISM_CHECKS,
-    scene_set: str = "held-out",
-) -> EvalReport:
-    """Evaluate ``model`` through Gouache's own image service, in-process: each prompt goes through
-    ``ImageService.generate`` at 1024x1024 (PNG), exactly as an API request would."""
+@contextmanager
+def _service_generator(
+    model: str, quality: str, settings: Settings | None
+) -> Iterator[Callable[[str, int], Image.Image]]:
+    """``generate(prompt, seed)`` through ``ImageService.generate`` in-process (1024x1024 PNG, RGB), with the
+    services open while the block runs."""
     from gouache.service.container import build_services
     from gouache.service.images import GenerateParams
     from gouache.settings import Settings as _Settings
@@ -59,17 +53,34 @@ def evaluate_service(
                 with Image.open(io.BytesIO(result.images[0].data)) as img:
                     return img.convert("RGB")
 
-            report = evaluate(
-                generate,
-                n=n,
-                seed=seed,
-                kinds=kinds,
-                progress=progress,
-                determinism_checks=determinism_checks,
-                scene_set=scene_set,
-            )
+            yield generate
     finally:
         services.close()
+
+
+def evaluate_service(
+    model: str,
+    n: int = 200,
+    seed: int = 0,
+    settings: Settings | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    kinds: Sequence[str] | None = None,
+    quality: str = "medium",
+    determinism_checks: int = DETERMINISM_CHECKS,
+    scene_set: str = "held-out",
+) -> EvalReport:
+    """Evaluate ``model`` through Gouache's own image service, in-process: each prompt goes through
+    ``ImageService.generate`` at 1024x1024 (PNG), exactly as an API request would."""
+    with _service_generator(model, quality, settings) as generate:
+        report = evaluate(
+            generate,
+            n=n,
+            seed=seed,
+            kinds=kinds,
+            progress=progress,
+            determinism_checks=determinism_checks,
+            scene_set=scene_set,
+        )
     report.model = model
     return report
 
@@ -138,9 +149,6 @@ def evaluate_concepts_service(
     from gouache.mini.model import load_text_encoder
     from gouache.mini.reading import layout_caption
     from gouache.mini.word_match import matcher_for
-    from gouache.service.container import build_services
-    from gouache.service.images import GenerateParams
-    from gouache.settings import Settings as _Settings
 
     atlas = default_atlas()
     if atlas is None:
@@ -155,26 +163,8 @@ def evaluate_concepts_service(
     def layout(caption: str, image_seed: int) -> object:
         return layout_caption(encoder._decoded(caption), match, image_seed)
 
-    services = build_services(settings or _Settings())
-    try:
-        with asyncio.Runner() as runner:
-
-            def generate(prompt: str, image_seed: int) -> Image.Image:
-                params = GenerateParams(
-                    prompt=prompt,
-                    model=model,
-                    seed=image_seed,
-                    size="1024x1024",
-                    quality=quality,
-                    cache=False,
-                )
-                result = runner.run(services.images.generate(params))
-                with Image.open(io.BytesIO(result.images[0].data)) as img:
-                    return img.convert("RGB")
-
-            report = evaluate_concepts(generate, layout, atlas, classifier, n, seed, progress)  # type: ignore[arg-type]
-    finally:
-        services.close()
+    with _service_generator(model, quality, settings) as generate:
+        report = evaluate_concepts(generate, layout, atlas, classifier, n, seed, progress)  # type: ignore[arg-type]
     return report, record
 
 

@@ -47,14 +47,7 @@ def prepare(settings: Settings) -> Settings:
         "database_url": settings.database_url or f"sqlite:///{data_dir / 'gouache.db'}",
         "blob_url": str(_absolute(settings.blob_dir if settings.blob_url else data_dir / "blobs")),
     }
-    for name in (
-        "catalog_file",
-        "models_dir",
-        "prices_file",
-        "moderation_policy_file",
-        "c2pa_cert",
-        "c2pa_key",
-    ):
+    for name in _PATH_SETTINGS:
         value = getattr(settings, name)
         if value is not None:
             updates[name] = _absolute(value)
