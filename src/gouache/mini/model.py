@@ -19,6 +19,7 @@ imported before ``DiffusionPipeline.from_pretrained`` (importing :mod:`gouache.m
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -401,10 +402,12 @@ class GroundedTextEncoder(MiniLMTextEncoder):
         revised = describe(request)
         after = None
         text = requested_text(prompt, last=region is not None) or request.word
+        # The scene as laid out for this seed, computed once for both the lettering and the concepts.
+        laid_out = functools.cache(lambda: layout_caption(decoded, matcher_for(self), seed))
         if text and not is_latin(text):
             revised += f"; ignored: the text '{text}' (this model letters Latin text only)"
         elif text and request.word:
-            truth = layout_caption(decoded, matcher_for(self), seed)
+            truth = laid_out()
             if truth is not None and truth.text is not None:
                 box, rgb, bounds = truth.text.box, truth.text.rgb, (0.0, 0.0, 1.0, 1.0)
                 if region is not None:
@@ -417,7 +420,7 @@ class GroundedTextEncoder(MiniLMTextEncoder):
         # concepts (issue 22): the setting's field and the concepts' drawings, before the lettering.
         from gouache.mini.concepts.finish import finish_concepts
 
-        finish = finish_concepts(request, lambda: layout_caption(decoded, matcher_for(self), seed), after)
+        finish = finish_concepts(request, laid_out, after)
         return tint(image, request), revised, finish
 
     def unwritable(self, prompt: str) -> str | None:
