@@ -68,7 +68,7 @@ def convert(unet_dir: str, ir_path: str, shapes_json: str, class_path: str = "")
         cls = getattr(importlib.import_module(module), name)
         if not issubclass(cls, UNet2DConditionModel):
             raise SystemExit(f"{class_path} is not a UNet2DConditionModel")
-    unet = cls.from_pretrained(unet_dir, torch_dtype=torch.float32).eval()
+    unet = cls.from_pretrained(unet_dir, dtype=torch.float32).eval()
     traced = Traced(unet, added=len(shapes) > 3).eval()
     with torch.no_grad():
         model = ov.convert_model(traced, example_input=tuple(_example_inputs(shapes)))

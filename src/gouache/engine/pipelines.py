@@ -31,6 +31,7 @@ from gouache.engine.catalog import CatalogError, ModelSpec, detect_family
 from gouache.engine.devices import Accelerators, MemoryStrategy
 from gouache.engine.lora import LoraError, load_adapters
 from gouache.engine.single_file import is_single_file, load_single_file
+from gouache.quiet import quiet_loading
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +122,9 @@ def load_pipeline(
         raise ModelLoadError(str(exc)) from exc
     _import_component_libraries(path)
     _keep_onnx_runtime_unloaded()
+    quiet_loading()
     try:
-        pipe = DiffusionPipeline.from_pretrained(str(path), torch_dtype=dtype, local_files_only=True)
+        pipe = DiffusionPipeline.from_pretrained(str(path), dtype=dtype, local_files_only=True)
     except Exception as exc:  # diffusers raises many types for a broken folder
         raise ModelLoadError(f"Could not load the diffusers pipeline at {path}: {exc}") from exc
     pipe.set_progress_bar_config(disable=True)

@@ -35,9 +35,7 @@ def build_tiny_lora(
 ) -> Path:
     """Write a random LoRA for the pipeline at `pipeline_dir` to `out_file` (.safetensors); returns it. The
     same seed gives the same weights."""
-    pipe = DiffusionPipeline.from_pretrained(
-        str(pipeline_dir), torch_dtype=torch.float32, local_files_only=True
-    )
+    pipe = DiffusionPipeline.from_pretrained(str(pipeline_dir), dtype=torch.float32, local_files_only=True)
     unet = getattr(pipe, "unet", None)
     denoiser = unet if unet is not None else pipe.transformer
     adapted = pipe.text_encoder if text_encoder else denoiser

@@ -32,6 +32,7 @@ from gouache.mini.model import (
     load_text_encoder,
     load_tokenizer,
 )
+from gouache.quiet import quiet_loading
 
 __all__ = [
     "MAX_SHIPPED_BYTES",
@@ -169,8 +170,7 @@ def _check_index(folder: Path) -> None:
 def load_mini_pipeline(path: Path) -> StableDiffusionPipeline:
     """Load a saved gouache-mini folder in float32, offline (what ``DiffusionPipeline.from_pretrained`` does
     once this module is imported)."""
-    pipe = StableDiffusionPipeline.from_pretrained(
-        str(path), torch_dtype=torch.float32, local_files_only=True
-    )
+    quiet_loading()
+    pipe = StableDiffusionPipeline.from_pretrained(str(path), dtype=torch.float32, local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     return pipe
