@@ -7,16 +7,20 @@ then :func:`encode`), after the model lock is released. Previews only borrow :fu
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from PIL import Image
 
-from gouache.engine.canvas import blend_back
+from gouache.engine.canvas import blend_back, edit_mode
 from gouache.engine.jobs import RenderedImage, RenderJob
 from gouache.engine.outputs import encode_file, make_transparent
 from gouache.engine.outputs.alpha import KeyNotUniform
+from gouache.engine.outputs.metadata import read_parameters
 from gouache.engine.upscale import upscale
+
+log = logging.getLogger(__name__)
 
 FORMATS = ("png", "jpeg", "webp")
 
@@ -80,10 +84,10 @@ class FinishWork:
 Region = tuple[float, float, float, float]
 
 #: A model's own finishing (gouache-mini's text encoder ``finish_render``): at the working size, given the
-#: prompt, seed and an inpainting edit's mask region, the image, what was understood (``revised_prompt``)
-#: and a step for the output size.
+#: prompt, seed, an inpainting edit's mask region and what a whole-image edit keeps of its input
+#: (:func:`kept_marks`), the image, what was understood (``revised_prompt``) and a step for the output size.
 FinishHook = Callable[
-    [Image.Image, str, int, Region | None],
+    [Image.Image, str, int, Region | None, object],
     tuple[Image.Image, str, Callable[[Image.Image], Image.Image] | None],
 ]
 
@@ -95,6 +99,25 @@ def finish_hook(pipeline: object) -> FinishHook | None:
     return getattr(getattr(pipeline, "text_encoder", None), "finish_render", None)
 
 
+def kept_marks(pipeline: object, job: RenderJob) -> object | None:
+    """What a whole-image edit's input carries that the model's own finishing drew and its repaint would
+    lose (gouache-mini: typeset words and concept drawings, found from the file's generation parameters
+    when it was made by this model, else the words by OCR), for the finish hook to set again; None for
+    other models, text-to-image and masked edits (inpainting keeps the pixels outside the mask). Found once
+    per edit, before denoising."""
+    find = getattr(getattr(pipeline, "text_encoder", None), "kept_marks", None)
+    if find is None or job.edit is None or edit_mode(job.edit) != "image-to-image":
+        return None
+    source = job.edit.images[0]
+    params = read_parameters(source)
+    made = (params.prompt, params.seed) if params is not None and params.model == job.model.name else None
+    try:
+        return find(source, made)
+    except Exception:  # OCR or a stray file: the edit goes on, as it did before anything was kept
+        log.exception("could not find what the edit's input carries; it is repainted without it")
+        return None
+
+
 def touched_preview(
     image: Image.Image,
     hook: FinishHook | None,
@@ -104,28 +127,33 @@ def touched_preview(
     width: int,
     height: int,
     upscaler: str,
+    kept: object = None,
 ) -> Image.Image:
     """A working-size preview at the output size, with the model's own touch before and after resizing
     (gouache-mini: shades, then the typeset words), as :func:`finish_one` does for the final image."""
     after = None
     if hook is not None:
-        image, _, after = hook(image, prompt, seed, region)
+        image, _, after = hook(image, prompt, seed, region, kept)
     out = to_exact_size(image, width, height, upscaler)
     return after(out) if after is not None else out
 
 
 def finish_one(
-    w: FinishWork, backdrop: Backdrop | None, hook: FinishHook | None = None, region: Region | None = None
+    w: FinishWork,
+    backdrop: Backdrop | None,
+    hook: FinishHook | None = None,
+    region: Region | None = None,
+    kept: object = None,
 ) -> RenderedImage | KeyNotUniform:
     """The model's own touch at the working size (gouache-mini: shades, and what it understood), exact size,
-    the model's touch at the output size (gouache-mini: its concept drawings, backdrops and lettering, the
-    lettering fitted into an inpainting edit's mask ``region``), an edit's backdrop outside its mask, then the
-    finishing pipeline of :mod:`gouache.engine.outputs`."""
+    the model's touch at the output size (gouache-mini: its concept drawings, backdrops and lettering, fitted
+    into an inpainting edit's mask ``region``; what a whole-image edit ``kept`` of its input set again), an
+    edit's backdrop outside its mask, then the finishing pipeline of :mod:`gouache.engine.outputs`."""
     job = w.job
     revised, after = None, None
     frames = list(w.frames)
     if hook is not None:
-        touched = [hook(frame, job.prompt, w.seed, region) for frame in frames]
+        touched = [hook(frame, job.prompt, w.seed, region, kept) for frame in frames]
         frames = [frame for frame, _, _ in touched]
         revised, after = touched[0][1], touched[0][2]
     frames = [finish_image(f, job.width, job.height, job.model.upscaler) for f in frames]

@@ -41,16 +41,19 @@ def preview_image(
     latents: Any,
     size: tuple[int, int],
     region: Region | None = None,
+    kept: object = None,
 ) -> Image.Image | None:
     """A preview of the job's first image at the output size, at the steps chosen for `job.previews`; None
     at the other steps and for the other images. `size` is the working size; `region` an inpainting edit's
-    mask bounds (for the model's own finishing)."""
+    mask bounds and `kept` what a whole-image edit keeps of its input (for the model's own finishing)."""
     if index != 0 or latents is None or step not in preview_steps(total, job.previews):
         return None
     image = decode_preview(model, latents, size)
     hook = finish_hook(model.pipeline)
     seed = job.seeds[index] if index < len(job.seeds) else 0
-    return touched_preview(image, hook, job.prompt, seed, region, job.width, job.height, job.model.upscaler)
+    return touched_preview(
+        image, hook, job.prompt, seed, region, job.width, job.height, job.model.upscaler, kept
+    )
 
 
 def _to_image(rgb: torch.Tensor) -> Image.Image:

@@ -43,7 +43,7 @@ from gouache.engine.catalog import SamplingPlan
 from gouache.engine.devices import dtype_name
 from gouache.engine.edits import PreparedEdit, denoise_edit, prepare_edit
 from gouache.engine.embeddings import PromptEmbeddings, uses_guidance
-from gouache.engine.finish import FinishWork, finish_hook, finish_one
+from gouache.engine.finish import FinishWork, finish_hook, finish_one, kept_marks
 from gouache.engine.geometry import working_size
 from gouache.engine.invariant import make_batch_invariant
 from gouache.engine.jobs import (
@@ -135,6 +135,8 @@ class RenderState:
     prompt: dict[str, Any] = field(default_factory=dict)
     #: An edit: its canvas, mask, init image, strength and derived pipeline.
     edit: PreparedEdit | None = None
+    #: A whole-image edit: what the model's own finishing drew on its input and sets again (gouache-mini).
+    kept: object = None
     # 3. denoise
     #: The live entries' images at the working size, in order; None when every job stopped on the way.
     images: list[Image.Image] | None = None
@@ -261,6 +263,7 @@ class Runner:
             state.outcomes = [None]
             state.live = [0]
             state.edit = prepare_edit(state.model, first.edit, state.size)
+            state.kept = kept_marks(state.model.pipeline, first)
             state.generators = [torch.Generator("cpu").manual_seed(seed) for seed in first.seeds]
             return
         state.outcomes = [_stopped(entry) or _refusal(state.model, entry.job) for entry in state.entries]
@@ -368,7 +371,7 @@ class Runner:
             def step(done: int, total: int, latents: Any, index: int = index) -> None:
                 _check_stop(entry)
                 if entry.on_progress is not None:
-                    preview = preview_image(model, job, index, done, total, latents, size, region)
+                    preview = preview_image(model, job, index, done, total, latents, size, region, state.kept)
                     entry.on_progress(Progress(index, done, total, preview))
 
             images.append(
@@ -430,7 +433,8 @@ class Runner:
             # A model's own last touch (gouache-mini: shades, what it understood, its lettering).
             hook = finish_hook(state.model.pipeline)
             t1 = time.perf_counter()
-            finished = list(self._finisher.map(lambda w: finish_one(w, backdrop, hook, region), work))
+            kept = state.kept
+            finished = list(self._finisher.map(lambda w: finish_one(w, backdrop, hook, region, kept), work))
             finish_s = time.perf_counter() - t1
             total = sum(len(state.entries[i].job.seeds) for i in state.live)
             for i in state.live:

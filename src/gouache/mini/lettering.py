@@ -11,8 +11,9 @@ covers Latin text: a prompt that asks for words in another script is refused bef
 
 The same typesetting serves every way an image leaves the model: the final image, the streamed previews
 (:func:`gouache.engine.previews.preview_image` calls the same hook), and edits: an inpainting edit fits the
-text box into the mask's bounds (:func:`fit_box`, the same mapping the layout tokens get), and an edit whose
-prompt names the words sets them again, so the lettering survives the repaint at 64 px.
+text box into the mask's bounds (:func:`fit_box`, the same mapping the layout tokens get), and a whole-image
+edit finds the input's words (from its generation parameters, else by OCR: :mod:`gouache.mini.keeping`) and
+sets them again, so the lettering survives the repaint at 64 px even when the edit's prompt does not name it.
 """
 
 from __future__ import annotations

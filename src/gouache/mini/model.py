@@ -384,27 +384,43 @@ class GroundedTextEncoder(MiniLMTextEncoder):
         prompt: str,
         seed: int | None = None,
         region: tuple[float, float, float, float] | None = None,
+        kept: Any = None,
     ) -> tuple[Any, str, Callable[[Any], Any] | None]:
         """The engine's hook after denoising (and on each streamed preview), at the working size: ``image``
         with the shades the prompt asks for (:func:`gouache.mini.finishing.tint`), what was understood in
         plain words (the image's ``revised_prompt``, :func:`gouache.mini.describe.describe`), and what to do
-        to the image once it is at its output size (typeset the words asked for, :mod:`gouache.mini.
-        lettering`), or None. ``region`` is an inpainting edit's mask bounds (canvas units): the layout was
-        fitted into it, so the words are too."""
+        to the image once it is at its output size (the concepts' drawings, :mod:`gouache.mini.concepts.
+        finish`, then the words asked for, :mod:`gouache.mini.lettering`), or None. ``region`` is an
+        inpainting edit's mask bounds (canvas units): the layout was fitted into it, so the words and the
+        concepts are too. ``kept`` is what a whole-image edit's input carries (:meth:`kept_marks`): its
+        words and drawings are set again, with the words the prompt changes changed."""
+        from gouache.mini.concepts.finish import finish_concepts
         from gouache.mini.describe import describe
         from gouache.mini.finishing import tint
+        from gouache.mini.keeping import Kept, draw_words
         from gouache.mini.lettering import fit_box, is_latin, requested_text, typeset
         from gouache.mini.reading import layout_caption
         from gouache.mini.word_match import matcher_for
 
+        note = ""
+        if isinstance(kept, Kept):  # the words the prompt changes changed; their swap is not a scene
+            kept, note, prompt = kept.asked(prompt)
+        else:
+            kept = Kept()
         decoded = self._decoded(prompt)
         request = self.read(prompt)
-        revised = describe(request)
+        revised = describe(request) + note
         after = None
         text = requested_text(prompt, last=region is not None) or request.word
         # The scene as laid out for this seed, computed once for both the lettering and the concepts.
         laid_out = functools.cache(lambda: layout_caption(decoded, matcher_for(self), seed))
-        if text and not is_latin(text):
+        if kept.words:  # a whole-image edit of words: they stay where they were (the prompt's own won)
+            words = kept.words
+
+            def after(final: Any) -> Any:
+                return draw_words(final, words)
+
+        elif text and not is_latin(text):
             revised += f"; ignored: the text '{text}' (this model letters Latin text only)"
         elif text and request.word:
             truth = laid_out()
@@ -418,10 +434,30 @@ class GroundedTextEncoder(MiniLMTextEncoder):
                     return typeset(final, text, box, rgb, bounds)
 
         # concepts (issue 22): the setting's field and the concepts' drawings, before the lettering.
-        from gouache.mini.concepts.finish import finish_concepts
-
-        finish = finish_concepts(request, laid_out, after)
+        finish = finish_concepts(request, laid_out, after, region, kept.drawings)
         return tint(image, request), revised, finish
+
+    def kept_marks(self, image: Any, made: tuple[str, int] | None = None) -> Any:
+        """What ``image``, the input of a whole-image edit, carries that the 64 px repaint would lose: its
+        words and concept drawings (:func:`gouache.mini.keeping.find_kept`). ``made`` is the prompt and
+        seed its generation parameters say made it with this model (exact), or None (the words by OCR)."""
+        from gouache.mini.concepts.finish import placed_concepts
+        from gouache.mini.keeping import find_kept
+        from gouache.mini.lettering import requested_text
+        from gouache.mini.reading import layout_caption
+        from gouache.mini.word_match import matcher_for
+
+        planned = None
+        if made is not None:
+            prompt, seed = made
+            request = self.read(prompt)
+            truth = layout_caption(self._decoded(prompt), matcher_for(self), seed)
+            text = requested_text(prompt) or request.word
+            box = rgb = None
+            if truth is not None and truth.text is not None and request.word:
+                box, rgb = truth.text.box, truth.text.rgb
+            planned = (text, box, rgb, placed_concepts(request, truth) if truth is not None else [])
+        return find_kept(image, planned)
 
     def unwritable(self, prompt: str) -> str | None:
         """Why this model cannot draw what ``prompt`` asks for (words in a script it has no letters for),

@@ -7,6 +7,7 @@ graph is written (ComfyUI reads its own ``prompt``/``workflow`` chunks first).""
 from __future__ import annotations
 
 import json
+import re
 
 from PIL import Image, PngImagePlugin
 
@@ -76,3 +77,45 @@ def read_user_comment(image: Image.Image) -> str | None:
     if head.startswith(b"UNICODE"):
         return body.decode("utf-16-be")
     return body.decode("ascii", "replace")
+
+
+_A1111_LAST = re.compile(
+    r"Steps: (?P<steps>\d+), Sampler: (?P<sampler>[^,]*), CFG scale: (?P<cfg>[\d.]+), Seed: (?P<seed>\d+), "
+    r"Size: (?P<w>\d+)x(?P<h>\d+), Model: (?P<model>.+)$"
+)
+
+
+def read_parameters(image: Image.Image) -> GenerationParameters | None:
+    """The generation parameters a file we wrote carries (the reverse of :func:`png_info` and
+    :func:`exif_bytes`), from an opened image (its ``info`` survives ``convert``), or None when it carries
+    none or they do not parse. An edit uses them to know what its input was made from."""
+    raw = image.info.get("invokeai_metadata")
+    if isinstance(raw, str):
+        try:
+            d = json.loads(raw)
+            return GenerationParameters(
+                str(d["positive_prompt"]), str(d.get("negative_prompt") or ""), int(d["steps"]),
+                str(d["scheduler"]), float(d["cfg_scale"]), int(d["seed"]), int(d["width"]),
+                int(d["height"]), str(d["model"]),
+            )  # fmt: skip
+        except (ValueError, KeyError, TypeError):
+            pass
+    text = image.info.get("parameters")
+    if not isinstance(text, str):
+        try:
+            text = read_user_comment(image)
+        except Exception:  # Pillow raises many types on broken EXIF data
+            text = None
+    if not text:
+        return None
+    *head, last = text.split("\n")
+    m = _A1111_LAST.match(last)
+    if m is None or not head:
+        return None
+    negative = ""
+    if head[-1].startswith("Negative prompt: "):
+        negative = head.pop()[len("Negative prompt: ") :]
+    return GenerationParameters(
+        "\n".join(head), negative, int(m["steps"]), m["sampler"], float(m["cfg"]), int(m["seed"]),
+        int(m["w"]), int(m["h"]), m["model"],
+    )  # fmt: skip
