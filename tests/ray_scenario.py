@@ -289,9 +289,9 @@ def run(out: Path) -> dict[str, Any]:
         def limits() -> dict[str, Any]:
             """Last: once a key exists, anonymous callers are refused. Two gateways answer in turn."""
             from gouache.service.access import KeyService
-            from gouache.store import Store
+            from gouache.service.stores import open_store
 
-            store = Store(settings.resolved_database_url, settings.blob_dir)
+            store = open_store(settings, migrate=False)
             keys = KeyService(store, require_auth=False)
             _, limited = keys.create("limited", rate_limit_requests=4)
             _, budgeted = keys.create("budgeted", budget_images=1)

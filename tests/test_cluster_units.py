@@ -119,11 +119,11 @@ def test_metrics_are_labelled_with_the_replica() -> None:
     assert label_samples(b"# HELP x y\nx{} 1.0\n", {"a": 'q"'}) == b'# HELP x y\nx{a="q\\""} 1.0\n'
 
 
-def test_blob_url_is_a_directory_or_a_file_url(tmp_path: Path) -> None:
+def test_blob_url_is_a_directory_a_file_url_or_a_bucket(tmp_path: Path) -> None:
     assert Settings(blob_url=f"file://{tmp_path}/shared").blob_dir == tmp_path / "shared"  # type: ignore[call-arg]
     assert Settings(blob_url=str(tmp_path / "plain")).blob_dir == tmp_path / "plain"  # type: ignore[call-arg]
     assert Settings(data_dir=tmp_path).blob_dir == tmp_path / "blobs"  # type: ignore[call-arg]
-    with pytest.raises(ValueError, match="only a directory or a file:// URL"):
+    with pytest.raises(ValueError, match="is a bucket, not a directory"):  # tests/test_s3_blobs.py
         _ = Settings(blob_url="s3://bucket/images").blob_dir  # type: ignore[call-arg]
 
 
