@@ -14,9 +14,13 @@ from PIL import Image
 
 from gouache.engine.client import QueueFull
 from gouache.engine.jobs import EditInputs, Progress, RenderedImage, RenderJob, RenderResult
+from gouache.service.access import Caller
 from gouache.service.container import build_catalog
 from gouache.service.errors import InvalidRequest
+from gouache.service.leases import Lease
 from gouache.service.metrics import Metrics, label_samples
+from gouache.service.operations import Admission, Operations
+from gouache.service.policies.budgets import BudgetExceeded
 from gouache.service.policies.rate_limits import RateLimited, SharedRateLimiter
 from gouache.settings import Settings
 from gouache.store import Store
@@ -139,3 +143,71 @@ def test_serve_ray_without_the_extra_is_one_red_line(monkeypatch: pytest.MonkeyP
     text = result.output + (result.stderr if result.stderr_bytes is not None else "")
     assert result.exit_code == 1, text
     assert "pip install 'gouache[ray]'" in text and "Traceback" not in text
+
+
+def _operations(store: Store, shared: bool, **settings: object) -> Operations:
+    return Operations.from_settings(Settings(**settings), store, shared=shared)  # type: ignore[arg-type]
+
+
+def _admit_concurrently(ops: list[Operations], caller: Caller, attempts: int) -> list[Admission]:
+    """`attempts` one-image admissions at once, alternating between the services; the admitted ones."""
+    admitted: list[Admission] = []
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        try:
+            admission = ops[i % len(ops)].admit(caller, 0.01, 1)
+        except BudgetExceeded:
+            return
+        with lock:
+            admitted.append(admission)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(attempts)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return admitted
+
+
+def test_budget_holds_are_counted_in_the_shared_database(stores: tuple[Store, Store]) -> None:
+    """Two gateways' services on one database: what one holds between admission and its ledger row, the other
+    counts, so together they admit exactly the budget (global and per key), and a release frees it."""
+    ops = [_operations(store, shared=True, budget_images=3) for store in stores]
+    anonymous = Caller(key_id=None)
+    admitted = _admit_concurrently(ops, anonymous, 8)
+    assert len(admitted) == 3  # 3 images of a global budget of 3, never more
+    with pytest.raises(BudgetExceeded):
+        ops[1].admit(anonymous, 0.01, 1)
+    admitted[0].release()  # the request did not go ahead after all
+    ops[1].admit(anonymous, 0.01, 1).release()
+    keyed = Caller(key_id="key_k", budget_usd=0.05)
+    per_key = [_operations(store, shared=True) for store in stores]
+    assert len(_admit_concurrently(per_key, keyed, 8)) == 5  # $0.05 at $0.01 each
+
+
+def test_budget_holds_in_memory_are_per_process(stores: tuple[Store, Store]) -> None:
+    """The control: holds kept in each process's memory let two gateways spend the last of a budget twice."""
+    ops = [_operations(store, shared=False, budget_images=3) for store in stores]
+    assert len(_admit_concurrently(ops, Caller(key_id=None), 8)) == 6
+
+
+def test_the_batch_lease_passes_to_another_gateway_when_its_holder_dies(stores: tuple[Store, Store]) -> None:
+    """One gateway runs the batches while it renews its lease; when it stops renewing (dead), another takes
+    the lease once it expires; a holder that stops cleanly hands it over at once. A fake clock: no sleeps."""
+    now = [1000.0]
+    first, second = (
+        Lease(store, "batch-runner", f"gateway {i}", ttl_s=30, renew_s=10, clock=lambda: now[0])
+        for i, store in enumerate(stores)
+    )
+    assert first.held() and not second.held()
+    now[0] += 25
+    assert first.held() and not second.held()  # renewed at 1025: the first's until 1055
+    assert stores[1].lease_holder("batch-runner") == ("gateway 0", 1055.0)
+    now[0] += 29
+    assert not second.held()  # not expired yet
+    now[0] += 2  # 1056: the first is dead (it renewed no more) and its lease has expired
+    assert second.held()
+    assert not first.held()  # back from the dead, it no longer runs batches
+    second.release()
+    assert first.held()  # a clean stop hands over at once

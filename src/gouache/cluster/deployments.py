@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import pickle
 import time
 from collections.abc import AsyncIterator
@@ -181,9 +182,10 @@ class Gateway:
             services.ops.metrics.extra = lambda: engine_gauges(client.models.reports)
             return services
 
-        # The Batch API's lines run on one gateway replica (rank 0), so that no line renders twice.
-        first = serve.get_replica_context().rank.rank == 0
-        app = create_app(settings, build=build, on_start=client.start_refreshing, run_batches=first)
+        # The Batch API's lines run on one gateway replica at a time, the holder of a lease in the database:
+        # no line renders twice, and if that replica dies another takes the batches over (service/leases.py).
+        holder = f"gateway {where['replica']} on {where['node']} (pid {os.getpid()})"
+        app = create_app(settings, build=build, on_start=client.start_refreshing, batch_lease_holder=holder)
         return DisconnectAsMessage(app)
 
 
