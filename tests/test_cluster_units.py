@@ -8,6 +8,8 @@ import pickle
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -211,3 +213,62 @@ def test_the_batch_lease_passes_to_another_gateway_when_its_holder_dies(stores: 
     assert not first.held()  # back from the dead, it no longer runs batches
     second.release()
     assert first.held()  # a clean stop hands over at once
+
+
+class _FakeStream:
+    """What `handle.options(stream=True).render.remote(...)` gives: the replica's events, here scripted."""
+
+    def __init__(self, warm_s: float, result: RenderResult) -> None:
+        self.warm_s, self.result = warm_s, result
+
+    def __aiter__(self) -> Any:
+        return self._events()
+
+    async def _events(self) -> Any:
+        import asyncio
+
+        yield ("queued", {"warming": self.warm_s > 0})
+        await asyncio.sleep(self.warm_s or 2.5)  # the replica's warm-up, or a job ahead of this one
+        yield ("started", {"replica": "r1", "node": "n1", "warm_wait_s": self.warm_s})
+        yield ("result", self.result)
+
+    def cancel(self) -> None:
+        pass
+
+
+class _FakeHandle:
+    def __init__(self, warm_s: float, result: RenderResult) -> None:
+        self.render = SimpleNamespace(remote=lambda *args: _FakeStream(warm_s, result))
+
+    def options(self, **_: object) -> _FakeHandle:
+        return self
+
+
+@pytest.mark.parametrize("warm_s", [2.5, 0.0])
+def test_a_replicas_warm_up_does_not_count_against_the_gateways_deadline(warm_s: float) -> None:
+    """A job the engine replica holds behind its warm-up keeps its whole deadline at the gateway (the replica
+    says so, and by how much its own deadline moved); any other wait counts (the control)."""
+    pytest.importorskip("ray", reason="the cluster's engine client needs gouache[ray]")
+    import asyncio
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gouache.cluster.client import RayEngineClient
+    from gouache.engine.runner import DeadlineExceeded
+    from gouache.service.images.dispatch import _wait
+
+    _, default = build_catalog(Settings(catalog_file=None, default_model="gouache-mini"))  # type: ignore[call-arg]
+    job = RenderJob(default, "a red circle", default.plan("low"), 64, 64, (1,))
+    result = RenderResult([RenderedImage(b"png", "png", 64, 64, 1)], (64, 64))
+
+    async def render() -> RenderResult:
+        client = RayEngineClient({default.name: _FakeHandle(warm_s, result)}, default.name, max_queue=4)  # type: ignore[dict-item]
+        deadline = time.monotonic() + 1.0  # far shorter than the warm-up
+        return await _wait(client.submit(job, deadline=deadline), deadline)
+
+    with ThreadPoolExecutor(1) as pool:  # a loop of its own (the main thread may hold one: Playwright)
+        if warm_s:
+            assert pool.submit(asyncio.run, render()).result(60) is result
+        else:
+            with pytest.raises(DeadlineExceeded):
+                pool.submit(asyncio.run, render()).result(60)
