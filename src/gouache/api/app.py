@@ -112,14 +112,14 @@ def create_app(
     *,
     build: Callable[[Settings], Services] | None = None,
     on_start: Callable[[], None] | None = None,
-    run_batches: bool = True,
     batch_lease_holder: str | None = None,
 ) -> FastAPI:
     """The app. Pass `services` already built (the CLI does, to report start-up errors plainly); otherwise
     they are built when the app starts, by `build` if given (a Ray gateway builds them around the cluster's
     engine, and its replicas load no model: `on_start` then runs on the app's event loop once they are up).
-    `run_batches`: run the Batch API's lines here; `batch_lease_holder`: only while holding the batch lease
-    as this name (a cluster's gateways share the database: one runs them, another takes over if it dies)."""
+    The Batch API's lines run here; with `batch_lease_holder`, only while this process holds the batch lease
+    under that name (a cluster's gateways share the database: one runs them, another takes over
+    if it dies)."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -137,10 +137,9 @@ def create_app(
         if on_start is not None:
             on_start()
         background = [asyncio.create_task(_every(svc.settings.file_sweep_interval_s, svc.files.sweep))]
-        if run_batches:
-            runner = _batch_runner(svc, batch_lease_holder)
-            svc.batches.wake = runner.wake
-            background.append(asyncio.create_task(runner.run_forever()))
+        runner = _batch_runner(svc, batch_lease_holder)
+        svc.batches.wake = runner.wake
+        background.append(asyncio.create_task(runner.run_forever()))
         try:
             yield
         finally:
