@@ -16,10 +16,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The Ray Serve extra (~490 MB): the tests need it (tests/test_ray_cluster.py), `make serve` does not.
-RAY_STAMP := $(VENV)/.installed-ray
+# The Ray Serve and S3 extras (~490 MB) and the S3 test server: the tests need them (tests/test_ray_cluster.py,
+# tests/test_s3_blobs.py), `make serve` does not.
+RAY_STAMP := $(VENV)/.installed-ray-s3
 $(RAY_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,ray]'
+	$(BIN)/pip install --quiet -e '.[dev,ray,s3,s3-tests]'
 	touch $(RAY_STAMP)
 
 setup: $(STAMP)

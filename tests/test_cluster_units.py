@@ -8,15 +8,21 @@ import pickle
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from PIL import Image
 
 from gouache.engine.client import QueueFull
 from gouache.engine.jobs import EditInputs, Progress, RenderedImage, RenderJob, RenderResult
+from gouache.service.access import Caller
 from gouache.service.container import build_catalog
 from gouache.service.errors import InvalidRequest
+from gouache.service.leases import Lease
 from gouache.service.metrics import Metrics, label_samples
+from gouache.service.operations import Admission, Operations
+from gouache.service.policies.budgets import BudgetExceeded
 from gouache.service.policies.rate_limits import RateLimited, SharedRateLimiter
 from gouache.settings import Settings
 from gouache.store import Store
@@ -119,11 +125,11 @@ def test_metrics_are_labelled_with_the_replica() -> None:
     assert label_samples(b"# HELP x y\nx{} 1.0\n", {"a": 'q"'}) == b'# HELP x y\nx{a="q\\""} 1.0\n'
 
 
-def test_blob_url_is_a_directory_or_a_file_url(tmp_path: Path) -> None:
+def test_blob_url_is_a_directory_a_file_url_or_a_bucket(tmp_path: Path) -> None:
     assert Settings(blob_url=f"file://{tmp_path}/shared").blob_dir == tmp_path / "shared"  # type: ignore[call-arg]
     assert Settings(blob_url=str(tmp_path / "plain")).blob_dir == tmp_path / "plain"  # type: ignore[call-arg]
     assert Settings(data_dir=tmp_path).blob_dir == tmp_path / "blobs"  # type: ignore[call-arg]
-    with pytest.raises(ValueError, match="only a directory or a file:// URL"):
+    with pytest.raises(ValueError, match="is a bucket, not a directory"):  # tests/test_s3_blobs.py
         _ = Settings(blob_url="s3://bucket/images").blob_dir  # type: ignore[call-arg]
 
 
@@ -139,3 +145,130 @@ def test_serve_ray_without_the_extra_is_one_red_line(monkeypatch: pytest.MonkeyP
     text = result.output + (result.stderr if result.stderr_bytes is not None else "")
     assert result.exit_code == 1, text
     assert "pip install 'gouache[ray]'" in text and "Traceback" not in text
+
+
+def _operations(store: Store, shared: bool, **settings: object) -> Operations:
+    return Operations.from_settings(Settings(**settings), store, shared=shared)  # type: ignore[arg-type]
+
+
+def _admit_concurrently(ops: list[Operations], caller: Caller, attempts: int) -> list[Admission]:
+    """`attempts` one-image admissions at once, alternating between the services; the admitted ones."""
+    admitted: list[Admission] = []
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        try:
+            admission = ops[i % len(ops)].admit(caller, 0.01, 1)
+        except BudgetExceeded:
+            return
+        with lock:
+            admitted.append(admission)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(attempts)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return admitted
+
+
+def test_budget_holds_are_counted_in_the_shared_database(stores: tuple[Store, Store]) -> None:
+    """Two gateways' services on one database: what one holds between admission and its ledger row, the other
+    counts, so together they admit exactly the budget (global and per key), and a release frees it."""
+    ops = [_operations(store, shared=True, budget_images=3) for store in stores]
+    anonymous = Caller(key_id=None)
+    admitted = _admit_concurrently(ops, anonymous, 8)
+    assert len(admitted) == 3  # 3 images of a global budget of 3, never more
+    with pytest.raises(BudgetExceeded):
+        ops[1].admit(anonymous, 0.01, 1)
+    admitted[0].release()  # the request did not go ahead after all
+    ops[1].admit(anonymous, 0.01, 1).release()
+    keyed = Caller(key_id="key_k", budget_usd=0.05)
+    per_key = [_operations(store, shared=True) for store in stores]
+    assert len(_admit_concurrently(per_key, keyed, 8)) == 5  # $0.05 at $0.01 each
+
+
+def test_budget_holds_in_memory_are_per_process(stores: tuple[Store, Store]) -> None:
+    """The control: holds kept in each process's memory let two gateways spend the last of a budget twice."""
+    ops = [_operations(store, shared=False, budget_images=3) for store in stores]
+    assert len(_admit_concurrently(ops, Caller(key_id=None), 8)) == 6
+
+
+def test_the_batch_lease_passes_to_another_gateway_when_its_holder_dies(stores: tuple[Store, Store]) -> None:
+    """One gateway runs the batches while it renews its lease; when it stops renewing (dead), another takes
+    the lease once it expires; a holder that stops cleanly hands it over at once. A fake clock: no sleeps."""
+    now = [1000.0]
+    first, second = (
+        Lease(store, "batch-runner", f"gateway {i}", ttl_s=30, renew_s=10, clock=lambda: now[0])
+        for i, store in enumerate(stores)
+    )
+    assert first.held() and not second.held()
+    now[0] += 25
+    assert first.held() and not second.held()  # renewed at 1025: the first's until 1055
+    assert stores[1].lease_holder("batch-runner") == ("gateway 0", 1055.0)
+    now[0] += 29
+    assert not second.held()  # not expired yet
+    now[0] += 2  # 1056: the first is dead (it renewed no more) and its lease has expired
+    assert second.held()
+    assert not first.held()  # back from the dead, it no longer runs batches
+    second.release()
+    assert first.held()  # a clean stop hands over at once
+
+
+class _FakeStream:
+    """What `handle.options(stream=True).render.remote(...)` gives: the replica's events, here scripted."""
+
+    def __init__(self, warm_s: float, result: RenderResult) -> None:
+        self.warm_s, self.result = warm_s, result
+
+    def __aiter__(self) -> Any:
+        return self._events()
+
+    async def _events(self) -> Any:
+        import asyncio
+
+        yield ("queued", {"warming": self.warm_s > 0})
+        await asyncio.sleep(self.warm_s or 2.5)  # the replica's warm-up, or a job ahead of this one
+        yield ("started", {"replica": "r1", "node": "n1", "warm_wait_s": self.warm_s})
+        yield ("result", self.result)
+
+    def cancel(self) -> None:
+        pass
+
+
+class _FakeHandle:
+    def __init__(self, warm_s: float, result: RenderResult) -> None:
+        self.render = SimpleNamespace(remote=lambda *args: _FakeStream(warm_s, result))
+
+    def options(self, **_: object) -> _FakeHandle:
+        return self
+
+
+@pytest.mark.parametrize("warm_s", [2.5, 0.0])
+def test_a_replicas_warm_up_does_not_count_against_the_gateways_deadline(warm_s: float) -> None:
+    """A job the engine replica holds behind its warm-up keeps its whole deadline at the gateway (the replica
+    says so, and by how much its own deadline moved); any other wait counts (the control)."""
+    pytest.importorskip("ray", reason="the cluster's engine client needs gouache[ray]")
+    import asyncio
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gouache.cluster.client import RayEngineClient
+    from gouache.engine.runner import DeadlineExceeded
+    from gouache.service.images.dispatch import _wait
+
+    _, default = build_catalog(Settings(catalog_file=None, default_model="gouache-mini"))  # type: ignore[call-arg]
+    job = RenderJob(default, "a red circle", default.plan("low"), 64, 64, (1,))
+    result = RenderResult([RenderedImage(b"png", "png", 64, 64, 1)], (64, 64))
+
+    async def render() -> RenderResult:
+        client = RayEngineClient({default.name: _FakeHandle(warm_s, result)}, default.name, max_queue=4)  # type: ignore[dict-item]
+        deadline = time.monotonic() + 1.0  # far shorter than the warm-up
+        return await _wait(client.submit(job, deadline=deadline), deadline)
+
+    with ThreadPoolExecutor(1) as pool:  # a loop of its own (the main thread may hold one: Playwright)
+        if warm_s:
+            assert pool.submit(asyncio.run, render()).result(60) is result
+        else:
+            with pytest.raises(DeadlineExceeded):
+                pool.submit(asyncio.run, render()).result(60)

@@ -24,6 +24,8 @@ psutil = pytest.importorskip("psutil", reason="psutil comes with the ray extra: 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The tiny model the scenario serves (tests/ray_scenario.py).
+MODEL = "tiny-sd1"
 #: The whole scenario, cluster start and teardown included (it takes ~2-4 minutes on a loaded 2-core machine).
 SCENARIO_TIMEOUT_S = 600
 
@@ -99,12 +101,17 @@ def test_health_lists_nodes_and_replicas(report: dict[str, Any]) -> None:
     engine_nodes = {node for deployment, node in health["replicas"] if deployment.startswith("engine-")}
     assert engine_nodes == workers  # one engine replica on each worker node
     assert any(deployment == "gateway" for deployment, _ in health["replicas"])
+    # Replica counts from serve.status() (public API): both gateways, both engine replicas, running.
+    assert health["deployments"]["gateway"]["replicas"] == {"RUNNING": 2}
+    assert health["deployments"][f"engine-{MODEL}"]["replicas"] == {"RUNNING": 2}
 
 
 def test_requests_spread_over_both_nodes_with_identical_images(report: dict[str, Any]) -> None:
     spread = _ok(report, "spread")
     assert spread["statuses"] == [200] * 6
-    assert spread["distinct_images"] == 1  # one seed, one image, whichever replica rendered it
+    assert (
+        spread["distinct_images"] == 1
+    )  # one seed, one image (pixels: signed files differ), whichever replica
     assert set(spread["nodes"]) == set(report["worker_nodes"])
 
 
@@ -115,6 +122,18 @@ def test_every_endpoint_kind_through_the_cluster(report: dict[str, Any]) -> None
     assert sdk["response_status"] == "completed" and sdk["response_output"][0] == "image_generation_call"
     assert sdk["response_retrieved"] and sdk["variation_links"] == [200] * 4  # one link key, shared blobs
     assert sdk["usage_images"] >= 8 and sdk["costs_status"] == 200  # the ledger in PostgreSQL
+
+
+def test_files_batches_and_provenance_through_the_cluster(report: dict[str, Any]) -> None:
+    checked = _ok(report, "files_batch_provenance")
+    assert checked["file_reads"] == [True] * 4  # whichever gateway answers
+    assert checked["batch_status"] == "completed"  # the gateway holding the batch lease ran it
+    assert checked["batch_lines"] == [["b0", 200], ["b1", 200]]
+    assert checked["provenance"] == [
+        "detected",
+        "trusted",
+        MODEL,
+    ]  # signed on a replica with the gateways' keys
 
 
 def test_disconnect_cancels_the_replicas_job_and_is_recorded(report: dict[str, Any]) -> None:

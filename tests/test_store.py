@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, inspect, text
 from gouache.store import (
     Base,
     BlobNotFound,
-    BlobStore,
+    DirectoryBlobStore,
     RecordNotFound,
     RequestView,
     Store,
@@ -305,7 +305,7 @@ def test_concurrent_writers(store: Store) -> None:
 
 
 def test_blob_store(tmp_path: Path) -> None:
-    blobs = BlobStore(tmp_path / "b")
+    blobs = DirectoryBlobStore(tmp_path / "b")
     key = blobs.put(b"hello", "PNG")
     assert key == "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824.png"
     path = blobs.path(key)

@@ -82,6 +82,14 @@ def serve(
         if problem is not None:
             err.print(f"[red]Cannot start:[/] {escape(problem)}")
             raise typer.Exit(1)
+    try:  # a missing bucket, credentials or endpoint: refused now, not on the first request
+        from gouache.service.stores import open_blob_store
+        from gouache.store.errors import BlobStoreUnavailable
+
+        open_blob_store(settings, check=True).close()
+    except BlobStoreUnavailable as exc:
+        err.print(f"[red]Cannot start:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from None
     if ray:
         from gouache.ray_cli import serve_ray
 

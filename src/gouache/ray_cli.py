@@ -42,8 +42,10 @@ def serve_ray(
         f"({replicas} engine replica(s) per model: {', '.join(models)}; {gateways} gateway(s); "
         f"cluster: {address or 'started here'})"
     )
+    from gouache.store.errors import BlobStoreUnavailable
+
     try:
         serve_on_ray(settings, options, address)
-    except (ConnectionError, ValueError, RuntimeError) as exc:
+    except (ConnectionError, ValueError, RuntimeError, BlobStoreUnavailable) as exc:
         err.print(f"[red]Cannot start on Ray:[/] {escape(str(exc))}")
         raise typer.Exit(1) from None

@@ -72,7 +72,34 @@ class Settings(BaseSettings):
     blob_url: str | None = Field(
         default=None,
         description="Where image bytes live: a directory or file:///dir URL (shared by every gateway of a "
-        "cluster: NFS, CephFS...); data_dir/blobs if unset. Only file URLs are supported.",
+        "cluster: NFS, CephFS...), or s3://bucket/prefix (an S3-compatible bucket; gouache[s3]); "
+        "data_dir/blobs if unset.",
+    )
+    # --- the S3 blob store (blob_url s3://...): the standard AWS names work too ----------------------------
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("GOUACHE_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+        description="S3-compatible server (MinIO, Ceph, R2...); AWS S3 itself if unset.",
+    )
+    s3_region: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("GOUACHE_S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"),
+        description="The bucket's region (boto3's default if unset).",
+    )
+    s3_access_key_id: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("GOUACHE_S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
+        description="S3 access key; boto3's chain (AWS profile, instance role) if unset.",
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("GOUACHE_S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
+        description="The secret of s3_access_key_id.",
+    )
+    s3_session_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("GOUACHE_S3_SESSION_TOKEN", "AWS_SESSION_TOKEN"),
+        description="Session token of temporary S3 credentials.",
     )
     url_secret: SecretStr | None = Field(
         default=None,
@@ -274,13 +301,26 @@ class Settings(BaseSettings):
 
     @property
     def blob_dir(self) -> Path:
-        """The blob directory: GOUACHE_BLOB_URL (a path or a ``file://`` URL), else data_dir/blobs."""
+        """The blob directory: GOUACHE_BLOB_URL (a path or a ``file://`` URL), else data_dir/blobs. ValueError
+        for a bucket (see `blob_bucket`) or another scheme."""
         if not self.blob_url:
             return self.data_dir / "blobs"
         parsed = urlsplit(self.blob_url)
         if parsed.scheme in ("", "file"):
             return Path(unquote(parsed.path) if parsed.scheme else self.blob_url).expanduser()
+        if parsed.scheme == "s3":
+            raise ValueError(f"GOUACHE_BLOB_URL {self.blob_url!r} is a bucket, not a directory")
         raise ValueError(
-            f"GOUACHE_BLOB_URL {self.blob_url!r}: only a directory or a file:// URL is supported "
-            "(mount an S3 bucket or NFS share as a directory to share blobs between machines)."
+            f"GOUACHE_BLOB_URL {self.blob_url!r}: expected a directory, a file:// URL or s3://bucket/prefix"
         )
+
+    @property
+    def blob_bucket(self) -> tuple[str, str] | None:
+        """(bucket, prefix) when GOUACHE_BLOB_URL is ``s3://bucket[/prefix]``, else None (a directory)."""
+        if not self.blob_url or urlsplit(self.blob_url).scheme != "s3":
+            _ = self.blob_dir  # a bad scheme raises here
+            return None
+        parsed = urlsplit(self.blob_url)
+        if not parsed.netloc:
+            raise ValueError(f"GOUACHE_BLOB_URL {self.blob_url!r}: name the bucket (s3://bucket/prefix)")
+        return parsed.netloc, unquote(parsed.path).strip("/")

@@ -39,6 +39,7 @@ from gouache.api.routers import (
 from gouache.api.routers.playground import install_playground
 from gouache.service.batches import BatchRunner
 from gouache.service.container import Services, build_services
+from gouache.service.leases import Lease
 from gouache.service.webhooks import new_event, post_event
 from gouache.settings import Settings
 
@@ -79,9 +80,14 @@ async def _every(interval_s: float, work: Callable[[], object]) -> None:
         await asyncio.sleep(interval_s)
 
 
-def _batch_runner(svc: Services) -> BatchRunner:
+#: The lease a cluster's gateways hold in turn to run the Batch API's lines.
+BATCH_LEASE = "batch-runner"
+
+
+def _batch_runner(svc: Services, lease_holder: str | None) -> BatchRunner:
     """The batch runner of this server: lines run as direct requests would, in the engine's batch lane;
-    final statuses go to the webhook when one is configured."""
+    final statuses go to the webhook when one is configured. `lease_holder`: this process's name among
+    several sharing the database; it runs batches while it holds the batch lease."""
     settings = svc.settings
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
 
@@ -96,6 +102,7 @@ def _batch_runner(svc: Services) -> BatchRunner:
         concurrency=settings.batch_concurrency or settings.max_batch_images,
         queue_full=lambda: svc.queue.full,
         on_final=on_final,
+        lease=None if lease_holder is None else Lease(svc.store, BATCH_LEASE, lease_holder),
     )
 
 
@@ -105,12 +112,14 @@ def create_app(
     *,
     build: Callable[[Settings], Services] | None = None,
     on_start: Callable[[], None] | None = None,
-    run_batches: bool = True,
+    batch_lease_holder: str | None = None,
 ) -> FastAPI:
     """The app. Pass `services` already built (the CLI does, to report start-up errors plainly); otherwise
     they are built when the app starts, by `build` if given (a Ray gateway builds them around the cluster's
     engine, and its replicas load no model: `on_start` then runs on the app's event loop once they are up).
-    `run_batches`: run the Batch API's lines here (a cluster runs them on one gateway replica only)."""
+    The Batch API's lines run here; with `batch_lease_holder`, only while this process holds the batch lease
+    under that name (a cluster's gateways share the database: one runs them, another takes over
+    if it dies)."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -128,10 +137,9 @@ def create_app(
         if on_start is not None:
             on_start()
         background = [asyncio.create_task(_every(svc.settings.file_sweep_interval_s, svc.files.sweep))]
-        if run_batches:
-            runner = _batch_runner(svc)
-            svc.batches.wake = runner.wake
-            background.append(asyncio.create_task(runner.run_forever()))
+        runner = _batch_runner(svc, batch_lease_holder)
+        svc.batches.wake = runner.wake
+        background.append(asyncio.create_task(runner.run_forever()))
         try:
             yield
         finally:

@@ -2,10 +2,11 @@
 
 A job goes to the engine deployment of its model (the default model's deployment serves the others: every
 replica holds the whole catalog) as one streaming handle call, `EngineReplica.render`, which yields plain
-events: ``("started", where)`` when the job leaves the replica's queue, ``("progress", Progress)`` per
-denoising step (with previews: the stream's partial images), then ``("result", RenderResult)`` or
-``("error", exception)``. The ticket's future gets the result or the exception, as a local `JobQueue`'s
-would, so the dispatcher cannot tell the two apart.
+events: ``("queued", {"warming": ...})`` once the replica has queued the job, ``("started", where)`` when it
+leaves the replica's queue (with the time it waited for the replica's warm-up, which the gateway's deadline
+does not count either), ``("progress", Progress)`` per denoising step (with previews: the stream's partial
+images), then ``("result", RenderResult)`` or ``("error", exception)``. The ticket's future gets the result
+or the exception, as a local `JobQueue`'s would, so the dispatcher cannot tell the two apart.
 
 - **Back-pressure.** A replica whose queue is full answers `QueueFull` (with its retry estimate); Serve's own
   refusal when `max_queued_requests` is reached (`BackPressureError`) becomes `QueueFull` too. Either way the
@@ -43,6 +44,8 @@ BACKPRESSURE_RETRY_AFTER_S = 2
 STATUS_REFRESH_S = 2.0
 #: How long a status call may take (a busy replica answers between jobs).
 STATUS_TIMEOUT_S = 5.0
+#: A replica's last report is kept this long without a newer one (busy replicas answer late; dead ones never).
+REPORT_STALE_S = 30.0
 
 
 class ReplicaLost(RuntimeError):
@@ -57,15 +60,37 @@ class RayTicket:
         self.deadline = deadline
         self.future: Future[RenderResult] = Future()
         self.task: asyncio.Task[None] | None = None
+        #: `time.monotonic()` since when the replica has held the job behind its warm-up; None otherwise.
+        self.warm_wait_from: float | None = None
 
     def deadline_now(self) -> float | None:
-        """The gateway's deadline as set. A replica's own queue does not count a wait for its warm-up, but the
-        gateway cannot see that wait, so through the cluster it still counts (design note 43)."""
-        return self.deadline
+        """The deadline as it stands: while the replica holds the job behind its warm-up, that wait does not
+        count (as in one process's queue); once the job starts, the deadline has moved by what the replica
+        measured. Read `warm_wait_from` first: the deadline moves before it is cleared (errs late)."""
+        wait_from = self.warm_wait_from
+        deadline = self.deadline
+        if deadline is None or wait_from is None:
+            return deadline
+        return deadline + time.monotonic() - wait_from
+
+    def warm_wait(self, warming: bool) -> None:
+        """The replica queued the job behind its warm-up (or not)."""
+        if warming and self.warm_wait_from is None:
+            self.warm_wait_from = time.monotonic()
+
+    def started(self, warm_wait_s: float) -> None:
+        """The job left the replica's queue, after `warm_wait_s` behind its warm-up: the deadline moves later
+        by that much (the replica moved its own alike)."""
+        if self.warm_wait_from is None:
+            return
+        if self.deadline is not None:
+            self.deadline += warm_wait_s
+        self.warm_wait_from = None
 
     @property
     def expired(self) -> bool:
-        return self.deadline is not None and time.monotonic() >= self.deadline
+        deadline = self.deadline_now()
+        return deadline is not None and time.monotonic() >= deadline
 
     def cancel(self) -> None:
         self.future.cancel()
@@ -130,6 +155,8 @@ class RayEngineClient:
         self._closing = False
         self._mean_job_s: float | None = None
         self._refresh_task: asyncio.Task[None] | None = None
+        #: replica id -> (when it last answered, its report).
+        self._reports: dict[str, tuple[float, dict[str, Any]]] = {}
         #: Jobs sent once more after the replica rendering them was lost.
         self.retries = 0
 
@@ -151,7 +178,7 @@ class RayEngineClient:
         ticket = RayTicket(self._in_flight, deadline)
         self._in_flight += 1
         ticket.task = asyncio.get_running_loop().create_task(
-            self._run(ticket, job, on_progress, on_start, deadline, lane)
+            self._run(ticket, job, on_progress, on_start, lane)
         )
         return ticket
 
@@ -164,7 +191,6 @@ class RayEngineClient:
         job: RenderJob,
         on_progress: ProgressCallback | None,
         on_start: Callable[[], None] | None,
-        deadline: float | None,
         lane: Lane,
     ) -> None:
         started_at = time.perf_counter()
@@ -172,7 +198,7 @@ class RayEngineClient:
         try:
             for attempt in (1, 2):
                 try:
-                    result = await self._call(job, on_progress, on_start, deadline, lane, state)
+                    result = await self._call(ticket, job, on_progress, on_start, lane, state)
                 except (RayError, ReplicaLost) as exc:
                     if isinstance(exc, RayTaskError | BackPressureError):
                         raise
@@ -200,19 +226,23 @@ class RayEngineClient:
 
     async def _call(
         self,
+        ticket: RayTicket,
         job: RenderJob,
         on_progress: ProgressCallback | None,
         on_start: Callable[[], None] | None,
-        deadline: float | None,
         lane: Lane,
         state: dict[str, bool],
     ) -> RenderResult:
+        deadline = ticket.deadline_now()
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         stream: DeploymentResponseGenerator[tuple[str, Any]]
         stream = self._handle(job).options(stream=True).render.remote(job, remaining, lane)  # type: ignore[assignment]
         try:
             async for kind, payload in stream:
-                if kind == "started":
+                if kind == "queued":
+                    ticket.warm_wait(bool(payload.get("warming")))
+                elif kind == "started":
+                    ticket.started(float(payload.get("warm_wait_s", 0.0)))
                     if not state["started"]:
                         state["started"] = True
                         self._running += 1
@@ -296,21 +326,24 @@ class RayEngineClient:
             await asyncio.sleep(STATUS_REFRESH_S)
 
     async def refresh(self) -> list[dict[str, Any]]:
-        """Ask the engine replicas for their state: one status call per live replica and a few more (Serve
-        routes each to a replica of its choosing), keeping one report per replica."""
-        from gouache.cluster.topology import live_replicas
+        """Ask the engine replicas for their state: two status calls per running replica (Serve routes each
+        to a replica of its choosing), keeping each replica's newest report until it has not answered for
+        `REPORT_STALE_S` (a replica that died, or was replaced)."""
+        from gouache.cluster.topology import running_replicas
 
-        replicas = await asyncio.to_thread(live_replicas)
         calls = []
         for name, handle in self.engines.items():
-            count = sum(1 for r in replicas if r["deployment"] == engine_deployment_name(name))
+            count = await asyncio.to_thread(running_replicas, engine_deployment_name(name))
             calls += [handle.status.remote() for _ in range(2 * max(1, count))]
         # A replica whose every slot renders answers when one frees up: do not wait for it here.
         waiting = [asyncio.wait_for(call, STATUS_TIMEOUT_S) for call in calls]
-        reports = await asyncio.gather(*waiting, return_exceptions=True)
-        unique = {r["replica"]: r for r in reports if isinstance(r, dict)}
-        if unique or not any(isinstance(r, TimeoutError) for r in reports):
-            self.models.reports = list(unique.values())  # all busy: keep the last reports
+        answers = await asyncio.gather(*waiting, return_exceptions=True)
+        now = time.monotonic()
+        for report in answers:
+            if isinstance(report, dict) and "replica" in report:
+                self._reports[report["replica"]] = (now, report)
+        self._reports = {k: v for k, v in self._reports.items() if now - v[0] <= REPORT_STALE_S}
+        self.models.reports = [report for _, report in self._reports.values()]
         return self.models.reports
 
 

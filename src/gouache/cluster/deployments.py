@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import pickle
 import time
 from collections.abc import AsyncIterator
@@ -46,6 +47,8 @@ GATEWAY_MAX_QUEUED = 256
 #: queue is as deep as Serve's limit, so the queue never refuses what Serve's router sends: the router holds
 #: the rest until a replica has room, and a gateway refuses (429) past `depth x replicas` jobs in flight.
 ENGINE_SPARE_ONGOING = 2
+#: A replica in `/health`'s cluster.replicas: field -> the key of an engine replica's status report.
+_REPLICA_FIELDS = {"deployment": "deployment", "replica": "replica", "node_id": "node", "pid": "pid"}
 #: Retry-After (seconds) of Serve's own 429s.
 BACKPRESSURE_RETRY_AFTER_S = 2
 
@@ -67,17 +70,23 @@ class EngineReplica:
         if settings.preload:
             self.queue.warm_up(spec.name, warm_jobs(spec))
         context = serve.get_replica_context()
-        self.where = {
+        self.where: dict[str, Any] = {
             "replica": context.replica_id.unique_id,
             "deployment": context.deployment,
             "node": ray.get_runtime_context().get_node_id(),
+            "pid": os.getpid(),
         }
 
     async def render(
         self, job: RenderJob, remaining_s: float | None, lane: Lane
     ) -> AsyncIterator[tuple[str, Any]]:
-        """Run `job` on this replica's queue, yielding ("started", where), ("progress", Progress)...,
-        then ("result", RenderResult) or ("error", exception). Cancelling the call cancels the job."""
+        """Run `job` on this replica's queue, yielding ("queued", {"warming": bool}), ("started", where and
+        "warm_wait_s"), ("progress", Progress)..., then ("result", RenderResult) or ("error", exception).
+        Cancelling the call cancels the job.
+
+        A job queued while this replica warms up does not count that wait against its deadline (the queue
+        moves the deadline later): "queued" says whether it waits, and "started" by how much the deadline
+        moved, so that the gateway's own deadline moves alike."""
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         deadline = None if remaining_s is None else time.monotonic() + remaining_s
@@ -95,17 +104,25 @@ class EngineReplica:
             return
         done = asyncio.wrap_future(handle.future)
         done.add_done_callback(_retrieve)
+
+        def told(event: tuple[str, Any]) -> tuple[str, Any]:
+            if event[0] != "started":
+                return event
+            moved = 0.0 if deadline is None or handle.deadline is None else handle.deadline - deadline
+            return ("started", {**event[1], "warm_wait_s": max(0.0, moved)})
+
         try:
+            yield ("queued", {"warming": handle.warm_wait_from is not None})
             while not done.done():
                 getter = asyncio.ensure_future(events.get())
                 waiting: list[asyncio.Future[Any]] = [getter, done]
                 await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 if getter.done():
-                    yield getter.result()
+                    yield told(getter.result())
                 else:
                     getter.cancel()
             while not events.empty():
-                yield events.get_nowait()
+                yield told(events.get_nowait())
             failure = done.exception()
             if failure is not None:
                 yield ("error", _portable(failure))
@@ -162,9 +179,18 @@ class Gateway:
         client = RayEngineClient(self.engines, self.default_model, max_queue=self.max_in_flight)
         context = serve.get_replica_context()
         where = {"replica": context.replica_id.unique_id, "node": ray.get_runtime_context().get_node_id()}
+        pid = os.getpid()
 
         async def cluster() -> dict[str, Any]:
-            report = await asyncio.to_thread(cluster_report)
+            known = [
+                {"deployment": "gateway", "replica": where["replica"], "node_id": where["node"], "pid": pid},
+                *(
+                    {k: r.get(v) for k, v in _REPLICA_FIELDS.items()}
+                    for r in client.models.reports
+                    if "replica" in r
+                ),
+            ]
+            report = await asyncio.to_thread(cluster_report, known)
             report["gateway"] = {**where, "retries": client.retries}
             report["engines"] = [
                 {
@@ -181,9 +207,10 @@ class Gateway:
             services.ops.metrics.extra = lambda: engine_gauges(client.models.reports)
             return services
 
-        # The Batch API's lines run on one gateway replica (rank 0), so that no line renders twice.
-        first = serve.get_replica_context().rank.rank == 0
-        app = create_app(settings, build=build, on_start=client.start_refreshing, run_batches=first)
+        # The Batch API's lines run on one gateway replica at a time, the holder of a lease in the database:
+        # no line renders twice, and if that replica dies another takes the batches over (service/leases.py).
+        holder = f"gateway {where['replica']} on {where['node']} (pid {pid})"
+        app = create_app(settings, build=build, on_start=client.start_refreshing, batch_lease_holder=holder)
         return DisconnectAsMessage(app)
 
 

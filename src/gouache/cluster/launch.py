@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from gouache.cluster.deployments import ClusterOptions, build_application
+from gouache.cluster.topology import APP_NAME
 from gouache.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,6 @@ _PATH_SETTINGS = (
     "c2pa_cert",
     "c2pa_key",
 )
-#: The Serve application's name.
-APP_NAME = "gouache"
 
 
 def prepare(settings: Settings) -> Settings:
@@ -39,14 +38,16 @@ def prepare(settings: Settings) -> Settings:
     recovered (once, here)."""
     from gouache.service.container import recover_unfinished
     from gouache.service.links import load_secret
-    from gouache.service.stores import open_store
+    from gouache.service.provenance import load_provenance
+    from gouache.service.stores import open_blob_store, open_store
 
     data_dir = settings.data_dir.expanduser().resolve()
     updates: dict[str, Any] = {
         "data_dir": data_dir,
         "database_url": settings.database_url or f"sqlite:///{data_dir / 'gouache.db'}",
-        "blob_url": str(_absolute(settings.blob_dir if settings.blob_url else data_dir / "blobs")),
     }
+    if settings.blob_bucket is None:  # a bucket's URL is the same everywhere; a directory is made absolute
+        updates["blob_url"] = str(_absolute(settings.blob_dir if settings.blob_url else data_dir / "blobs"))
     for name in _PATH_SETTINGS:
         value = getattr(settings, name)
         if value is not None:
@@ -54,6 +55,11 @@ def prepare(settings: Settings) -> Settings:
     if settings.url_secret is None:  # every gateway signs and checks image links with the same key
         updates["url_secret"] = SecretStr(load_secret(data_dir / "url-secret").hex())
     prepared = settings.model_copy(update=updates)
+    open_blob_store(prepared, check=True).close()  # serve run/deploy come here without the CLI's check
+    if prepared.provenance and (prepared.c2pa_cert is None or prepared.c2pa_key is None):
+        # The local signing CA, made here once: gateways starting together would each write their own
+        # over the others' files, and sign with a key that no longer matches its certificate.
+        load_provenance(data_dir)
     store = open_store(prepared)
     try:
         recover_unfinished(store)

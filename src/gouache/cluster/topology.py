@@ -1,9 +1,14 @@
-"""Where the cluster's pieces run: its nodes and the Serve replicas on them, for `/health` and the tests.
+"""Where the cluster's pieces run, for `/health` and the tests, from Ray's public APIs only.
 
-Read from Ray's control store (GCS) directly: Ray's state API (`ray.util.state`) needs the dashboard, which
-clusters started for Gouache may leave off (it costs ~10 s of start-up and ~150 MB). The GCS tables are
-Ray's debugging interface (`ray._private.state`); if a Ray upgrade changes them, `/health` says so in
-`cluster.error` instead of failing."""
+- the nodes: `ray.nodes()`;
+- each deployment's replicas by state: `serve.status()`;
+- which replica runs on which node: the replicas say so themselves (`ray.get_runtime_context()`): engine
+  replicas in the status reports the gateways fetch every few seconds, a gateway for itself.
+
+Ray's state API (`ray.util.state.list_actors`) would list every replica with its node, but it is served by
+the dashboard, which clusters started for Gouache leave off (~10 s of start-up, ~150 MB); Serve's own
+replica details are behind its controller's private client. So other *gateways* appear in the counts,
+not by name (design note 47)."""
 
 from __future__ import annotations
 
@@ -11,8 +16,8 @@ from typing import Any
 
 import ray
 
-#: Serve names its replica actors "SERVE_REPLICA::<app>#<deployment>#<id>".
-_REPLICA_PREFIX = "SERVE_REPLICA::"
+#: The Serve application's name (`gouache.cluster.launch` deploys it under this name).
+APP_NAME = "gouache"
 
 
 def nodes() -> list[dict[str, Any]]:
@@ -33,32 +38,31 @@ def nodes() -> list[dict[str, Any]]:
     return out
 
 
-def live_replicas() -> list[dict[str, Any]]:
-    """Every live Serve replica: app, deployment, replica id, node and pid."""
-    from ray._private import state
+def deployments(app: str = APP_NAME) -> dict[str, dict[str, Any]]:
+    """Each deployment of `app`: its status and how many replicas are in each state (RUNNING, STARTING...)."""
+    from ray import serve
 
-    out = []
-    for actor in state.actors(actor_state_name="ALIVE").values():
-        name = str(actor.get("Name", ""))
-        if not name.startswith(_REPLICA_PREFIX):
-            continue
-        app, _, rest = name.removeprefix(_REPLICA_PREFIX).partition("#")
-        deployment, _, replica = rest.partition("#")
-        out.append(
-            {
-                "app": app,
-                "deployment": deployment,
-                "replica": replica,
-                "node_id": actor["Address"]["NodeID"],
-                "pid": actor.get("Pid"),
-            }
-        )
-    return sorted(out, key=lambda r: (r["deployment"], r["replica"]))
+    status = serve.status().applications.get(app)
+    if status is None:
+        return {}
+    return {
+        name: {
+            "status": str(getattr(d.status, "value", d.status)),
+            "replicas": {str(getattr(k, "value", k)): int(v) for k, v in d.replica_states.items()},
+        }
+        for name, d in status.deployments.items()
+    }
 
 
-def cluster_report() -> dict[str, Any]:
-    """`/health`'s "cluster": the nodes and the replicas on them (or why they could not be read)."""
+def running_replicas(deployment: str, app: str = APP_NAME) -> int:
+    """How many replicas of `deployment` are running (0 if Serve cannot say)."""
+    return int(deployments(app).get(deployment, {}).get("replicas", {}).get("RUNNING", 0))
+
+
+def cluster_report(replicas: list[dict[str, Any]]) -> dict[str, Any]:
+    """`/health`'s "cluster": the nodes, the deployments' replica counts, and the replicas known by name
+    (`replicas`: deployment, replica, node_id) - or why the cluster could not be read."""
     try:
-        return {"nodes": nodes(), "replicas": live_replicas()}
-    except Exception as exc:  # a debugging interface: report, never fail the health check
-        return {"error": f"cluster state unavailable: {exc}"}
+        return {"nodes": nodes(), "deployments": deployments(), "replicas": replicas}
+    except Exception as exc:  # report, never fail the health check
+        return {"error": f"cluster state unavailable: {exc}", "replicas": replicas}

@@ -48,8 +48,8 @@ class Operations:
 
     @classmethod
     def from_settings(cls, settings: Settings, store: Store, shared: bool = False) -> Operations:
-        """`shared`: several processes serve this store (a Ray cluster's gateways), so rate limits are
-        counted in the database rather than in this process's memory."""
+        """`shared`: several processes serve this store (a Ray cluster's gateways), so rate limits and
+        budget holds are kept in the database rather than in this process's memory."""
         return cls(
             prices=PriceTable.load(settings.prices_file),
             local=LocalRates(settings.cpu_hour_usd, settings.watts, settings.kwh_usd),
@@ -63,6 +63,7 @@ class Operations:
                 webhook_secret=(
                     settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
                 ),
+                shared=shared,
             ),
             limiter=(
                 SharedRateLimiter(store, settings.rate_limit_window_s)

@@ -1,10 +1,11 @@
-"""Persistence: request and image rows in SQL (SQLite or PostgreSQL), image bytes in content-addressed files.
+"""Persistence: request and image rows in SQL (SQLite or PostgreSQL), image bytes in a content-addressed blob
+store (a directory or an S3-compatible bucket).
 
 Knows nothing about HTTP or the engine; everything above it talks to `Store`.
 """
 
-from gouache.store.blobs import BlobStore, make_key
-from gouache.store.errors import BlobNotFound, NotFound, RecordNotFound, StoreError
+from gouache.store.blobs import BlobStore, DirectoryBlobStore, make_key
+from gouache.store.errors import BlobNotFound, BlobStoreUnavailable, NotFound, RecordNotFound, StoreError
 from gouache.store.facade import Store
 from gouache.store.migrate import alembic_config, head_revision
 from gouache.store.models import (
@@ -30,6 +31,8 @@ __all__ = [
     "Base",
     "BlobNotFound",
     "BlobStore",
+    "BlobStoreUnavailable",
+    "DirectoryBlobStore",
     "ImageRecord",
     "ImageView",
     "LedgerEntry",

@@ -16,7 +16,7 @@ from typing import Any, Self
 from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from gouache.store.blobs import BlobStore
+from gouache.store.blobs import BlobStore, DirectoryBlobStore
 from gouache.store.migrate import current_revision, head_revision, upgrade_to_head
 
 #: How long a SQLite connection waits for another writer before failing with "database is locked".
@@ -27,15 +27,16 @@ _SQLITE_BEGIN_OPTION = "gouache_sqlite_begin"
 
 
 class Database:
-    """The connection to the database and the blob directory, shared by the repositories (`store/requests.py`,
+    """The connection to the database and the blob store, shared by the repositories (`store/requests.py`,
     `images.py`, `responses.py`, `ledger.py`, `keys.py`) that `Store` combines.
 
     `database_url` is a SQLAlchemy URL; a bare ``postgresql://`` URL is taken to mean the psycopg 3 driver.
+    `blobs` is a `BlobStore`, or a directory for a `DirectoryBlobStore`.
     """
 
-    def __init__(self, database_url: str, blob_root: Path) -> None:
+    def __init__(self, database_url: str, blobs: BlobStore | Path) -> None:
         self.url: URL = _normalize_url(database_url)
-        self.blobs = BlobStore(Path(blob_root))
+        self.blobs: BlobStore = DirectoryBlobStore(Path(blobs)) if isinstance(blobs, str | Path) else blobs
         self.engine: Engine = _create_engine(self.url)
         # On SQLite, sessions that write start with BEGIN IMMEDIATE: they take the write lock up front
         # (waiting on busy_timeout) instead of failing when a read transaction later tries to write.
@@ -49,7 +50,7 @@ class Database:
 
     def __repr__(self) -> str:
         url = self.url.render_as_string(hide_password=True)
-        return f"{type(self).__name__}({url!r}, {str(self.blobs.root)!r})"
+        return f"{type(self).__name__}({url!r}, {self.blobs.location!r})"
 
     def __enter__(self) -> Self:
         return self
@@ -73,6 +74,7 @@ class Database:
     def close(self) -> None:
         """Close every pooled connection. The store must not be used afterwards."""
         self.engine.dispose()
+        self.blobs.close()
 
     @contextmanager
     def _write(self) -> Iterator[Session]:

@@ -21,3 +21,8 @@ class RecordNotFound(NotFound):
 
 class BlobNotFound(NotFound):
     """No blob file exists for the given key."""
+
+
+class BlobStoreUnavailable(StoreError):
+    """The configured blob store cannot be used (no such bucket, no credentials, endpoint unreachable, the
+    S3 client not installed). The message names the setting to fix."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from gouache.store.batches import BatchRepository
 from gouache.store.files import FileRepository
+from gouache.store.holds import HoldRepository
 from gouache.store.images import ImageRepository
 from gouache.store.keys import ApiKeyRepository
 from gouache.store.ledger import LedgerRepository
@@ -26,6 +27,7 @@ class Store(
     FileRepository,
     BatchRepository,
     RateRepository,
+    HoldRepository,
 ):
     """Requests and images in a SQL database (SQLite or PostgreSQL), image bytes in a `BlobStore`.
 

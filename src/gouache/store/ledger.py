@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from gouache.store.database import Database
 from gouache.store.models import RequestRecord
@@ -56,13 +56,16 @@ class LedgerRepository(Database):
 
     def spend_since(self, since: datetime, owner: Owner = ALL_OWNERS) -> tuple[float, int]:
         """Hosted-equivalent dollars and images of the requests created since `since` (in flight included)."""
-        stmt = select(
-            func.coalesce(func.sum(RequestRecord.cost_usd), 0.0),
-            func.coalesce(func.sum(RequestRecord.image_count), 0),
-        ).where(RequestRecord.created_at >= since)
-        condition = owned_by(RequestRecord.api_key_id, owner)
-        if condition is not None:
-            stmt = stmt.where(condition)
         with self._read_sessions() as session:
-            usd, images = session.execute(stmt).one()
+            usd, images = session.execute(spend_statement(since, owner)).one()
         return float(usd), int(images)
+
+
+def spend_statement(since: datetime, owner: Owner) -> Select[float, int]:
+    """The (dollars, images) of `owner`'s requests created since `since`."""
+    stmt = select(
+        func.coalesce(func.sum(RequestRecord.cost_usd), 0.0),
+        func.coalesce(func.sum(RequestRecord.image_count), 0),
+    ).where(RequestRecord.created_at >= since)
+    condition = owned_by(RequestRecord.api_key_id, owner)
+    return stmt if condition is None else stmt.where(condition)

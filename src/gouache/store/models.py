@@ -302,3 +302,30 @@ class RateEventRecord(Base):
     kind: Mapped[str] = mapped_column(String(32))
     at: Mapped[float] = mapped_column(Float)
     amount: Mapped[int] = mapped_column(Integer)
+
+
+class BudgetHoldRecord(Base):
+    """What an admitted request will spend, held against the budgets from admission until its ledger row
+    counts it (issue 21): kept here, not in one process's memory, so that gateways sharing the database
+    cannot each admit the last of a budget. `key_id` is None for a caller without a key; `expires_at`
+    (seconds since the epoch) bounds a hold whose request never reached the ledger (a process that died)."""
+
+    __tablename__ = "budget_holds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    usd: Mapped[float] = mapped_column(Float)
+    images: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class LeaseRecord(Base):
+    """A job only one server process may do at a time (the Batch API's runner on a cluster's gateways):
+    `holder` has it until `expires_at` (seconds since the epoch), and renews it while alive; any process may
+    take it over once it has expired."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    expires_at: Mapped[float] = mapped_column(Float)

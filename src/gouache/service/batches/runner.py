@@ -21,6 +21,7 @@ from typing import Any
 from gouache.service.access import ANONYMOUS, Caller
 from gouache.service.batches.output import output_line, write_final_files
 from gouache.service.batches.validation import BatchLine, read_batch_file
+from gouache.service.leases import Lease
 from gouache.store import ALL_OWNERS, Store
 from gouache.store.batches import BatchView
 from gouache.store.models import utcnow
@@ -67,8 +68,12 @@ class BatchRunner:
         concurrency: int = 8,
         queue_full: Callable[[], bool] = lambda: False,
         on_final: Callable[[str, str], None] | None = None,
+        lease: Lease | None = None,
     ) -> None:
+        """`lease`: other processes share the database (a cluster's gateways); only the holder of this lease
+        runs batches, and another takes over when it dies. None: this process runs them."""
         self.store = store
+        self.lease = lease
         self.execute = execute
         self.concurrency = max(1, concurrency)
         self.queue_full = queue_full
@@ -94,6 +99,11 @@ class BatchRunner:
             while True:
                 self._wakeup.clear()
                 try:
+                    if self.lease is not None and not await asyncio.to_thread(self.lease.held):
+                        for task in advancing.values():  # another process holds the lease (took it over)
+                            task.cancel()
+                        await asyncio.sleep(POLL_S)
+                        continue
                     for batch_id in await asyncio.to_thread(self.store.active_batch_ids):
                         if batch_id not in advancing:
                             task = asyncio.create_task(self._advance_logged(batch_id))
@@ -107,6 +117,9 @@ class BatchRunner:
             for task in advancing.values():
                 task.cancel()
             await asyncio.gather(*advancing.values(), return_exceptions=True)
+            if self.lease is not None:  # stopping: let another process take the batches over at once
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self.lease.release)
 
     async def _advance_logged(self, batch_id: str) -> None:
         try:

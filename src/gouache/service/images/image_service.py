@@ -153,8 +153,8 @@ class ImageService:
             request_id = await asyncio.to_thread(
                 records.open_request, self.store, prepared, hit.id if hit is not None else None
             )
-        finally:
-            prepared.admission.release()
+        finally:  # a shared budget's hold is a database row: off the event loop
+            await asyncio.to_thread(prepared.admission.release)
         # 3a. A hit: the earlier request's images under this new request, no compute. The ledger row keeps
         #     the hosted-equivalent cost (what the hosted API would charge for the same answer), and a
         #     local cost of zero.

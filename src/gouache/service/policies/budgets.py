@@ -4,7 +4,12 @@ A request is checked before any compute against what was spent this calendar mon
 requests included. Past the hard limit it is refused (429 `insufficient_quota`); reaching the soft share
 (`budget_soft_fraction`) sends one alert per budget and month: a log line, an optional webhook POST (an
 event signed like the batch events, `service/webhooks.py`), and a warning the API returns as the
-`x-gouache-budget-warning` header."""
+`x-gouache-budget-warning` header.
+
+Between admission and its ledger row a request's cost is *held*, so that concurrent requests cannot all pass
+the same remaining budget. One process keeps its holds in memory; processes that share a database (a Ray
+cluster's gateways, `shared=True`) keep them in it (`budget_holds`), checked and written in one serialised
+transaction, so that two gateways cannot both spend the last of a budget."""
 
 from __future__ import annotations
 
@@ -56,6 +61,8 @@ class Reservation:
     images: int
     at: float = field(default_factory=time.monotonic)
     owner: Budgets | None = None
+    #: The database row that holds it (shared budgets), else None (held in the owner's memory).
+    hold_id: int | None = None
 
     def release(self) -> None:
         if self.owner is not None:
@@ -79,9 +86,12 @@ class Budgets:
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
         notify: Callable[[str, dict[str, Any], str | None], None] = post_event,
+        shared: bool = False,
     ) -> None:
-        """`notify(url, event, secret)` sends the alert (`post_event`: signed, in the background)."""
+        """`notify(url, event, secret)` sends the alert (`post_event`: signed, in the background). `shared`:
+        other processes admit requests against the same database, so holds live in it."""
         self.store = store
+        self.shared = shared
         self.global_budget = Budget("global", ALL_OWNERS, usd, images)
         self.soft_fraction = soft_fraction
         self.webhook_url = webhook_url
@@ -100,17 +110,33 @@ class Budgets:
 
     def admit(self, caller: Caller, cost_usd: float, images: int) -> tuple[list[str], Reservation | None]:
         """`check`, then hold the request's cost until `Reservation.release()` (call it once its ledger row
-        is written, or if it is refused later). One admission at a time."""
+        is written, or if it is refused later). One admission at a time (across processes when shared)."""
+        budgets = self.budgets_for(caller)
+        if not budgets:
+            return [], None
+        since = month_start()
+        if self.shared:
+            warnings: list[str] = []
+
+            def decide(spent: list[tuple[float, int]]) -> None:
+                warnings.extend(self._judge(budgets, spent, cost_usd, images, since))
+
+            hold_id = self.store.budget_hold(
+                caller.key_id, cost_usd, images, since=since, owners=[b.owner for b in budgets],
+                now=time.time(), ttl_s=RESERVATION_TTL_S, decide=decide,
+            )  # fmt: skip
+            return warnings, Reservation(caller.key_id, cost_usd, images, owner=self, hold_id=hold_id)
         with self._admission:
             warnings = self.check(caller, cost_usd, images)
-            if not self.budgets_for(caller):
-                return warnings, None
             reservation = Reservation(caller.key_id, cost_usd, images, owner=self)
             with self._lock:
                 self._pending.append(reservation)
             return warnings, reservation
 
     def _release(self, reservation: Reservation) -> None:
+        if reservation.hold_id is not None:
+            self.store.budget_release(reservation.hold_id)
+            return
         with self._lock:
             if reservation in self._pending:
                 self._pending.remove(reservation)
@@ -123,25 +149,41 @@ class Budgets:
         return sum(r.usd for r in held), sum(r.images for r in held)
 
     def check(self, caller: Caller, cost_usd: float, images: int) -> list[str]:
-        """Refuse a request that would go over a hard limit; return the soft-limit warnings it raises."""
-        warnings: list[str] = []
+        """Refuse a request that would go over a hard limit; return the soft-limit warnings it raises (this
+        process's holds counted; `admit` counts every process's when shared)."""
         since = month_start()
-        month = since.strftime("%Y-%m")
-        for budget in self.budgets_for(caller):
+        budgets = self.budgets_for(caller)
+        spent = []
+        for budget in budgets:
             spent_usd, spent_images = self.store.spend_since(since, budget.owner)
             held_usd, held_images = self._pending_for(budget.owner)
-            spent_usd, spent_images = spent_usd + held_usd, spent_images + held_images
-            for kind, limit, spent, cost in (
+            spent.append((spent_usd + held_usd, spent_images + held_images))
+        return self._judge(budgets, spent, cost_usd, images, since)
+
+    def _judge(
+        self,
+        budgets: list[Budget],
+        spent: list[tuple[float, int]],
+        cost_usd: float,
+        images: int,
+        since: datetime,
+    ) -> list[str]:
+        """Raise `BudgetExceeded` if the request goes over a hard limit, given what each budget has spent
+        (ledger and holds); else the soft-limit warnings it reaches (alerting once per budget and month)."""
+        warnings: list[str] = []
+        month = since.strftime("%Y-%m")
+        for budget, (spent_usd, spent_images) in zip(budgets, spent, strict=True):
+            for kind, limit, spent_amount, cost in (
                 ("usd", budget.usd, spent_usd, cost_usd),
                 ("images", budget.images, spent_images, images),
             ):
                 if limit is None:
                     continue
-                projected = spent + cost
+                projected = spent_amount + cost
                 if projected > limit + 1e-9:
                     raise BudgetExceeded(
                         f"You exceeded your current quota: the {budget.label} monthly budget is "
-                        f"{_amount(kind, limit)}, {_amount(kind, spent)} is spent this month and this "
+                        f"{_amount(kind, limit)}, {_amount(kind, spent_amount)} is spent this month and this "
                         f"request needs {_amount(kind, cost)}.",
                         headers={"x-should-retry": "false"},
                     )
