@@ -7,8 +7,10 @@ gouache-mini request imports, for features no such request uses:
 - **scipy** (~56 MB, 490 modules): diffusers' schedulers import ``scipy.stats`` for beta sigmas
   (``use_beta_sigmas``), transformers' detection losses import ``scipy.optimize.linear_sum_assignment``
   (imported by ``transformers.modeling_utils``).
-- **peft** (~12 MB, 230 modules): ``diffusers.hooks.layerwise_casting`` imports two peft names for the one
-  case of layerwise casting over LoRA layers.
+- **peft** (~12 MB, 230 modules): ``diffusers.hooks.layerwise_casting`` and ``diffusers.loaders.lora_base``
+  import peft names for LoRA layers, and every prompt encoding calls ``unscale_lora_layers``, which imports
+  peft before looking at its arguments.
+- **boto3** (~7 MB, 150 modules): accelerate's SageMaker configuration, imported with accelerate.
 
 While such a module runs its body, the availability check it imports answers False, so the guarded import
 is skipped; right after, the module gets the real check back and, for each name the guard would have bound,
@@ -130,6 +132,14 @@ DEFERRALS: tuple[Deferral, ...] = (
                 "peft.helpers:disable_input_dtype_casting",
             ),
         },
+    ),
+    # accelerate's SageMaker configuration (imported by ``accelerate.utils.other``): ~7 MB of AWS SDK.
+    Deferral(
+        ("accelerate.commands.config.sagemaker",),
+        "accelerate.utils.imports",
+        "is_boto3_available",
+        "boto3",
+        {"boto3": StandIn(lambda: LazyModule("boto3"))},
     ),
     # ``_unwrap_model`` (every pipeline's ``register_modules``) imports peft to test for a ``PeftModel``.
     Deferral(
