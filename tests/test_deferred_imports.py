@@ -109,3 +109,17 @@ def test_peft_is_imported_by_the_first_lora_and_diffusers_then_sees_it_as_eagerl
         "helper": "peft.helpers",
     }
     assert deferred["peft"]["after"] == eager["peft"]["after"] == expected
+
+
+def test_a_skipped_check_answers_false_only_on_the_importing_thread() -> None:
+    import threading
+
+    from gouache.deferred import _Absent
+
+    absent = _Absent(lambda: True)
+    elsewhere: list[bool] = []
+    thread = threading.Thread(target=lambda: elsewhere.append(absent()))
+    thread.start()
+    thread.join()
+    assert absent() is False and elsewhere == [True]
+    assert _Absent(absent).real() is True  # nested windows unwrap to the real check

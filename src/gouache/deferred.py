@@ -40,8 +40,17 @@ from typing import Any
 __all__ = ["DEFERRALS", "Deferral", "install", "installed"]
 
 
-def _absent() -> bool:
-    return False
+class _Absent:
+    """An availability check while a listed module's body runs: False on the thread running that body (its
+    guard is skipped), the real answer on every other thread (a module imported there at the same moment,
+    listed or not, is not affected)."""
+
+    def __init__(self, real: Callable[[], bool]) -> None:
+        self.real: Callable[[], bool] = real.real if isinstance(real, _Absent) else real
+        self.thread = threading.get_ident()
+
+    def __call__(self) -> bool:
+        return False if threading.get_ident() == self.thread else bool(self.real())
 
 
 class LazyModule(types.ModuleType):
@@ -223,7 +232,7 @@ class _DeferringLoader(importlib.abc.Loader):
         return create(spec) if create is not None else None
 
     def exec_module(self, module: types.ModuleType) -> None:
-        restore: list[tuple[types.ModuleType, str, Any]] = []
+        restore: list[tuple[types.ModuleType, str, Any, _Absent]] = []
         try:
             for deferral in self.deferrals:
                 if deferral.imported_only or deferral.dependency in sys.modules:
@@ -231,17 +240,18 @@ class _DeferringLoader(importlib.abc.Loader):
                 owner = importlib.import_module(deferral.owner)
                 real = getattr(owner, deferral.check, None)
                 if callable(real):
-                    setattr(owner, deferral.check, _absent)
-                    restore.append((owner, deferral.check, real))
+                    absent = _Absent(real)
+                    setattr(owner, deferral.check, absent)
+                    restore.append((owner, deferral.check, real, absent))
             self.inner.exec_module(module)
         finally:
-            for owner, check, real in restore:
+            for owner, check, real, absent in reversed(restore):
                 setattr(owner, check, real)
                 for loaded in list(sys.modules.values()):  # this module and any it imported meanwhile
                     namespace = getattr(loaded, "__dict__", None)
-                    if namespace is not None and namespace.get(check) is _absent:
+                    if namespace is not None and namespace.get(check) is absent:
                         namespace[check] = real
-        deferred = {check for _, check, _ in restore}
+        deferred = {check for _, check, _, _ in restore}
         for deferral in self.deferrals:
             if deferral.imported_only:
                 answers = module.__dict__.get(deferral.check)
