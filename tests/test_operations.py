@@ -30,8 +30,9 @@ from gouache.store import ALL_OWNERS, Store
 from tests.live import LiveServer, start_server
 
 FAST = {"steps": 1}  # one denoising step: these tests are about accounting, not pictures
-WINDOW_S = 5  # the rate-limit window: short so that retries are quick, long enough that a loaded machine answers
-# the first request of a test inside it (at 2 s, `n=2` on a busy CI runner outlived the window)
+# The rate-limit window: short so that retries are quick, long enough that a loaded machine answers the first
+# request of a test inside it (at 2 s, `n=2` on a busy CI runner outlived the window).
+WINDOW_S = 5
 
 
 @dataclass

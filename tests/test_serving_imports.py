@@ -4,8 +4,10 @@ not be imported on the way: other families' pipeline classes, the optimised back
 converted, C2PA before anything is signed, SVG tracing, the test pipelines, training code. Also: importing
 diffusers' pipeline classes and loading the model print no library warnings or progress bars.
 
-diffusers and peft are imported: gouache-mini *is* a diffusers pipeline (design decision 4), and diffusers'
-model classes import peft whenever it is installed (``diffusers.hooks``)."""
+diffusers is imported: gouache-mini *is* a diffusers pipeline (design decision 4). peft and scipy, which
+diffusers and transformers import behind availability checks, are not: `gouache.deferred` defers them to
+their first use (a LoRA; beta sigmas, detection losses, a matted background), which these tests check too
+(design note 50)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ import sys
 
 #: Served on PyTorch with provenance off: what must then stay out of the process.
 NEVER_LOADED = (
+    "peft",  # a LoRA only (gouache.deferred)
+    "scipy",  # beta sigmas, detection losses, matting a key colour (gouache.deferred, engine.outputs.alpha)
     "c2pa",  # imported on the first signing (engine.outputs.provenance)
     "openvino",  # imported when a model is converted (engine.backend)
     "onnxruntime",  # diffusers' OnnxRuntimeModel check gets a stand-in (engine.pipelines)
@@ -67,6 +71,23 @@ def test_serving_gouache_mini_imports_only_what_a_request_needs() -> None:
     for noise in ("requires torchvision", "Expected types for", "Loading pipeline components", "Loading weights",
                   "FutureWarning", "torch_dtype"):  # fmt: skip
         assert noise not in done.stderr, done.stderr[-2000:]
+
+
+#: Importing the app (and the CLI that serves it) must not import these: each is a large tree of modules
+#: (design note 50) that only some requests use.
+NOT_IMPORTED_BY_THE_APP = ("peft", "scipy", "openvino", "c2pa", "vtracer", "onnxruntime", "torchvision")
+
+
+def test_importing_the_app_leaves_the_heavy_optional_libraries_out() -> None:
+    code = (
+        "import json, sys\nimport gouache.cli\nfrom gouache.api.app import create_app\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    loaded = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert {"gouache.api.app", "diffusers", "torch"} <= loaded
+    assert sorted(m for m in loaded if m.startswith(NOT_IMPORTED_BY_THE_APP)) == []
 
 
 def test_importing_diffusers_pipeline_classes_prints_no_torchvision_warnings() -> None:

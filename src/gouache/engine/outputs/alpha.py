@@ -16,7 +16,6 @@ import re
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 #: What the prompt of a keyed render asks for: a colour rarely found in subjects, painted flat.
 KEY_PHRASE = "isolated on a plain flat solid bright green background, no shadow"
@@ -114,6 +113,8 @@ def key_colour(image: Image.Image) -> tuple[np.ndarray, float]:
 def matte(image: Image.Image, key: np.ndarray | None = None, noise: float = 0.0) -> Image.Image:
     """RGBA: `image` (rendered on a flat key colour) with the key removed. `key` defaults to the border's
     colour (:func:`key_colour`, which may raise `KeyNotUniform`)."""
+    from scipy import ndimage  # only transparent backgrounds of non-mini models need it: ~40 MB of imports
+
     if key is None:
         key, noise = key_colour(image)
     rgb = np.asarray(image.convert("RGB")).astype(np.float32)

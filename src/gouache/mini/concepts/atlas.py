@@ -74,9 +74,13 @@ class Concept:
 
 
 class Atlas:
-    """The concepts, their word index and their MiniLM key vectors."""
+    """The concepts, their word index and their MiniLM key vectors.
 
-    def __init__(self, payload: dict[str, Any], vectors: np.ndarray) -> None:
+    Kept compact in a server that holds it for its lifetime (design note 50): the key vectors (7,633 x 384)
+    are read only when a noun needs MiniLM (`nearest`), and stay float16 as shipped (5.9 MB, not 11.7),
+    widened to float32 for each product, so similarities are exactly those of float32 vectors."""
+
+    def __init__(self, payload: dict[str, Any], vectors: np.ndarray | Callable[[], np.ndarray]) -> None:
         self.sources: dict[str, dict[str, str]] = payload["sources"]
         fields = ("id", "label", "keywords", "group", "subgroup", "svg", "colour", "recolour", "hexcode")
         self.concepts = [
@@ -86,7 +90,7 @@ class Atlas:
         self.by_id = {c.id: c for c in self.concepts}
         self.key_texts = [k for k, _ in payload["keys"]]
         self.key_concepts = np.array([i for _, i in payload["keys"]], dtype=np.int64)
-        self.vectors = vectors.astype(np.float32)
+        self._vectors = vectors
         self.words: dict[str, int] = {}
         for i, c in enumerate(self.concepts):  # names first: they win over keywords
             self.words.setdefault(c.label, i)
@@ -98,6 +102,13 @@ class Atlas:
 
     def __len__(self) -> int:
         return len(self.concepts)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """The key vectors as stored (float16), read on first use."""
+        if callable(self._vectors):
+            self._vectors = self._vectors()
+        return self._vectors
 
     def lookup(self, words: str, names_only: bool = False) -> Concept | None:
         """The concept named exactly ``words`` (a name, an alias or, unless ``names_only``, a keyword;
@@ -112,7 +123,7 @@ class Atlas:
 
     def nearest(self, vector: np.ndarray) -> tuple[Concept, float]:
         """The concept whose name or keyword is nearest ``vector`` (unit length), and the similarity."""
-        sims = self.vectors @ vector.astype(np.float32)
+        sims = self.vectors.astype(np.float32) @ vector.astype(np.float32)
         best = int(sims.argmax())
         return self.concepts[int(self.key_concepts[best])], float(sims[best])
 
@@ -143,7 +154,10 @@ def _singular(word: str) -> str:
 def load_atlas(folder: Path) -> Atlas:
     """The atlas stored in ``folder`` (``concepts.json.gz`` and ``keys.npy.gz``)."""
     payload = json.loads(gzip.decompress((folder / "concepts.json.gz").read_bytes()))
-    vectors = np.load(io.BytesIO(gzip.decompress((folder / "keys.npy.gz").read_bytes())))
+
+    def vectors() -> np.ndarray:
+        return np.load(io.BytesIO(gzip.decompress((folder / "keys.npy.gz").read_bytes())))
+
     return Atlas(payload, vectors)
 
 
