@@ -103,7 +103,7 @@ class Atlas:
         """The concept named exactly ``words`` (a name, an alias or, unless ``names_only``, a keyword;
         singular or plural)."""
         w = " ".join(words.lower().split())
-        for form in (w, _singular(w)):
+        for form in (w, *_singulars(w)):
             if form and form in self.words:
                 concept = self.concepts[self.words[form]]
                 if not names_only or form == concept.label or form in ALIASES:
@@ -128,6 +128,16 @@ class Atlas:
             return None
         concept, score = self.nearest(embed([_singular(words.lower()) or words.lower()])[0])
         return (concept, score) if score >= SIMILARITY_MIN else None
+
+
+def _singulars(word: str) -> tuple[str, ...]:
+    """The forms ``word`` may be the plural of, likeliest first (:func:`_singular`'s guess, then less the
+    "s", then less the "es"): "lacrosses" -> lacross, lacrosse; "tomatoes" -> tomatoe, tomato. The atlas
+    takes the first it knows."""
+    forms = [_singular(word)]
+    if word.endswith("s") and len(word) > 3:
+        forms += [word[:-1], word[:-2]] if word.endswith("es") and len(word) > 4 else [word[:-1]]
+    return tuple(f for f in dict.fromkeys(forms) if f != word)
 
 
 def _singular(word: str) -> str:
