@@ -134,3 +134,24 @@ def test_a_miss_is_told_apart_reader_crop_or_judge() -> None:
     assert _cause(covered, o, fox, Always(cat.id)) == "crop: covered"  # type: ignore[arg-type]
     edge = Box(cx=0.1, cy=0.5, radius=0.3, concept="fox")
     assert _cause(picture, edge, fox, Always(cat.id)) == "crop: off the edge"  # type: ignore[arg-type]
+
+
+def test_keyword_captions_use_words_people_write_and_plurals_read_back() -> None:
+    import random
+
+    from gouache.mini.concepts.evaluate import _plural, keyword_caption
+
+    atlas = default_atlas()
+    if atlas is None:
+        pytest.skip("no concept atlas")
+    rng = random.Random(0)
+    captions = [keyword_caption(c, atlas, rng) for c in atlas.concepts if c.scene_worthy]
+    words = [c.split(" ", 1)[1] for c in captions if c is not None]
+    assert len(words) > 500
+    assert all(
+        any(ch.isalpha() for ch in w) and not any(ch.isdigit() or ch in "*#:_" for ch in w) for w in words
+    )
+    assert _plural("jeans") == "jeans" and _plural("bus") == "buses" and _plural("cherry") == "cherries"
+    for label in ("lacrosse", "tomato", "bus", "fox", "jeans"):
+        found = atlas.lookup(_plural(label))
+        assert found is not None and found.label == label
