@@ -103,12 +103,11 @@ class Atlas:
         """The concept named exactly ``words`` (a name, an alias or, unless ``names_only``, a keyword;
         singular or plural)."""
         w = " ".join(words.lower().split())
-        for form in (w, *_singulars(w)):
-            if form and form in self.words:
-                concept = self.concepts[self.words[form]]
-                if not names_only or form == concept.label or form in ALIASES:
-                    return concept
-        return None
+        hits = [(f, self.concepts[self.words[f]]) for f in (w, *_singulars(w)) if f and f in self.words]
+        for form, concept in hits:  # a name wins over a keyword: "tickets" are tickets, not admission tickets
+            if form == concept.label or form in ALIASES:
+                return concept
+        return hits[0][1] if hits and not names_only else None
 
     def nearest(self, vector: np.ndarray) -> tuple[Concept, float]:
         """The concept whose name or keyword is nearest ``vector`` (unit length), and the similarity."""
