@@ -155,3 +155,27 @@ def test_keyword_captions_use_words_people_write_and_plurals_read_back() -> None
     for label in ("lacrosse", "tomato", "bus", "fox", "jeans"):
         found = atlas.lookup(_plural(label))
         assert found is not None and found.label == label
+
+
+def test_style_drawings_join_other_styles_on_the_code_points(tmp_path: Path) -> None:
+    import json
+
+    from gouache.mini.concepts.classifier_data import style_drawings
+
+    atlas = default_atlas()
+    if atlas is None:
+        pytest.skip("no concept atlas")
+    fox, cat = atlas.by_id["fox"], atlas.by_id["cat"]
+    noto = tmp_path / "noto"
+    (noto / "img" / "google" / "64").mkdir(parents=True)
+    (noto / "emoji.json").write_text(json.dumps([{"unified": fox.hexcode.upper(), "image": "fox.png"}]))
+    png = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    ImageDraw.Draw(png).ellipse(
+        (20, 20, 43, 43), fill=(230, 120, 30, 255)
+    )  # small, padded: fitted to the square
+    png.save(noto / "img" / "google" / "64" / "fox.png")
+    drawings = style_drawings([fox, cat], {"noto": noto})
+    assert drawings.styles == ["fluent", "noto", "fluent"] and drawings.labels.tolist() == [0, 0, 1]
+    assert drawings.rgba.shape == (3, 4, BASE, BASE) and drawings.rgba.dtype == torch.uint8
+    alpha = drawings.rgba[1, 3].float() / 255
+    assert float(alpha[BASE // 2, 2]) > 0.5 and float(alpha[BASE // 2, BASE - 3]) > 0.5  # fills its square
