@@ -48,7 +48,8 @@ def test_atlas_holds_a_thousand_concepts_small_and_licensed(atlas) -> None:  # t
 @pytest.mark.parametrize(
     ("words", "concept"),
     [("fox", "fox"), ("foxes", "fox"), ("cats", "cat"), ("hot dog", "hot-dog"), ("kitten", "cat"),
-     ("automobile", "automobile"), ("car", "automobile"), ("sailboat", "sailboat")],
+     ("automobile", "automobile"), ("car", "automobile"), ("sailboat", "sailboat"), ("lacrosses", "lacrosse"),
+     ("jeans", "jeans"), ("glasses", "glasses"), ("tickets", "ticket"), ("cherries", "cherries")],
 )  # fmt: skip
 def test_names_keywords_and_plurals_find_their_concept(atlas, words: str, concept: str) -> None:  # type: ignore[no-untyped-def]
     found = atlas.lookup(words)
@@ -189,3 +190,11 @@ def test_transparent_backgrounds_cut_out_the_drawing_not_its_circle() -> None:
 )  # fmt: skip
 def test_the_seed_prompts_draw_their_main_noun(prompt: str, main: str) -> None:
     assert main in [o.concept for o in read_caption(prompt).objects]
+
+
+def test_hyphenated_names_are_things_and_other_hyphenated_words_stay_words() -> None:
+    got = read_caption("a jack-o-lantern to the left of a blu-ray")
+    assert [o.concept for o in got.objects] == ["jack-o-lantern", "optical-disk"]
+    assert [o.concept for o in read_caption("four three-thirties").objects] == ["three-thirty"] * 4
+    star = read_caption("a well-known red star").objects
+    assert [(o.shape, o.colour, o.concept) for o in star] == [("star", "red", None)]

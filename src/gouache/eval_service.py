@@ -143,7 +143,7 @@ def evaluate_concepts_service(
     """``gouache eval --set concepts`` (issue 22): gouache-mini's concept scenes through the image service
     (1024x1024 PNG), scored by the concept evaluator with its own classifier (trained once and cached)."""
     from gouache.mini.concepts.atlas import default_atlas
-    from gouache.mini.concepts.classifier import train_classifier
+    from gouache.mini.concepts.classifier import JUDGE_SOURCES, train_classifier
     from gouache.mini.concepts.evaluate import evaluate_concepts
     from gouache.mini.concepts.sources import cache_dir, fetch_all
     from gouache.mini.model import load_text_encoder
@@ -154,7 +154,7 @@ def evaluate_concepts_service(
     if atlas is None:
         raise RuntimeError("no concept atlas: run gouache train-mini --concepts-only")
     cache = cache_dir()
-    sources = fetch_all(cache, ("noto", "twemoji"))
+    sources = fetch_all(cache, JUDGE_SOURCES)
     worthy = [c for c in atlas.concepts if c.scene_worthy]
     classifier, record = train_classifier(worthy, sources, cache, log=log)
     encoder: Any = load_text_encoder(grounded=True)
@@ -183,6 +183,7 @@ def _print_concepts(console: object, report: object, record: dict[str, object], 
         "seed": report.seed,  # type: ignore[attr-defined]
         "scores": report.scores,  # type: ignore[attr-defined]
         "misses": report.misses,  # type: ignore[attr-defined]
+        "causes": report.causes,  # type: ignore[attr-defined]
         "seconds": report.seconds,  # type: ignore[attr-defined]
         "classifier": record,
     }

@@ -127,7 +127,10 @@ def _guess_unknown(phrases: list[Phrase], match: Matcher | None) -> list[Phrase]
     that stays unread becomes ``unknown`` (left out of the scene, and said so)."""
     out = list(phrases)
     for i, p in enumerate(out):
-        if p.kind != "word" or p.value in STOPWORDS or len(p.value) < 3 or not p.value.isalpha():
+        # a hyphenated word ("blu-ray", "jack-o-lantern") is read only as a thing it names exactly (note 49)
+        hyphened = "-" in p.value and p.value.replace("-", "").isalpha()
+        wordlike = p.value.isalpha() or hyphened
+        if p.kind != "word" or p.value in STOPWORDS or len(p.value) < 3 or not wordlike:
             continue
         after = out[i + 1].kind if i + 1 < len(out) else "end"
         before = out[i - 1].kind if i > 0 else "start"
@@ -140,6 +143,8 @@ def _guess_unknown(phrases: list[Phrase], match: Matcher | None) -> list[Phrase]
         exact = None if modifies or written else concept_phrase(p, match, exact_only=True)
         if exact is not None:
             out[i] = exact
+            continue
+        if hyphened:
             continue
         if after in ("shape", "sign", "background", "word") and match is not None:
             guess = match(p.value, "colour")

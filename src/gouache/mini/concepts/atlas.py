@@ -114,12 +114,11 @@ class Atlas:
         """The concept named exactly ``words`` (a name, an alias or, unless ``names_only``, a keyword;
         singular or plural)."""
         w = " ".join(words.lower().split())
-        for form in (w, _singular(w)):
-            if form and form in self.words:
-                concept = self.concepts[self.words[form]]
-                if not names_only or form == concept.label or form in ALIASES:
-                    return concept
-        return None
+        hits = [(f, self.concepts[self.words[f]]) for f in (w, *_singulars(w)) if f and f in self.words]
+        for form, concept in hits:  # a name wins over a keyword: "tickets" are tickets, not admission tickets
+            if form == concept.label or form in ALIASES:
+                return concept
+        return hits[0][1] if hits and not names_only else None
 
     def nearest(self, vector: np.ndarray) -> tuple[Concept, float]:
         """The concept whose name or keyword is nearest ``vector`` (unit length), and the similarity."""
@@ -139,6 +138,16 @@ class Atlas:
             return None
         concept, score = self.nearest(embed([_singular(words.lower()) or words.lower()])[0])
         return (concept, score) if score >= SIMILARITY_MIN else None
+
+
+def _singulars(word: str) -> tuple[str, ...]:
+    """The forms ``word`` may be the plural of, likeliest first (:func:`_singular`'s guess, then less the
+    "s", then less the "es"): "lacrosses" -> lacross, lacrosse; "tomatoes" -> tomatoe, tomato. The atlas
+    takes the first it knows."""
+    forms = [_singular(word)]
+    if word.endswith("s") and len(word) > 3:
+        forms += [word[:-1], word[:-2]] if word.endswith("es") and len(word) > 4 else [word[:-1]]
+    return tuple(f for f in dict.fromkeys(forms) if f != word)
 
 
 def _singular(word: str) -> str:
