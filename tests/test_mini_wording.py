@@ -260,8 +260,9 @@ def test_the_caption_reading_bench_row() -> None:
     from gouache.benchmarks import BenchOptions
     from gouache.benchmarks.suite import run_one
 
-    row, planner = run_one("reading", BenchOptions(quick=True, repeats=1))
+    row, planner, keeping = run_one("reading", BenchOptions(quick=True, repeats=1))
     assert row.name == "mini caption reading time" and row.candidate_s > 0 and row.baseline_s > 0
     assert "ms per caption" in row.detail
     assert planner.name == "mini planner per image with words" and planner.candidate_s > 0
     assert "12 lettering prompts" in planner.detail
+    assert keeping.name == "mini edit: finding the input's words" and keeping.candidate_s > 0
