@@ -19,13 +19,14 @@ from gouache.engine.jobs import EditInputs, Progress, RenderedImage, RenderJob, 
 from gouache.service.access import Caller
 from gouache.service.container import build_catalog
 from gouache.service.errors import InvalidRequest
-from gouache.service.leases import Lease
+from gouache.service.leases import MEMBER_FORGET_S, Lease, Member, Membership
 from gouache.service.metrics import Metrics, label_samples
 from gouache.service.operations import Admission, Operations
 from gouache.service.policies.budgets import BudgetExceeded
 from gouache.service.policies.rate_limits import RateLimited, SharedRateLimiter
 from gouache.settings import Settings
 from gouache.store import Store
+from tests.live import LiveServer
 from tests.postgres import private_schema_store
 
 
@@ -213,6 +214,121 @@ def test_the_batch_lease_passes_to_another_gateway_when_its_holder_dies(stores: 
     assert not first.held()  # back from the dead, it no longer runs batches
     second.release()
     assert first.held()  # a clean stop hands over at once
+
+
+def _gateway(i: int) -> Member:
+    return Member(f"replica-{i}", "gateway", f"node-{i}", f"10.0.0.{i}", 100 + i)
+
+
+def _live(membership: Membership) -> list[tuple[str, str]]:
+    return [(m.replica, m.node_id) for m in membership.roster().live]
+
+
+def test_gateways_list_each_other_and_one_that_stops_renewing_is_gone_after_the_ttl(
+    stores: tuple[Store, Store],
+) -> None:
+    """Two gateways on one database, a fake clock: each lists both with their nodes; one that stops renewing
+    (dead) is gone once the TTL has passed, counted but not listed; a clean stop removes its row at once."""
+    now = [1000.0]
+    first, second = (
+        Membership(store, _gateway(i), ttl_s=30, renew_s=10, clock=lambda: now[0])
+        for i, store in enumerate(stores)
+    )
+    first.renew()
+    second.renew()
+    both = [("replica-0", "node-0"), ("replica-1", "node-1")]
+    assert _live(first) == _live(second) == both
+    row = first.roster().live[1]
+    assert (row.role, row.node_address, row.pid, row.started_at, row.seen_at) == (
+        "gateway", "10.0.0.1", 101, 1000.0, 1000.0,
+    )  # fmt: skip
+    now[0] += 25
+    first.renew()  # the second renews no more
+    assert _live(first) == both  # seen 25 s ago: not yet gone
+    now[0] += 6  # 1031: the second was last seen 31 s ago
+    first.renew()  # not due (6 s since the last): no write
+    assert stores[1].members()[0].seen_at == 1025.0
+    assert _live(first) == [("replica-0", "node-0")] and first.roster().gone == 1
+    second.renew()  # back (a long pause, not a death): listed again, with its first start
+    assert _live(first) == both and first.roster().live[1].started_at == 1000.0
+    second.leave()  # a clean stop: gone from the list at once, and not counted as gone
+    assert _live(first) == [("replica-0", "node-0")] and first.roster().gone == 0
+    third = Membership(stores[1], _gateway(2), ttl_s=30, renew_s=10, clock=lambda: now[0])
+    third.renew()  # then dies without stopping: counted as gone until forgotten
+    now[0] += 31
+    first.renew()
+    assert first.roster().gone == 1
+    now[0] += MEMBER_FORGET_S
+    first.renew()  # a renewal deletes the rows of members unseen for MEMBER_FORGET_S
+    assert [m.replica for m in stores[0].members()] == ["replica-0"] and first.roster().gone == 0
+
+
+def test_the_batch_runners_loop_writes_the_membership_at_start_and_deletes_it_on_a_clean_stop(
+    tmp_path: Path,
+) -> None:
+    """The heartbeat rides the batch runner's loop (one timer per gateway): its row exists as soon as the loop
+    runs, and is gone once the loop has stopped."""
+    import asyncio
+    import time
+
+    from gouache.service.batches import BatchRunner
+
+    store = Store(f"sqlite:///{tmp_path / 'one.db'}", tmp_path / "blobs")
+    store.migrate()
+
+    async def never(*_: object) -> Any:
+        raise AssertionError("no batch lines here")
+
+    async def run() -> tuple[list[str], list[str]]:
+        runner = BatchRunner(store, never, membership=Membership(store, _gateway(0)))
+        task = asyncio.create_task(runner.run_forever())
+        deadline = time.monotonic() + 60
+        while not store.members() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        running = [m.replica for m in store.members()]
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return running, [m.replica for m in store.members()]
+
+    try:
+        assert asyncio.run(run()) == (["replica-0"], [])
+    finally:
+        store.close()
+
+
+def test_health_lists_the_answering_gateway_first_then_every_live_one() -> None:
+    pytest.importorskip("ray", reason="the cluster's topology needs gouache[ray]")
+    from gouache.cluster.topology import gateway_replicas
+    from gouache.store.members import ClusterMember
+
+    me = _gateway(1)
+    other = ClusterMember("replica-0", "gateway", "node-0", "10.0.0.0", 100, 900.0, 990.0)
+    mine = ClusterMember("replica-1", "gateway", "node-1", "10.0.0.1", 101, 950.0, 995.0)
+    listed = gateway_replicas(me, [other, mine])
+    assert [(r["replica"], r["node_id"], r["started_at"]) for r in listed] == [
+        ("replica-1", "node-1", 950.0),
+        ("replica-0", "node-0", 900.0),
+    ]
+    assert listed[1] == {
+        "deployment": "gateway", "replica": "replica-0", "node_id": "node-0", "node_address": "10.0.0.0",
+        "pid": 100, "started_at": 900.0, "seen_at": 990.0,
+    }  # fmt: skip
+    alone = gateway_replicas(me, [])  # its own row not written yet (or the database unreadable): still listed
+    assert [(r["replica"], r["node_id"], r["seen_at"]) for r in alone] == [("replica-1", "node-1", None)]
+
+
+def test_one_process_writes_no_membership_and_health_has_no_cluster(server: LiveServer) -> None:
+    import httpx
+    from sqlalchemy import create_engine, text
+
+    health = httpx.get(f"{server.url}/health", timeout=60).json()
+    assert "cluster" not in health
+    engine = create_engine(f"sqlite:///{server.data_dir / 'gouache.db'}")
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM cluster_members")).scalar_one() == 0
+    finally:
+        engine.dispose()
 
 
 class _FakeStream:

@@ -87,7 +87,8 @@ BATCH_LEASE = "batch-runner"
 def _batch_runner(svc: Services, lease_holder: str | None) -> BatchRunner:
     """The batch runner of this server: lines run as direct requests would, in the engine's batch lane;
     final statuses go to the webhook when one is configured. `lease_holder`: this process's name among
-    several sharing the database; it runs batches while it holds the batch lease."""
+    several sharing the database; it runs batches while it holds the batch lease. Its loop also renews this
+    process's membership row (`svc.membership`, a cluster's gateways only)."""
     settings = svc.settings
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
 
@@ -103,6 +104,7 @@ def _batch_runner(svc: Services, lease_holder: str | None) -> BatchRunner:
         queue_full=lambda: svc.queue.full,
         on_final=on_final,
         lease=None if lease_holder is None else Lease(svc.store, BATCH_LEASE, lease_holder),
+        membership=svc.membership,
     )
 
 

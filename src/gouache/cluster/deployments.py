@@ -172,18 +172,29 @@ class Gateway:
 
     def __serve_build_asgi_app__(self) -> ASGIApp:
         from gouache.api.app import create_app
-        from gouache.cluster.topology import cluster_report
+        from gouache.cluster.topology import cluster_report, gateway_replicas
         from gouache.service.container import Services, build_services
+        from gouache.service.leases import Member, Membership
 
         settings = self.settings
         client = RayEngineClient(self.engines, self.default_model, max_queue=self.max_in_flight)
         context = serve.get_replica_context()
         where = {"replica": context.replica_id.unique_id, "node": ray.get_runtime_context().get_node_id()}
         pid = os.getpid()
+        # This gateway's row in the shared database, so that every gateway lists every other (`/health`).
+        me = Member(where["replica"], "gateway", where["node"], ray.util.get_node_ip_address(), pid)
+        membership: Membership | None = None
 
         async def cluster() -> dict[str, Any]:
+            gone: int | None = None
+            try:
+                roster = await asyncio.to_thread(membership.roster) if membership is not None else None
+                live, gone = (roster.live, roster.gone) if roster is not None else ([], None)
+            except Exception as exc:  # report, never fail the health check
+                log.warning("could not read the cluster's members: %s", exc)
+                live = []
             known = [
-                {"deployment": "gateway", "replica": where["replica"], "node_id": where["node"], "pid": pid},
+                *gateway_replicas(me, live),
                 *(
                     {k: r.get(v) for k, v in _REPLICA_FIELDS.items()}
                     for r in client.models.reports
@@ -191,6 +202,7 @@ class Gateway:
                 ),
             ]
             report = await asyncio.to_thread(cluster_report, known)
+            report["gateways_gone"] = gone
             report["gateway"] = {**where, "retries": client.retries}
             report["engines"] = [
                 {
@@ -205,6 +217,8 @@ class Gateway:
             services = build_services(s, (client.models, client), recover=False, cluster=cluster)
             services.ops.metrics.instance = where
             services.ops.metrics.extra = lambda: engine_gauges(client.models.reports)
+            nonlocal membership
+            membership = services.membership = Membership(services.store, me)
             return services
 
         # The Batch API's lines run on one gateway replica at a time, the holder of a lease in the database:

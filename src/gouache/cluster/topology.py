@@ -3,18 +3,21 @@
 - the nodes: `ray.nodes()`;
 - each deployment's replicas by state: `serve.status()`;
 - which replica runs on which node: the replicas say so themselves (`ray.get_runtime_context()`): engine
-  replicas in the status reports the gateways fetch every few seconds, a gateway for itself.
+  replicas in the status reports the gateways fetch every few seconds, gateways in their rows of the shared
+  database's `cluster_members` (`gouache.service.leases.Membership`), renewed every 10 s.
 
 Ray's state API (`ray.util.state.list_actors`) would list every replica with its node, but it is served by
 the dashboard, which clusters started for Gouache leave off (~10 s of start-up, ~150 MB); Serve's own
-replica details are behind its controller's private client. So other *gateways* appear in the counts,
-not by name (design note 47)."""
+replica details are behind its controller's private client (design note 47)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import ray
+
+from gouache.service.leases import Member
+from gouache.store.members import ClusterMember
 
 #: The Serve application's name (`gouache.cluster.launch` deploys it under this name).
 APP_NAME = "gouache"
@@ -57,6 +60,27 @@ def deployments(app: str = APP_NAME) -> dict[str, dict[str, Any]]:
 def running_replicas(deployment: str, app: str = APP_NAME) -> int:
     """How many replicas of `deployment` are running (0 if Serve cannot say)."""
     return int(deployments(app).get(deployment, {}).get("replicas", {}).get("RUNNING", 0))
+
+
+def gateway_replicas(me: Member, live: list[ClusterMember]) -> list[dict[str, Any]]:
+    """`/health`'s entries for the gateways: the one answering (`me`) first, even if its row is not written
+    yet, then every other live member of the database, oldest first."""
+    rows = {m.replica: m for m in live}
+    mine = rows.pop(me.replica, None)
+    first = mine or ClusterMember(me.replica, me.role, me.node_id, me.node_address, me.pid, 0.0, 0.0)
+    return [_member_entry(m) for m in (first, *rows.values())]
+
+
+def _member_entry(m: ClusterMember) -> dict[str, Any]:
+    return {
+        "deployment": m.role,
+        "replica": m.replica,
+        "node_id": m.node_id,
+        "node_address": m.node_address,
+        "pid": m.pid,
+        "started_at": m.started_at or None,
+        "seen_at": m.seen_at or None,
+    }
 
 
 def cluster_report(replicas: list[dict[str, Any]]) -> dict[str, Any]:

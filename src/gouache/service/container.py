@@ -27,6 +27,7 @@ from gouache.service.files import FileService
 from gouache.service.history import HistoryService
 from gouache.service.image_refs import ImageRefResolver, RemoteImagePolicy
 from gouache.service.images import ImageService
+from gouache.service.leases import Membership
 from gouache.service.links import LinkSigner, load_secret
 from gouache.service.operations import Operations
 from gouache.service.provenance import ProvenanceSetup, load_provenance
@@ -100,6 +101,9 @@ class Services:
     provenance: ProvenanceSetup | None = None
     #: On a Ray cluster: the replicas and nodes serving this app, for `/health` (None in one process).
     cluster: Callable[[], Awaitable[dict[str, Any]]] | None = None
+    #: On a Ray cluster: this gateway's row among the processes sharing the database, renewed by the batch
+    #: runner's loop (None in one process: nothing is written).
+    membership: Membership | None = None
 
     def preload(self, warm: bool | None = None) -> None:
         """Check the default model's files now, so that a broken model directory fails start-up naming its

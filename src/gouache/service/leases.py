@@ -1,5 +1,7 @@
 """Leases: work that only one of several server processes sharing a database may do at a time, taken over by
-another when its holder dies (issue 21: the Batch API's runner on a cluster's gateways).
+another when its holder dies (issue 21: the Batch API's runner on a cluster's gateways). And membership: each
+such process keeps a row saying where it runs, renewed on the same cadence from the same loop (the batch
+runner's), so that any of them can list the others (`/health`).
 
 A holder renews its lease while it runs; a holder that dies stops renewing, and once `ttl_s` has passed any
 other process takes the lease on its next try. Clocks: seconds since the epoch, which every machine of a
@@ -9,13 +11,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from gouache.store import Store
+from gouache.store.members import ClusterMember
 
 #: How long a lease lasts without renewal: how long a dead holder's work waits before another takes it.
 LEASE_TTL_S = 30.0
 #: How often a live holder renews it (well inside the TTL, so that a slow moment never loses it).
 LEASE_RENEW_S = 10.0
+#: How long the row of a member that died without stopping is kept (counted as gone) before any renewing
+#: member deletes it.
+MEMBER_FORGET_S = 600.0
 
 
 class Lease:
@@ -55,3 +62,68 @@ class Lease:
         if self._renewed_at is not None:
             self.store.lease_release(self.name, self.holder)
             self._renewed_at = None
+
+
+@dataclass(frozen=True)
+class Member:
+    """A server process among those sharing the database: its replica id (unique), role (the deployment, e.g.
+    "gateway") and where it runs."""
+
+    replica: str
+    role: str
+    node_id: str
+    node_address: str
+    pid: int
+
+
+@dataclass(frozen=True)
+class Roster:
+    """The members as seen now: `live` ones (seen within the TTL), oldest first, and how many are `gone`
+    (not seen within the TTL, not stopped cleanly; forgotten after `MEMBER_FORGET_S`)."""
+
+    live: list[ClusterMember]
+    gone: int
+
+
+class Membership:
+    """`member`'s row among the processes sharing `store`: `renew()` writes it at once and then at most
+    every `renew_s` (the lease's cadence: the batch runner's loop calls both, so a gateway keeps one timer);
+    a member not renewed for `ttl_s` counts as gone; `leave()` deletes the row (a clean stop)."""
+
+    def __init__(
+        self,
+        store: Store,
+        member: Member,
+        ttl_s: float = LEASE_TTL_S,
+        renew_s: float = LEASE_RENEW_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.member = member
+        self.clock = clock
+        self.ttl_s = ttl_s
+        self.renew_s = min(renew_s, ttl_s / 2)
+        self._renewed_at: float | None = None
+
+    def renew(self) -> None:
+        """Say this member is alive, if the last renewal is `renew_s` old (or there was none). Blocking."""
+        now = self.clock()
+        if self._renewed_at is not None and now - self._renewed_at < self.renew_s:
+            return
+        m = self.member
+        self.store.member_beat(
+            m.replica, m.role, m.node_id, m.node_address, m.pid, now=now, forget_before=now - MEMBER_FORGET_S
+        )
+        self._renewed_at = now
+
+    def leave(self) -> None:
+        """Delete this member's row (stopping), so that nobody lists it any more. Blocking."""
+        self.store.member_leave(self.member.replica)
+        self._renewed_at = None
+
+    def roster(self) -> Roster:
+        """The live members and how many are gone, by this process's clock. Blocking (a read)."""
+        horizon = self.clock() - self.ttl_s
+        rows = self.store.members()
+        live = [r for r in rows if r.seen_at > horizon]
+        return Roster(live, len(rows) - len(live))

@@ -329,3 +329,19 @@ class LeaseRecord(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(255))
     expires_at: Mapped[float] = mapped_column(Float)
+
+
+class ClusterMemberRecord(Base):
+    """A server process among several sharing the database (a Ray cluster's gateway replicas), so that each
+    can list the others with their nodes (`/health`): written when it starts, `seen_at` renewed on the batch
+    lease's cadence, deleted when it stops cleanly. Times are seconds since the epoch."""
+
+    __tablename__ = "cluster_members"
+
+    replica: Mapped[str] = mapped_column(String(255), primary_key=True)
+    role: Mapped[str] = mapped_column(String(64))
+    node_id: Mapped[str] = mapped_column(String(128))
+    node_address: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[float] = mapped_column(Float)
+    seen_at: Mapped[float] = mapped_column(Float)

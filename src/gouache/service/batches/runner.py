@@ -21,7 +21,7 @@ from typing import Any
 from gouache.service.access import ANONYMOUS, Caller
 from gouache.service.batches.output import output_line, write_final_files
 from gouache.service.batches.validation import BatchLine, read_batch_file
-from gouache.service.leases import Lease
+from gouache.service.leases import Lease, Membership
 from gouache.store import ALL_OWNERS, Store
 from gouache.store.batches import BatchView
 from gouache.store.models import utcnow
@@ -69,11 +69,15 @@ class BatchRunner:
         queue_full: Callable[[], bool] = lambda: False,
         on_final: Callable[[str, str], None] | None = None,
         lease: Lease | None = None,
+        membership: Membership | None = None,
     ) -> None:
         """`lease`: other processes share the database (a cluster's gateways); only the holder of this lease
-        runs batches, and another takes over when it dies. None: this process runs them."""
+        runs batches, and another takes over when it dies. None: this process runs them. `membership`: this
+        process's row among them, renewed from this loop on the lease's cadence (one timer per process) and
+        deleted when the loop stops."""
         self.store = store
         self.lease = lease
+        self.membership = membership
         self.execute = execute
         self.concurrency = max(1, concurrency)
         self.queue_full = queue_full
@@ -99,6 +103,8 @@ class BatchRunner:
             while True:
                 self._wakeup.clear()
                 try:
+                    if self.membership is not None:
+                        await asyncio.to_thread(self.membership.renew)
                     if self.lease is not None and not await asyncio.to_thread(self.lease.held):
                         for task in advancing.values():  # another process holds the lease (took it over)
                             task.cancel()
@@ -120,6 +126,9 @@ class BatchRunner:
             if self.lease is not None:  # stopping: let another process take the batches over at once
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(self.lease.release)
+            if self.membership is not None:  # and leave the members' list at once
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self.membership.leave)
 
     async def _advance_logged(self, batch_id: str) -> None:
         try:
