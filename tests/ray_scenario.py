@@ -78,6 +78,17 @@ class Scenario:
         return dict(httpx.get(f"{self.base}/health", timeout=30).json())
 
 
+def member_rows(database_url: str, root: Path) -> list[str]:
+    """The replicas with a row in the database's `cluster_members` (gateways that have not stopped cleanly)."""
+    from gouache.store import Store
+
+    store = Store(database_url, root / "blobs-unused")
+    try:
+        return [m.replica for m in store.members()]
+    finally:
+        store.close()
+
+
 def run(out: Path) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="gouache-ray-"))
     ray_environment(root)
@@ -139,18 +150,27 @@ def run(out: Path) -> dict[str, Any]:
         client = OpenAI(base_url=f"{s.base}/v1", api_key="local", max_retries=0, timeout=120)
 
         def health() -> dict[str, Any]:
-            def engines_known() -> (
-                dict[str, Any] | None
-            ):  # each gateway learns the replicas from their reports
+            def all_known() -> dict[str, Any] | None:
+                # Each gateway learns the engine replicas from their reports, the other gateway from its row
+                # in the shared database.
                 h = s.health()
-                known = [r for r in h["cluster"]["replicas"] if r["deployment"].startswith("engine-")]
-                return h if len(known) >= 2 else None
+                known = [r["deployment"] for r in h["cluster"]["replicas"]]
+                engines = sum(d.startswith("engine-") for d in known)
+                return h if engines >= 2 and known.count("gateway") >= 2 else None
 
-            h = wait_until(engines_known, 60)
+            h = wait_until(all_known, 60)
             cluster_info = h["cluster"]
             return {
                 "nodes": [n["node_id"] for n in cluster_info["nodes"] if n["alive"]],
+                "head": [n["node_id"] for n in cluster_info["nodes"] if n["head"]],
                 "replicas": [(r["deployment"], r["node_id"]) for r in cluster_info["replicas"]],
+                "gateways": [
+                    (r["replica"], r["node_id"], r["node_address"], r["pid"])
+                    for r in cluster_info["replicas"]
+                    if r["deployment"] == "gateway"
+                ],
+                "gateways_gone": cluster_info["gateways_gone"],
+                "answered_by": cluster_info["gateway"]["replica"],
                 "engines": [(e["replica"], e["node"]) for e in cluster_info.get("engines", [])],
                 "status": h["status"],
                 "deployments": cluster_info["deployments"],
@@ -372,6 +392,9 @@ def run(out: Path) -> dict[str, Any]:
     finally:
         if cluster is not None:
             report["ended_pids"] = cluster.stop()
+        if pg is not None and cluster is not None:
+            # Serve stopped every gateway gracefully: each deleted its member row on the way out.
+            s.check("members_after_stop", lambda: member_rows(pg.url, root))
         if pg is not None:
             pg.stop()
         report["total_s"] = round(time.monotonic() - started, 1)

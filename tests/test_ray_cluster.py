@@ -100,7 +100,14 @@ def test_health_lists_nodes_and_replicas(report: dict[str, Any]) -> None:
     assert workers <= set(health["nodes"]) and len(health["nodes"]) == 3
     engine_nodes = {node for deployment, node in health["replicas"] if deployment.startswith("engine-")}
     assert engine_nodes == workers  # one engine replica on each worker node
-    assert any(deployment == "gateway" for deployment, _ in health["replicas"])
+    # Both gateways by name, each with its node (the head: the scenario pins them there), from their rows in
+    # the shared database; the one that answered first.
+    gateways = health["gateways"]
+    assert len({replica for replica, *_ in gateways}) == 2, gateways
+    assert set(health["head"]) <= set(health["nodes"])
+    assert {node for _, node, *_ in gateways} == set(health["head"])
+    assert all(address == "127.0.0.1" and pid > 0 for *_, address, pid in gateways)  # loopback-only namespace
+    assert gateways[0][0] == health["answered_by"] and isinstance(health["gateways_gone"], int)
     # Replica counts from serve.status() (public API): both gateways, both engine replicas, running.
     assert health["deployments"]["gateway"]["replicas"] == {"RUNNING": 2}
     assert health["deployments"][f"engine-{MODEL}"]["replicas"] == {"RUNNING": 2}
@@ -167,6 +174,10 @@ def test_rate_limits_and_budgets_hold_across_gateways(report: dict[str, Any]) ->
     limits = _ok(report, "limits")
     assert limits["rate_limited"] == [200] * 4 + [429] * 4  # one window, whichever gateway answers
     assert limits["budget"] == [200, 429] and limits["budget_code"] == "insufficient_quota"
+
+
+def test_gateways_leave_the_members_table_when_serve_stops_them(report: dict[str, Any]) -> None:
+    assert _ok(report, "members_after_stop") == []  # a clean stop deletes the row at once, not after the TTL
 
 
 def test_every_process_ended(report: dict[str, Any]) -> None:
