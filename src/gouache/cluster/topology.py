@@ -85,7 +85,8 @@ def _member_entry(m: ClusterMember) -> dict[str, Any]:
 
 def cluster_report(replicas: list[dict[str, Any]]) -> dict[str, Any]:
     """`/health`'s "cluster": the nodes, the deployments' replica counts, and the replicas known by name
-    (`replicas`: deployment, replica, node_id) - or why the cluster could not be read."""
+    (`replicas`: deployment, replica, node_id, pid; gateways also node_address, started_at, seen_at) - or why
+    the cluster could not be read."""
     try:
         return {"nodes": nodes(), "deployments": deployments(), "replicas": replicas}
     except Exception as exc:  # report, never fail the health check
