@@ -87,9 +87,12 @@ class SharedRateLimiter:
     short write transaction per limited check (design note 42). The `x-ratelimit-*` headers report the
     window as this process last saw it."""
 
-    def __init__(self, store: RateStore, window_s: float = 60.0) -> None:
+    def __init__(
+        self, store: RateStore, window_s: float = 60.0, clock: Callable[[], float] = time.time
+    ) -> None:
         self.store = store
         self.window_s = window_s
+        self.clock = clock
         self._seen: dict[tuple[str, str], tuple[float, list[tuple[float, int]]]] = {}
         self._lock = threading.Lock()
 
@@ -97,7 +100,7 @@ class SharedRateLimiter:
         if limit is None:
             return None
         check_amount(kind, limit, amount, self.window_s)
-        now = time.time()
+        now = self.clock()
 
         def decide(events: list[tuple[float, int]]) -> int:
             refuse_unless_fits(events, kind, limit, amount, self.window_s, now)
@@ -111,7 +114,7 @@ class SharedRateLimiter:
     def state(self, key: str, kind: str, limit: int | None) -> LimitState | None:
         if limit is None:
             return None
-        now = time.time()
+        now = self.clock()
         with self._lock:
             _, events = self._seen.get((key, kind), (now, []))
         return window_state([e for e in events if e[0] > now - self.window_s], limit, self.window_s, now)
