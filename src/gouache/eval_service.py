@@ -142,21 +142,13 @@ def evaluate_concepts_service(
 ) -> tuple[object, dict[str, object]]:
     """``gouache eval --set concepts`` (issue 22): gouache-mini's concept scenes through the image service
     (1024x1024 PNG), scored by the concept evaluator with its own classifier (trained once and cached)."""
-    from gouache.mini.concepts.atlas import default_atlas
-    from gouache.mini.concepts.classifier import JUDGE_SOURCES, train_classifier
+    from gouache.mini.concepts.classifier import shipped_judge
     from gouache.mini.concepts.evaluate import evaluate_concepts
-    from gouache.mini.concepts.sources import cache_dir, fetch_all
     from gouache.mini.model import load_text_encoder
     from gouache.mini.reading import layout_caption
     from gouache.mini.word_match import matcher_for
 
-    atlas = default_atlas()
-    if atlas is None:
-        raise RuntimeError("no concept atlas: run gouache train-mini --concepts-only")
-    cache = cache_dir()
-    sources = fetch_all(cache, JUDGE_SOURCES)
-    worthy = [c for c in atlas.concepts if c.scene_worthy]
-    classifier, record = train_classifier(worthy, sources, cache, log=log)
+    atlas, classifier, record = shipped_judge(log=log)
     encoder: Any = load_text_encoder(grounded=True)
     match = matcher_for(encoder)
 

@@ -29,10 +29,18 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from gouache.mini.concepts.atlas import Concept
+from gouache.mini.concepts.atlas import Atlas, Concept
 from gouache.mini.concepts.classifier_data import Drawings, augment, backdrop_tiles, style_drawings
 
-__all__ = ["JUDGE_SOURCES", "ConceptClassifier", "JudgeNet", "TrainPlan", "train_classifier", "train_judge"]
+__all__ = [
+    "JUDGE_SOURCES",
+    "ConceptClassifier",
+    "JudgeNet",
+    "TrainPlan",
+    "shipped_judge",
+    "train_classifier",
+    "train_judge",
+]
 
 #: Bumped when the network, the augmentation or the training changes (a new cache key).
 VERSION = "cnn-v1"
@@ -244,25 +252,37 @@ def train_classifier(
     return train_judge(drawings, [c.id for c in concepts], path, plan, backdrop_tiles(), log)
 
 
+def shipped_judge(
+    log: Callable[[str], Any] = print, plan: TrainPlan = TrainPlan()
+) -> tuple[Atlas, ConceptClassifier, dict[str, Any]]:
+    """The shipped atlas and the judge of its scene-worthy concepts, from the sources in the default cache
+    (fetched there first if missing; trained once, then read back): what every evaluator entry point scores
+    with. A missing atlas raises RuntimeError."""
+    from gouache.mini.concepts.atlas import default_atlas
+    from gouache.mini.concepts.sources import cache_dir, fetch_all
+
+    atlas = default_atlas()
+    if atlas is None:
+        raise RuntimeError("no concept atlas: run gouache train-mini --concepts-only")
+    cache = cache_dir()
+    worthy = [c for c in atlas.concepts if c.scene_worthy]
+    classifier, record = train_classifier(worthy, fetch_all(cache, JUDGE_SOURCES), cache, log=log, plan=plan)
+    return atlas, classifier, record
+
+
 def main() -> None:
     """``python -m gouache.mini.concepts.classifier [--minutes 20]``: train (or resume) the evaluator's judge
     on the scene-worthy concepts for at most that long, and print its record as JSON."""
     import argparse
 
-    from gouache.mini.concepts.atlas import default_atlas
-    from gouache.mini.concepts.sources import cache_dir, fetch_all
-
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=TrainPlan.minutes)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    atlas = default_atlas()
-    if atlas is None:
-        raise SystemExit("no concept atlas: gouache train-mini --concepts-only")
-    cache = cache_dir()
-    worthy = [c for c in atlas.concepts if c.scene_worthy]
-    plan = TrainPlan(minutes=args.minutes)
-    _, record = train_classifier(worthy, fetch_all(cache, JUDGE_SOURCES), cache, plan=plan)
+    try:
+        _, _, record = shipped_judge(plan=TrainPlan(minutes=args.minutes))
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
     text = json.dumps(record, indent=1)
     print(text)
     if args.out is not None:

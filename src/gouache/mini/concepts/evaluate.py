@@ -272,9 +272,7 @@ def main() -> None:
     import argparse
     import json
 
-    from gouache.mini.concepts.atlas import default_atlas
-    from gouache.mini.concepts.classifier import JUDGE_SOURCES, train_classifier
-    from gouache.mini.concepts.sources import cache_dir, fetch_all
+    from gouache.mini.concepts.classifier import shipped_judge
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=200)
@@ -283,12 +281,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--images", type=Path, default=None, help="keep (and reuse) the pictures here")
     args = parser.parse_args()
-    atlas = default_atlas()
-    if atlas is None:
-        raise SystemExit("no concept atlas: gouache train-mini --concepts-only")
-    cache = cache_dir()
-    worthy = [c for c in atlas.concepts if c.scene_worthy]
-    classifier, record = train_classifier(worthy, fetch_all(cache, JUDGE_SOURCES), cache)
+    try:
+        atlas, classifier, record = shipped_judge()
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
     generate, layout = pipeline_generate(args.size)
     if args.images is not None:
         generate = cached(generate, args.images / f"{args.size}")
