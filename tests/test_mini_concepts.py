@@ -198,3 +198,19 @@ def test_hyphenated_names_are_things_and_other_hyphenated_words_stay_words() -> 
     assert [o.concept for o in read_caption("four three-thirties").objects] == ["three-thirty"] * 4
     star = read_caption("a well-known red star").objects
     assert [(o.shape, o.colour, o.concept) for o in star] == [("star", "red", None)]
+
+
+@pytest.mark.parametrize(
+    ("caption", "expected"),
+    [("a soccer ball", [("soccer-ball", None)]), ("two shooting stars", [("shooting-star", None)] * 2),
+     ("a floppy disk to the left of an alarm clock", [("floppy-disk", None), ("alarm-clock", None)]),
+     ("a closed book", [("closed-book", None)]),
+     # a shape word ends a thing's name only after a plain word: these stay shapes
+     ("a red heart", [(None, "heart")]), ("a big star", [(None, "star")]), ("a blue ball", [(None, "circle")]),
+     ("a block", [(None, "square")])],
+)  # fmt: skip
+def test_names_ending_in_a_shape_word_are_things(
+    caption: str, expected: list[tuple[str | None, str]]
+) -> None:
+    objects = read_caption(caption).objects
+    assert [(o.concept, None if o.concept else o.shape) for o in objects] == expected

@@ -32,7 +32,13 @@ from typing import Any
 import torch
 
 from gouache.mini.concepts.backdrops import BACKDROPS, take_backdrop
-from gouache.mini.concepts.reader import concept_object, concept_phrase, is_concept_word, merge_concepts
+from gouache.mini.concepts.reader import (
+    concept_object,
+    concept_phrase,
+    in_concept_name,
+    is_concept_word,
+    merge_concepts,
+)
 from gouache.mini.grounding import empty_tokens, fit_to_region, scene_tokens
 from gouache.mini.phrases import MAX_PHRASE, STOPWORDS, TABLE, Phrase, correct, tidy
 from gouache.mini.scenes.request import (
@@ -64,7 +70,8 @@ def _words(caption: str) -> list[str]:
             for n in (1, 2, 3)
         )
         # concepts (issue 22): a thing's name is no typo ("deer" is not "deep")
-        fixed = None if tok.startswith('"') or after_says or is_concept_word(tok) else correct(tok)
+        kept = tok.startswith('"') or after_says or is_concept_word(tok) or in_concept_name(raw, i)
+        fixed = None if kept else correct(tok)
         out.append(fixed or tok)
     return out
 

@@ -20,7 +20,7 @@ from gouache.mini.concepts.atlas import Atlas, default_atlas
 from gouache.mini.phrases import STOPWORDS, Phrase
 from gouache.mini.scenes.request import CONCEPT_SHAPE, ObjectRequest
 
-__all__ = ["concept_object", "concept_phrase", "is_concept_word", "merge_concepts"]
+__all__ = ["concept_object", "concept_phrase", "in_concept_name", "is_concept_word", "merge_concepts"]
 
 #: Phrase kinds that may start a two-word concept name ("cherry" is a colour word, "hot" a plain word).
 _FIRST = ("word", "colour", "size", "unknown", "filler")
@@ -69,14 +69,24 @@ def _merged(phrases: list[Phrase], i: int, atlas: Atlas) -> tuple[Phrase, int] |
     """The concept named by the longest run of 2-4 phrases from ``i``, and the run's length."""
     for n in (4, 3, 2):
         run = phrases[i : i + n]
-        if len(run) < n or run[0].kind not in _FIRST or run[-1].kind not in ("word", "colour"):
+        if len(run) < n or run[0].kind not in _FIRST or run[-1].kind not in ("word", "colour", "shape"):
             continue
-        if not all(q.kind in (*_FIRST, "number") and q.text.replace("-", "").isalnum() for q in run):
+        if not all(q.kind in (*_FIRST, "number") and q.text.replace("-", "").isalnum() for q in run[:-1]):
+            continue
+        if not run[-1].text.replace("-", "").isalnum():
             continue
         # After a colour or size word, only a name ("cherry blossom", "red apple"), not a keyword
         # ("blue car" is a keyword of the SUV: "a blue car" is a car, coloured blue).
         text = " ".join(q.text for q in run)
-        hit = atlas.lookup(text, names_only=run[0].kind in ("colour", "size"))
+        hit = atlas.lookup(text, names_only=run[0].kind in ("colour", "size") or run[-1].kind == "shape")
+        # A shape word ends a thing's name only after a plain word and for a thing worth a scene ("a soccer
+        # ball", "a shooting star", "a floppy disk"); "a red heart" and "a big star" stay shapes.
+        if (
+            hit is not None
+            and run[-1].kind == "shape"
+            and (run[0].kind not in ("word", "unknown") or not hit.scene_worthy)
+        ):
+            hit = None
         if hit is not None:
             plural = run[-1].text.lower().endswith("s") and not hit.label.endswith("s")
             return Phrase("concept", hit.id, text, plural), n
@@ -113,6 +123,19 @@ def concept_phrase(
     concept = found[0]
     plural = p.value.endswith("s") and not concept.label.endswith("s") and len(p.value) > 3
     return Phrase("concept", concept.id, p.text, plural)
+
+
+def in_concept_name(words: list[str], i: int, atlas: Atlas | None = None) -> bool:
+    """Whether ``words[i]`` is part of a run of 2-4 words that is a thing's name ("alarm clock", "closed
+    book"): such a word is no typo ("clock" is not "block")."""
+    atlas = atlas or default_atlas()
+    if atlas is None:
+        return False
+    for n in (2, 3, 4):
+        for j in range(max(0, i - n + 1), min(i, len(words) - n) + 1):
+            if atlas.lookup(" ".join(words[j : j + n]), names_only=True) is not None:
+                return True
+    return False
 
 
 def is_concept_word(word: str, atlas: Atlas | None = None) -> bool:
