@@ -317,7 +317,15 @@ def run(out: Path) -> dict[str, Any]:
         s.check("overload", overload)
 
         def node_failure() -> dict[str, Any]:
-            body = {"model": MODEL, "prompt": "a fox at night", "size": "1024x1024", "quality": "low", **LONG}
+            # Four images a job: a job must still be running when the kill lands, up to 2 s after the report.
+            body = {
+                "model": MODEL,
+                "prompt": "a fox at night",
+                "size": "1024x1024",
+                "quality": "low",
+                "n": 4,
+                **LONG,
+            }
             results: list[int] = []
 
             def one() -> None:
@@ -330,9 +338,19 @@ def run(out: Path) -> dict[str, Any]:
             threads = [threading.Thread(target=one) for _ in range(4)]
             for t in threads:
                 t.start()
-            # Kill once both replicas render (each runs one job at a time): a job is in flight on the node.
-            wait_until(lambda: sum(e["status"] == "running" for e in s.history(8)) >= 2, 60, 0.1)
-            killed = cluster.kill_worker(0)
+            # Kill the worker whose engine replica says it is rendering (its status report in /health,
+            # refreshed every 2 s; a job runs for seconds): a job is then in flight on the node that dies.
+            # (Killing a fixed node once two jobs had started was flaky: both could run on the other node, as
+            # one batch, and then nothing needs a retry.)
+            workers = cluster.worker_node_ids()
+
+            def busy_worker() -> str | None:
+                engines = s.health().get("cluster", {}).get("engines", [])
+                return next(
+                    (e["node"] for e in engines if e.get("running") and e.get("node") in workers), None
+                )
+
+            killed = cluster.kill_worker(workers.index(wait_until(busy_worker, 60, 0.2)))
             for t in threads:
                 t.join(200)
             hung = sum(t.is_alive() for t in threads)
@@ -345,7 +363,7 @@ def run(out: Path) -> dict[str, Any]:
                 "later": later,
                 "unfinished": unfinished,
                 # Each health call answers from one gateway: ask a few times to hear from both.
-                "retries_seen": max(s.health()["cluster"]["gateway"]["retries"] for _ in range(12)),
+                "retries_seen": max(s.health()["cluster"]["gateway"]["retries"] for _ in range(24)),
             }
 
         s.check("node_failure", node_failure)

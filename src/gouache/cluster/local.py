@@ -65,6 +65,16 @@ class LocalCluster:
         """Kill worker node `index` at once (its raylet and every process on it, as a machine failure
         would); returns its node id."""
         node = self.workers.pop(index)
+        # The node's workers (its replicas' processes) are the raylet's children. Killing the raylet alone
+        # leaves them running until they notice, long enough to finish a job in flight and answer it:
+        # a machine failure takes them at once, so they are killed too.
+        workers: list[psutil.Process] = []
+        for _, process in node.live_processes():
+            with contextlib.suppress(psutil.Error):
+                workers += psutil.Process(process.pid).children(recursive=True)
+        for proc in workers:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
         self.cluster.remove_node(node, allow_graceful=False)
         return str(node.node_id)
 
