@@ -25,6 +25,18 @@ LEASE_RENEW_S = 10.0
 MEMBER_FORGET_S = 600.0
 
 
+class _Cadence:
+    """When a row that expires after `ttl_s` is next written: at once, then at most every `renew_s` (kept well
+    inside the TTL, so that a slow moment never lets it expire). Shared by `Lease` and `Membership`."""
+
+    def __init__(self, renew_s: float, ttl_s: float) -> None:
+        self.renew_s = min(renew_s, ttl_s / 2)
+        self.renewed_at: float | None = None
+
+    def due(self, now: float) -> bool:
+        return self.renewed_at is None or now - self.renewed_at >= self.renew_s
+
+
 class Lease:
     """Lease `name` held, or tried for, as `holder` (unique per process)."""
 
@@ -42,26 +54,25 @@ class Lease:
         self.name = name
         self.holder = holder
         self.ttl_s = ttl_s
-        self.renew_s = min(renew_s, ttl_s / 2)
-        self._renewed_at: float | None = None
+        self._cadence = _Cadence(renew_s, ttl_s)
 
     def held(self) -> bool:
         """Whether this process holds the lease now: renewed at most every `renew_s`, taken when free or
         expired. Blocking (a database write when it renews)."""
         now = self.clock()
-        if self._renewed_at is not None and now - self._renewed_at < self.renew_s:
+        if not self._cadence.due(now):
             return True
         if self.store.lease_take(self.name, self.holder, now, self.ttl_s):
-            self._renewed_at = now
+            self._cadence.renewed_at = now
             return True
-        self._renewed_at = None
+        self._cadence.renewed_at = None
         return False
 
     def release(self) -> None:
         """Give the lease up (a process stopping), so that another takes it at once. Blocking."""
-        if self._renewed_at is not None:
+        if self._cadence.renewed_at is not None:
             self.store.lease_release(self.name, self.holder)
-            self._renewed_at = None
+            self._cadence.renewed_at = None
 
 
 @dataclass(frozen=True)
@@ -102,24 +113,23 @@ class Membership:
         self.member = member
         self.clock = clock
         self.ttl_s = ttl_s
-        self.renew_s = min(renew_s, ttl_s / 2)
-        self._renewed_at: float | None = None
+        self._cadence = _Cadence(renew_s, ttl_s)
 
     def renew(self) -> None:
         """Say this member is alive, if the last renewal is `renew_s` old (or there was none). Blocking."""
         now = self.clock()
-        if self._renewed_at is not None and now - self._renewed_at < self.renew_s:
+        if not self._cadence.due(now):
             return
         m = self.member
         self.store.member_beat(
             m.replica, m.role, m.node_id, m.node_address, m.pid, now=now, forget_before=now - MEMBER_FORGET_S
         )
-        self._renewed_at = now
+        self._cadence.renewed_at = now
 
     def leave(self) -> None:
         """Delete this member's row (stopping), so that nobody lists it any more. Blocking."""
         self.store.member_leave(self.member.replica)
-        self._renewed_at = None
+        self._cadence.renewed_at = None
 
     def roster(self) -> Roster:
         """The live members and how many are gone, by this process's clock. Blocking (a read)."""
