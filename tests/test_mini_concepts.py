@@ -31,6 +31,14 @@ def atlas():  # type: ignore[no-untyped-def]
     return found
 
 
+@pytest.fixture(scope="module")
+def match():  # type: ignore[no-untyped-def]
+    from gouache.mini.model import load_text_encoder
+    from gouache.mini.word_match import matcher_for
+
+    return matcher_for(load_text_encoder(grounded=True))
+
+
 # --- the shipped atlas ---------------------------------------------------------------------------------------
 
 
@@ -214,3 +222,24 @@ def test_names_ending_in_a_shape_word_are_things(
 ) -> None:
     objects = read_caption(caption).objects
     assert [(o.concept, None if o.concept else o.shape) for o in objects] == expected
+
+
+@pytest.mark.parametrize(
+    ("caption", "concept"),
+    [("a sofa", "couch-and-lamp"), ("a clock", "one-oclock"), ("a lamp", "diya-lamp"),
+     ("a beer", "beer-mug"), ("a gift", "wrapped-gift"), ("a truck", "pickup-truck"), ("a wave", "water-wave"),
+     ("a knife", "kitchen-knife"), ("a glass of milk", "glass-of-milk"), ("a cake", "birthday-cake"),
+     ("a moon", "crescent-moon"), ("a phone", "mobile-phone"), ("a wizard", "person-mage")],
+)  # fmt: skip
+def test_an_everyday_word_finds_the_thing_it_names(match, caption: str, concept: str) -> None:  # type: ignore[no-untyped-def]
+    # An English word is no typo ("sofa" is not "soft": soft ice cream; "clock" is not "block": a square); a
+    # shared keyword goes to the thing whose name ends in it ("lamp": a lamp, not the genie who lists it),
+    # then to one whose name holds it.
+    assert [o.concept for o in read_caption(caption, match).objects] == [concept]
+
+
+@pytest.mark.parametrize("caption", ["a river", "a room", "a beach"])
+def test_a_place_word_is_no_person_doing_something_nor_a_sign(match, caption: str) -> None:  # type: ignore[no-untyped-def]
+    # "river" and "lake" were listed by "person rowing boat", "room" by "person in steamy room" and the
+    # restroom signs, "beach" one typo from "peach": none of them is meant, by words or by MiniLM.
+    assert read_caption(caption, match).objects == ()

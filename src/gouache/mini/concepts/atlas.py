@@ -46,6 +46,9 @@ ALIASES: dict[str, str] = {
     "boat": "sailboat",
     "plane": "airplane",
     "bike": "bicycle",
+    "cake": "birthday-cake",
+    "moon": "crescent-moon",
+    "phone": "mobile-phone",
 }
 
 
@@ -94,11 +97,27 @@ class Atlas:
         self.words: dict[str, int] = {}
         for i, c in enumerate(self.concepts):  # names first: they win over keywords
             self.words.setdefault(c.label, i)
+        shared: dict[str, list[int]] = {}
         for text, i in payload["keys"]:
-            self.words.setdefault(text, i)
+            if text not in self.words:
+                shared.setdefault(text, []).append(i)
+        for text, owners in shared.items():  # a keyword goes to the thing it names best
+            best = max(owners, key=lambda i: _keyword_fit(text, self.concepts[i], i))
+            if _keyword_fit(text, self.concepts[best], best)[0] > 0:
+                self.words[text] = best
+        #: Which keys MiniLM may land on: those whose words lead to their concept (a keyword shared by
+        #: several things leads to one of them, or to none).
+        self.key_open = np.array(
+            [t == self.concepts[i].label or self._keyword_of(t, i) for t, i in payload["keys"]],
+            dtype=bool,
+        )
         for word, cid in ALIASES.items():
             if cid in self.by_id:
                 self.words[word] = self.concepts.index(self.by_id[cid])
+
+    def _keyword_of(self, text: str, i: int) -> bool:
+        """Whether keyword ``text`` leads to concept ``i`` (and may be reached by MiniLM)."""
+        return self.words.get(text) == i and _keyword_fit(text, self.concepts[i], i)[0] > 0
 
     def __len__(self) -> int:
         return len(self.concepts)
@@ -123,6 +142,7 @@ class Atlas:
     def nearest(self, vector: np.ndarray) -> tuple[Concept, float]:
         """The concept whose name or keyword is nearest ``vector`` (unit length), and the similarity."""
         sims = self.vectors.astype(np.float32) @ vector.astype(np.float32)
+        sims[~self.key_open] = -1.0
         best = int(sims.argmax())
         return self.concepts[int(self.key_concepts[best])], float(sims[best])
 
@@ -138,6 +158,29 @@ class Atlas:
             return None
         concept, score = self.nearest(embed([_singular(words.lower()) or words.lower()])[0])
         return (concept, score) if score >= SIMILARITY_MIN else None
+
+
+#: People doing something and hands gesturing: reached by their names only, never by a word they list.
+_DOINGS = frozenset((
+    "person-activity", "person-sport", "person-resting", "person-gesture", "person-symbol", "hands",
+    "hand-fingers-open", "hand-fingers-partial", "hand-single-finger", "hand-fingers-closed", "hand-prop",
+))  # fmt: skip
+
+
+def _keyword_fit(text: str, concept: Concept, order: int) -> tuple[float, int, int]:
+    """How well keyword ``text`` names ``concept``, for choosing among the concepts that share it (higher
+    is better; a first value of 0: never by this keyword). The thing whose name ends in the word ("lamp":
+    diya lamp, not genie; "truck": a truck, not fire engine), the shortest such name first ("knife": kitchen
+    knife, not fork and knife); then one whose name holds it ("beer": beer mug, not ginger root); then one
+    that only lists it, in emoji order ("wizard": mage). A person doing something or a hand's gesture never
+    ("river" is no person rowing a boat, "wave" no waving hand), nor a symbol ("room" is no men's room sign):
+    those go by their names."""
+    if concept.group == "symbols" or concept.subgroup in _DOINGS:
+        return (0.0, 0, 0)
+    words = [_singular(w) for w in concept.label.replace("\u2019", "'").split()]
+    word = _singular(text)
+    fit = 3.0 if words[-1] == word else 2.0 if word in words else 1.0
+    return (fit, -len(words) if fit > 1 else 0, -order)
 
 
 def _singulars(word: str) -> tuple[str, ...]:
