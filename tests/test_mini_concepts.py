@@ -229,13 +229,20 @@ def test_names_ending_in_a_shape_word_are_things(
     [("a sofa", "couch-and-lamp"), ("a clock", "one-oclock"), ("a lamp", "diya-lamp"),
      ("a beer", "beer-mug"), ("a gift", "wrapped-gift"), ("a truck", "pickup-truck"), ("a wave", "water-wave"),
      ("a knife", "kitchen-knife"), ("a glass of milk", "glass-of-milk"), ("a cake", "birthday-cake"),
-     ("a moon", "crescent-moon"), ("a phone", "mobile-phone"), ("a wizard", "person-mage")],
+     ("a moon", "crescent-moon"), ("a phone", "mobile-phone"), ("a wizard", "person-mage"),
+     ("a pencil", "pencil"), ("an orange", "tangerine"), ("a box", "package")],
 )  # fmt: skip
 def test_an_everyday_word_finds_the_thing_it_names(match, caption: str, concept: str) -> None:  # type: ignore[no-untyped-def]
     # An English word is no typo ("sofa" is not "soft": soft ice cream; "clock" is not "block": a square); a
     # shared keyword goes to the thing whose name ends in it ("lamp": a lamp, not the genie who lists it),
     # then to one whose name holds it.
     assert [o.concept for o in read_caption(caption, match).objects] == [concept]
+
+
+def test_colour_and_style_words_stay_themselves_before_what_they_modify() -> None:
+    got = read_caption("an orange star and a pencil sketch of a fox")
+    assert [(o.concept, o.colour) for o in got.objects] == [(None, "orange"), ("fox", None)]
+    assert got.objects[0].shape == "star" and got.style == "sketch"
 
 
 @pytest.mark.parametrize("caption", ["a river", "a room", "a beach"])

@@ -49,6 +49,11 @@ ALIASES: dict[str, str] = {
     "cake": "birthday-cake",
     "moon": "crescent-moon",
     "phone": "mobile-phone",
+    "box": "package",
+    "money": "money-bag",
+    "orange": "tangerine",
+    "cherry": "cherries",
+    "chocolate": "chocolate-bar",
 }
 
 

@@ -39,8 +39,9 @@ def _embedder(match: Any) -> Any:
 
 def merge_concepts(phrases: list[Phrase], atlas: Atlas | None = None) -> list[Phrase]:
     """``phrases`` with each concept name of two to four words merged into one ``concept`` phrase ("cherry
-    blossoms", "ice cream", "leaf fluttering in wind"), and a colour word that names a thing ("lemon",
-    "rose", "olive") read as that thing where it stands as a noun ("a lemon", "two limes on a table")."""
+    blossoms", "ice cream", "leaf fluttering in wind"), and a colour or style word that names a thing
+    ("lemon", "orange", "olive", "pencil") read as that thing where it stands as a noun ("a lemon", "two
+    oranges on a table", "a pencil"; not "an orange star", "a pencil sketch")."""
     atlas = atlas or default_atlas()
     if atlas is None:
         return phrases
@@ -54,7 +55,7 @@ def merge_concepts(phrases: list[Phrase], atlas: Atlas | None = None) -> list[Ph
             out.append(merged[0])
             i += merged[1]
             continue
-        if p.kind == "colour" and not written and _noun_place(phrases, i):
+        if p.kind in ("colour", "style") and not written and _noun_place(phrases, i):
             hit = atlas.lookup(p.text, names_only=True)
             if hit is not None:
                 out.append(Phrase("concept", hit.id, p.text, p.text.lower().endswith("s")))
