@@ -104,7 +104,11 @@ def test_counts_relations_and_positions_apply_to_concepts() -> None:
     [("a red fox in the snow", "snow", "a red fox"), ("an owl at night", "night", "an owl"),
      ("a crab under the sea", "sea", "a crab"), ("two apples on a table", "table", "two apples"),
      ("a kite in the sky", "sky", "a kite"), ("a dog on the beach", "beach", "a dog"),
-     ("a horse on the grass", "grass", "a horse"), ("a red circle", None, "a red circle")],
+     ("a horse on the grass", "grass", "a horse"), ("a red circle", None, "a red circle"),
+     ("a sailboat on a calm lake", "water", "a sailboat"), ("a fish in the sea", "sea", "a fish"),
+     ("a cabin in the woods", "forest", "a cabin"), ("a dog in the park", "grass", "a dog"),
+     ("a rocket launching into space", "space", "a rocket launching"), ("a camel in the desert", "desert",
+     "a camel"), ("two penguins on the ice", "snow", "two penguins")],
 )  # fmt: skip
 def test_settings_are_taken_out_as_backdrops(caption: str, backdrop: str | None, rest: str) -> None:
     assert take_backdrop(caption) == (rest, backdrop)
@@ -141,7 +145,9 @@ def test_backdrops_replace_the_planned_colour_only() -> None:
     out = np.asarray(apply_backdrop(image, "grass"))
     assert tuple(out[30, 30]) == COLOURS["red"]  # a shape the model painted stays
     assert tuple(out[2, 2]) != COLOURS["green"] and out[2, 2, 2] > out[2, 2, 0]  # sky where green was
-    assert set(BACKDROPS) == {"snow", "grass", "night", "beach", "sky", "sea", "table"}
+    assert set(BACKDROPS) == {
+        "snow", "grass", "night", "beach", "sky", "sea", "water", "forest", "desert", "space", "table"
+    }  # fmt: skip
 
 
 # --- through the server ----------------------------------------------------------------------------------
@@ -243,6 +249,21 @@ def test_colour_and_style_words_stay_themselves_before_what_they_modify() -> Non
     got = read_caption("an orange star and a pencil sketch of a fox")
     assert [(o.concept, o.colour) for o in got.objects] == [(None, "orange"), ("fox", None)]
     assert got.objects[0].shape == "star" and got.style == "sketch"
+
+
+@pytest.mark.parametrize(
+    ("caption", "expected"),
+    [("a cat sleeping on a sofa", ["cat", "couch-and-lamp"]), ("an astronaut riding a horse", ["astronaut", "horse"]),
+     ("a robot holding a flower", ["robot", "blossom"]), ("a guitar leaning on a chair", ["guitar", "chair"]),
+     ("a cup of coffee", ["hot-beverage"]), ("two glasses of milk", ["glass-of-milk"] * 2),
+     ("a whale jumping out of the water", ["whale"]), ("a cup", ["cup-with-straw"])],
+)  # fmt: skip
+def test_what_things_do_and_hold_is_not_drawn_as_more_things(
+    match, caption: str, expected: list[str]
+) -> None:  # type: ignore[no-untyped-def]
+    # "sleeping" was a sleeping face drawn in the cat's place, "holding" a face holding back tears, "a cup of
+    # coffee" a cup beside a coffee, "out" a face with crossed-out eyes.
+    assert [o.concept for o in read_caption(caption, match).objects] == expected
 
 
 @pytest.mark.parametrize("caption", ["a river", "a room", "a beach"])

@@ -300,6 +300,9 @@ class MiniLMTokenizer(BertTokenizer):
 
 
 def load_text_encoder(grounded: bool = False) -> MiniLMTextEncoder:
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # no "Loading weights" bar for 103 tensors read in 30 ms
     cls = GroundedTextEncoder if grounded else MiniLMTextEncoder
     return cls.from_pretrained(minilm_path(), local_files_only=True, dtype=torch.float32)
 

@@ -222,6 +222,8 @@ STOPWORDS = frozenset((
     "i'd", "like", "please", "could", "you", "make", "draw", "show", "generate", "paint", "create", "render",
     "picture", "image", "scene", "where", "sits", "sitting", "placed", "positioned", "some", "that", "which",
     "has", "have", "having", "each", "both", "of", "for", "from", "as", "be", "we", "see", "want", "need",
+    "out", "into", "off", "up", "down", "away", "through", "along", "around", "while", "their", "his", "her",
+    "these", "those", "then",
 ))  # fmt: skip
 
 _TIDY = (

@@ -36,6 +36,7 @@ from gouache.mini.concepts.reader import (
     concept_object,
     concept_phrase,
     in_concept_name,
+    is_concept_name,
     is_concept_word,
     merge_concepts,
 )
@@ -101,7 +102,7 @@ def read_phrases(caption: str, match: Matcher | None = None) -> list[Phrase]:
             i += 1
     # Quotes that the tokenizer split off (MiniLM decodes '"HELLO"' as '" hello "').
     # concepts (issue 22): two-word names of things ("cherry blossoms") before single unknown words.
-    return _guess_unknown(merge_concepts(_merge_nouns(_join_quotes(out, caption))), match)
+    return _guess_unknown(_drop_holders(merge_concepts(_merge_nouns(_join_quotes(out, caption)))), match)
 
 
 def _merge_nouns(phrases: list[Phrase]) -> list[Phrase]:
@@ -129,6 +130,52 @@ def _join_quotes(phrases: list[Phrase], caption: str) -> list[Phrase]:
     return [Phrase("quoted", word.upper(), p.text) if p.text == word else p for p in phrases]
 
 
+#: Words ending in "-ing" that are things, not what something is doing.
+_ING_NOUNS = frozenset((
+    "building", "painting", "drawing", "ceiling", "clothing", "pudding", "icing", "frosting", "swing",
+    "spring", "wedding", "evening", "morning", "lightning", "dumpling", "earring", "thing", "sibling",
+    "duckling", "seedling", "sapling", "railing", "stuffing", "filling", "viking", "ring", "king", "wing",
+))  # fmt: skip
+
+
+def doing(word: str) -> bool:
+    """Whether ``word`` says what something is doing ("sleeping", "riding", "leaning"), not what it is:
+    such a word is no thing to draw ("sleeping" is no sleeping face, "flying" no flying saucer), and the
+    noun before it is still a noun ("a cat sleeping on a sofa" draws the cat)."""
+    w = word.lower()
+    return w.endswith("ing") and len(w) > 5 and w not in _ING_NOUNS and not is_concept_name(w)
+
+
+#: Words for what holds a thing ("a cup of coffee", "a bowl of fruit", "a glass of milk"): the thing is
+#: drawn (its drawing shows it served), not the holder beside it.
+_HOLDERS = frozenset((
+    "cup", "glass", "mug", "bowl", "plate", "bottle", "jar", "vase", "slice", "piece", "bunch", "bag", "pot",
+    "can", "jug", "pitcher", "box", "bucket", "pile", "stack", "handful", "bouquet", "carton", "tin", "tub",
+))  # fmt: skip
+
+
+def _drop_holders(phrases: list[Phrase]) -> list[Phrase]:
+    """``phrases`` without "<holder> of" before a thing ("a cup of coffee" is coffee, "two glasses of milk"
+    two glasses of milk); "a cup" alone stays a cup."""
+    out: list[Phrase] = []
+    i = 0
+    while i < len(phrases):
+        p, rest = phrases[i], phrases[i + 1 : i + 3]
+        word = p.text.lower()
+        holder = word in _HOLDERS or (word.endswith("s") and (word[:-1] in _HOLDERS or word[:-2] in _HOLDERS))
+        if (
+            holder
+            and len(rest) == 2
+            and rest[0].text.lower() == "of"
+            and rest[1].kind in ("concept", "word", "unknown", "colour")
+        ):
+            i += 2
+            continue
+        out.append(p)
+        i += 1
+    return out
+
+
 def _guess_unknown(phrases: list[Phrase], match: Matcher | None) -> list[Phrase]:
     """Unknown words in a colour's or a shape's place, read by MiniLM similarity; a word in a noun's place
     that stays unread becomes ``unknown`` (left out of the scene, and said so)."""
@@ -137,12 +184,14 @@ def _guess_unknown(phrases: list[Phrase], match: Matcher | None) -> list[Phrase]
         # a hyphenated word ("blu-ray", "jack-o-lantern") is read only as a thing it names exactly (note 49)
         hyphened = "-" in p.value and p.value.replace("-", "").isalpha()
         wordlike = p.value.isalpha() or hyphened
-        if p.kind != "word" or p.value in STOPWORDS or len(p.value) < 3 or not wordlike:
+        if p.kind != "word" or p.value in STOPWORDS or len(p.value) < 3 or not wordlike or doing(p.value):
             continue
         after = out[i + 1].kind if i + 1 < len(out) else "end"
         before = out[i - 1].kind if i > 0 else "start"
         modifies = after in ("shape", "sign", "background", "letters", "colour", "size", "concept") or (
-            after == "word" and out[i + 1].value not in STOPWORDS  # "a fluffy fox": "fluffy" is no noun
+            after == "word"  # "a fluffy fox": "fluffy" is no noun; "a cat sleeping": "cat" is
+            and out[i + 1].value not in STOPWORDS
+            and not doing(out[i + 1].value)
         )
         # concepts (issue 22): a thing's name or keyword, exactly, wins over MiniLM's colour and shape
         # guesses ("a fox in ...", "a ball"), unless the word modifies what follows ("a baby fox").

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from gouache.mini.phrases import STOPWORDS
+
 __all__ = ["ALIASES", "SIMILARITY_MIN", "Atlas", "Concept", "default_atlas", "load_atlas"]
 
 ATLAS_DIR = Path(__file__).parent / "atlas"
@@ -54,6 +56,8 @@ ALIASES: dict[str, str] = {
     "orange": "tangerine",
     "cherry": "cherries",
     "chocolate": "chocolate-bar",
+    "city": "cityscape",
+    "skyline": "cityscape",
 }
 
 
@@ -179,8 +183,8 @@ def _keyword_fit(text: str, concept: Concept, order: int) -> tuple[float, int, i
     knife, not fork and knife); then one whose name holds it ("beer": beer mug, not ginger root); then one
     that only lists it, in emoji order ("wizard": mage). A person doing something or a hand's gesture never
     ("river" is no person rowing a boat, "wave" no waving hand), nor a symbol ("room" is no men's room sign):
-    those go by their names."""
-    if concept.group == "symbols" or concept.subgroup in _DOINGS:
+    those go by their names. A little word is no thing ("out" is no face with crossed-out eyes)."""
+    if concept.group == "symbols" or concept.subgroup in _DOINGS or text in STOPWORDS:
         return (0.0, 0, 0)
     words = [_singular(w) for w in concept.label.replace("\u2019", "'").split()]
     word = _singular(text)

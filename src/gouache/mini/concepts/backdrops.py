@@ -1,5 +1,5 @@
 """Backdrops named by a setting: "in the snow", "on the grass", "at night", "on the beach", "in the sky",
-"under the sea", "on a table".
+"under the sea", "on the water", "in the forest", "in the desert", "in space", "on a table".
 
 A setting is planned like a background colour: the reader takes the phrase out of the caption
 (:func:`take_backdrop`) and plans the backdrop's main colour (snow: white, grass: green, ...), which the
@@ -44,6 +44,7 @@ BACKDROPS: dict[str, Backdrop] = {
         Backdrop(
             "snow",
             r"\b(?:in|on|through|across|into)\s+(?:the\s+|a\s+)?(?:deep\s+|fresh\s+)?snow\b|\bsnowy\b|"
+            r"\bon\s+(?:the\s+|a\s+)?ice\b|\bicy\b|"
             r"\bin\s+(?:the\s+)?winter\b|\bsnow[- ]covered\b",
             "white",
             "in the snow",
@@ -51,7 +52,9 @@ BACKDROPS: dict[str, Backdrop] = {
         ),
         Backdrop(
             "grass",
-            r"\b(?:on|in|across)\s+(?:the\s+|a\s+)?(?:green\s+)?(?:grass|lawn|meadow|field)\b|\bgrassy\b",
+            r"\b(?:on|in|across)\s+(?:the\s+|a\s+)?(?:green\s+)?(?:grass|lawn|meadow|field)\b|\bgrassy\b|"
+            r"\b(?:in|at|through)\s+(?:the\s+|a\s+)?(?:park|garden|countryside)\b|"
+            r"\bon\s+(?:the\s+|a\s+)?(?:green\s+|grassy\s+)?hills?(?:side)?\b",
             "green",
             "on the grass",
             ((0.0, 0.45, _SKY, _SKY_LOW), (0.45, 1.0, (110, 190, 80), (60, 140, 50))),
@@ -91,6 +94,42 @@ BACKDROPS: dict[str, Backdrop] = {
             "under the sea",
             ((0.0, 0.85, (40, 130, 200), (15, 60, 130)), (0.85, 1.0, (200, 180, 130), (170, 150, 105))),
             ground=False,
+        ),
+        Backdrop(
+            "water",
+            r"\b(?:on|across|over|out\s+of|by|near|along)\s+(?:the\s+|a\s+)?(?:calm\s+|still\s+|blue\s+)?"
+            r"(?:lake|pond|river|water|ocean|sea|waves)\b|\b(?:in|into)\s+(?:the\s+|a\s+)?(?:lake|pond|river|water)\b",
+            "blue",
+            "on the water",
+            ((0.0, 0.45, _SKY, _SKY_LOW), (0.45, 1.0, (70, 150, 210), (25, 85, 160))),
+            ground=False,
+        ),
+        Backdrop(
+            "forest",
+            r"\b(?:in|through|into)\s+(?:the\s+|a\s+)?(?:dark\s+|deep\s+|green\s+)?(?:woods|forest|jungle)\b",
+            "green",
+            "in the forest",
+            (
+                (0.0, 0.3, _SKY, _SKY_LOW),
+                (0.3, 0.5, (45, 105, 55), (30, 80, 40)),
+                (0.5, 1.0, (95, 150, 65), (55, 110, 45)),
+            ),
+        ),
+        Backdrop(
+            "desert",
+            r"\b(?:in|across|through)\s+(?:the\s+|a\s+)?(?:sandy\s+|hot\s+)?desert\b",
+            "yellow",
+            "in the desert",
+            ((0.0, 0.45, _SKY, _SKY_LOW), (0.45, 1.0, (238, 205, 140), (215, 170, 105))),
+        ),
+        Backdrop(
+            "space",
+            r"\b(?:in|into|through|across|to)\s+(?:outer\s+)?space\b|\bouter\s+space\b",
+            "black",
+            "in space",
+            ((0.0, 1.0, (6, 8, 28), (22, 18, 52)),),
+            ground=False,
+            stars=True,
         ),
         Backdrop(
             "table",
