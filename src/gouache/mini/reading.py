@@ -146,6 +146,17 @@ def doing(word: str) -> bool:
     return w.endswith("ing") and len(w) > 5 and w not in _ING_NOUNS and not is_concept_name(w)
 
 
+def _after_a_noun(phrases: list[Phrase], i: int) -> bool:
+    """Whether phrase ``i`` follows a noun ("cat" in "a cat sleeping"), not an article, a number or a
+    modifier ("a packing", "two flowing")."""
+    if i == 0:
+        return False
+    before = phrases[i - 1]
+    if before.kind in ("concept", "shape", "unknown"):
+        return True
+    return before.kind == "word" and before.value not in STOPWORDS and before.value.isalpha()
+
+
 #: Words for what holds a thing ("a cup of coffee", "a bowl of fruit", "a glass of milk"): the thing is
 #: drawn (its drawing shows it served), not the holder beside it.
 _HOLDERS = frozenset((
@@ -184,10 +195,14 @@ def _guess_unknown(phrases: list[Phrase], match: Matcher | None) -> list[Phrase]
         # a hyphenated word ("blu-ray", "jack-o-lantern") is read only as a thing it names exactly (note 49)
         hyphened = "-" in p.value and p.value.replace("-", "").isalpha()
         wordlike = p.value.isalpha() or hyphened
-        if p.kind != "word" or p.value in STOPWORDS or len(p.value) < 3 or not wordlike or doing(p.value):
+        if p.kind != "word" or p.value in STOPWORDS or len(p.value) < 3 or not wordlike:
             continue
         after = out[i + 1].kind if i + 1 < len(out) else "end"
         before = out[i - 1].kind if i > 0 else "start"
+        if doing(p.value) and _after_a_noun(
+            out, i
+        ):  # "a cat sleeping": what the cat does ("a packing": a thing)
+            continue
         modifies = after in ("shape", "sign", "background", "letters", "colour", "size", "concept") or (
             after == "word"  # "a fluffy fox": "fluffy" is no noun; "a cat sleeping": "cat" is
             and out[i + 1].value not in STOPWORDS
