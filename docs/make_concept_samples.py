@@ -1,4 +1,4 @@
-"""Rebuild docs/concepts.png (a dozen everyday scenes) and docs/fox.png (the README's first example) with
+"""Rebuild docs/concepts.png (sixteen everyday scenes) and docs/fox.png (the README's first example) with
 gouache-mini through Gouache's own image service, in one process (the model loads once).
 
     .venv/bin/python docs/make_concept_samples.py
@@ -26,6 +26,10 @@ PROMPTS = [
     "a serene Japanese garden with cherry blossoms",
     "a minimalist logo for a tech startup",
     "professional header image: machine learning",
+    "a cat sleeping on a sofa",
+    "an astronaut riding a horse in space",
+    "a sailboat on a calm lake",
+    "a camel walking in the desert",
 ]
 TILE = 200
 HERE = Path(__file__).parent
