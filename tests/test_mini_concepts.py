@@ -108,7 +108,8 @@ def test_counts_relations_and_positions_apply_to_concepts() -> None:
      ("a sailboat on a calm lake", "water", "a sailboat"), ("a fish in the sea", "sea", "a fish"),
      ("a cabin in the woods", "forest", "a cabin"), ("a dog in the park", "grass", "a dog"),
      ("a rocket launching into space", "space", "a rocket launching"), ("a camel in the desert", "desert",
-     "a camel"), ("two penguins on the ice", "snow", "two penguins")],
+     "a camel"), ("two penguins on the ice", "snow", "two penguins"),
+     ("a candle burning in the dark", "night", "a candle burning")],
 )  # fmt: skip
 def test_settings_are_taken_out_as_backdrops(caption: str, backdrop: str | None, rest: str) -> None:
     assert take_backdrop(caption) == (rest, backdrop)
@@ -256,7 +257,8 @@ def test_colour_and_style_words_stay_themselves_before_what_they_modify() -> Non
     [("a cat sleeping on a sofa", ["cat", "couch-and-lamp"]), ("an astronaut riding a horse", ["astronaut", "horse"]),
      ("a robot holding a flower", ["robot", "blossom"]), ("a guitar leaning on a chair", ["guitar", "chair"]),
      ("a cup of coffee", ["hot-beverage"]), ("two glasses of milk", ["glass-of-milk"] * 2),
-     ("a whale jumping out of the water", ["whale"]), ("a cup", ["cup-with-straw"])],
+     ("a whale jumping out of the water", ["whale"]), ("a cup", ["cup-with-straw"]),
+     ("a chef cooking pasta", ["cook", "spaghetti"])],
 )  # fmt: skip
 def test_what_things_do_and_hold_is_not_drawn_as_more_things(
     match, caption: str, expected: list[str]

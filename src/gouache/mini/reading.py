@@ -36,7 +36,6 @@ from gouache.mini.concepts.reader import (
     concept_object,
     concept_phrase,
     in_concept_name,
-    is_concept_name,
     is_concept_word,
     merge_concepts,
 )
@@ -139,11 +138,12 @@ _ING_NOUNS = frozenset((
 
 
 def doing(word: str) -> bool:
-    """Whether ``word`` says what something is doing ("sleeping", "riding", "leaning"), not what it is:
-    such a word is no thing to draw ("sleeping" is no sleeping face, "flying" no flying saucer), and the
-    noun before it is still a noun ("a cat sleeping on a sofa" draws the cat)."""
+    """Whether ``word``, after a noun, says what the noun is doing ("sleeping", "riding", "cooking"), not
+    what it is: such a word is no thing to draw ("sleeping" is no sleeping face, "flying" no flying saucer,
+    "cooking" no frying pan), and the noun before it is still a noun ("a cat sleeping on a sofa" draws the
+    cat, "a chef cooking pasta" the cook)."""
     w = word.lower()
-    return w.endswith("ing") and len(w) > 5 and w not in _ING_NOUNS and not is_concept_name(w)
+    return w.endswith("ing") and len(w) > 5 and w not in _ING_NOUNS
 
 
 def _after_a_noun(phrases: list[Phrase], i: int) -> bool:

@@ -58,6 +58,8 @@ ALIASES: dict[str, str] = {
     "chocolate": "chocolate-bar",
     "city": "cityscape",
     "skyline": "cityscape",
+    "nut": "chestnut",
+    "water": "droplet",
 }
 
 

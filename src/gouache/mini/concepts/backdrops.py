@@ -61,7 +61,8 @@ BACKDROPS: dict[str, Backdrop] = {
         ),
         Backdrop(
             "night",
-            r"\bat\s+night\b|\b(?:in|under)\s+the\s+night(?:\s+sky)?\b|\bnight[- ]?time\b|\bstarry\s+night\b",
+            r"\bat\s+night\b|\b(?:in|under)\s+the\s+night(?:\s+sky)?\b|\bnight[- ]?time\b|\bstarry\s+night\b|"
+            r"\bin\s+the\s+dark\b",
             "black",
             "at night",
             ((0.0, 0.7, (10, 14, 40), (35, 40, 85)), (0.7, 1.0, (25, 30, 50), (15, 18, 30))),
