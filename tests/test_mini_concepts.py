@@ -109,7 +109,8 @@ def test_counts_relations_and_positions_apply_to_concepts() -> None:
      ("a cabin in the woods", "forest", "a cabin"), ("a dog in the park", "grass", "a dog"),
      ("a rocket launching into space", "space", "a rocket launching"), ("a camel in the desert", "desert",
      "a camel"), ("two penguins on the ice", "snow", "two penguins"),
-     ("a candle burning in the dark", "night", "a candle burning")],
+     ("a candle burning in the dark", "night", "a candle burning"),
+     ("a snowy mountain under a clear blue sky", "snow", "a mountain")],
 )  # fmt: skip
 def test_settings_are_taken_out_as_backdrops(caption: str, backdrop: str | None, rest: str) -> None:
     assert take_backdrop(caption) == (rest, backdrop)
@@ -258,13 +259,18 @@ def test_colour_and_style_words_stay_themselves_before_what_they_modify() -> Non
      ("a robot holding a flower", ["robot", "blossom"]), ("a guitar leaning on a chair", ["guitar", "chair"]),
      ("a cup of coffee", ["hot-beverage"]), ("two glasses of milk", ["glass-of-milk"] * 2),
      ("a whale jumping out of the water", ["whale"]), ("a cup", ["cup-with-straw"]),
-     ("a chef cooking pasta", ["cook", "spaghetti"])],
+     ("a chef cooking pasta", ["cook", "spaghetti"]), ("a red car parked by a house", ["automobile", "house"]),
+     ("a colorful parrot perched on a branch", ["parrot", "empty-nest"]), ("a family of ducks", ["duck"] * 2),
+     ("a watercolor painting of a fox", ["fox"]), ("a basket full of apples", ["basket", "red-apple", "red-apple"]),
+     ("a snowy mountain peak", ["mountain"]), ("an old lighthouse", []), ("a tiger in the tall grass", ["tiger"]),
+     ("a lemon sliced", ["lemon"])],
 )  # fmt: skip
 def test_what_things_do_and_hold_is_not_drawn_as_more_things(
     match, caption: str, expected: list[str]
 ) -> None:  # type: ignore[no-untyped-def]
     # "sleeping" was a sleeping face drawn in the cat's place, "holding" a face holding back tears, "a cup of
-    # coffee" a cup beside a coffee, "out" a face with crossed-out eyes.
+    # coffee" a cup beside a coffee, "out" a face with crossed-out eyes; "parked" hid the car, "tall" was a
+    # square, "old" an old man; a noun nothing reads leaves the thing named before it ("mountain peak").
     assert [o.concept for o in read_caption(caption, match).objects] == expected
 
 

@@ -31,7 +31,7 @@ from gouache.mini.scenes.vocabulary import (
     WORDS,
 )
 
-__all__ = ["EXTRA_COLOURS", "STOPWORDS", "TABLE", "Phrase", "correct", "tidy"]
+__all__ = ["EXTRA_COLOURS", "STOPWORDS", "TABLE", "Phrase", "correct", "doing", "tidy"]
 
 EXTRA_COLOURS = {
     "crimson": "red", "scarlet": "red", "cherry": "red", "ruby": "red",
@@ -80,6 +80,7 @@ EXTRA_RELATIONS = {
     "underneath": "below", "lower than": "below", "beneath": "below", "down from": "below",
     "to the side of": "next to", "alongside": "next to", "by": "next to", "beside": "next to",
     "adjacent to": "next to", "near": "next to", "close to": "next to", "by the side of": "next to",
+    "in front of": "next to",
     "on the left side of": "left of", "at the left of": "left of", "to the left side of": "left of",
     "on the right side of": "right of", "at the right of": "right of", "to the right side of": "right of",
 }  # fmt: skip
@@ -223,7 +224,7 @@ STOPWORDS = frozenset((
     "picture", "image", "scene", "where", "sits", "sitting", "placed", "positioned", "some", "that", "which",
     "has", "have", "having", "each", "both", "of", "for", "from", "as", "be", "we", "see", "want", "need",
     "out", "into", "off", "up", "down", "away", "through", "along", "around", "while", "their", "his", "her",
-    "these", "those", "then",
+    "these", "those", "then", "together",
 ))  # fmt: skip
 
 _TIDY = (
@@ -242,6 +243,25 @@ def tidy(caption: str) -> str:
     for pattern, repl in _TIDY:
         caption = pattern.sub(repl, caption)
     return caption
+
+
+#: Words ending in "-ing" or "-ed" that are things, not what something is doing or how it is.
+_NOT_DOING = frozenset((
+    "building", "painting", "drawing", "ceiling", "clothing", "pudding", "icing", "frosting", "swing",
+    "spring", "wedding", "evening", "morning", "lightning", "dumpling", "earring", "thing", "sibling",
+    "duckling", "seedling", "sapling", "railing", "stuffing", "filling", "viking", "ring", "king", "wing",
+    "hundred", "steed", "tweed", "flatbed", "seabed", "seaweed", "tumbleweed", "daybed", "sunbed", "bobsled",
+))  # fmt: skip
+
+
+def doing(word: str) -> bool:
+    """Whether ``word``, after a noun, says what the noun is doing or how it is ("sleeping", "riding",
+    "cooking", "parked", "perched"), not what it is: such a word is no thing to draw ("sleeping" is no
+    sleeping face, "flying" no flying saucer, "cooking" no frying pan), and the noun before it is still a
+    noun ("a cat sleeping on a sofa" draws the cat, "a chef cooking pasta" the cook, "a red car parked in
+    front of a house" the car)."""
+    w = word.lower()
+    return w.endswith(("ing", "ed")) and len(w) > 5 and w not in _NOT_DOING
 
 
 #: Content words a typo is corrected towards (a typo of a stopword or of a word written on signs is left).

@@ -36,11 +36,12 @@ from gouache.mini.concepts.reader import (
     concept_object,
     concept_phrase,
     in_concept_name,
+    is_concept_name,
     is_concept_word,
     merge_concepts,
 )
 from gouache.mini.grounding import empty_tokens, fit_to_region, scene_tokens
-from gouache.mini.phrases import MAX_PHRASE, STOPWORDS, TABLE, Phrase, correct, tidy
+from gouache.mini.phrases import MAX_PHRASE, STOPWORDS, TABLE, Phrase, correct, doing, tidy
 from gouache.mini.scenes.request import (
     MAX_REQUESTED_OBJECTS,
     ObjectRequest,
@@ -129,23 +130,6 @@ def _join_quotes(phrases: list[Phrase], caption: str) -> list[Phrase]:
     return [Phrase("quoted", word.upper(), p.text) if p.text == word else p for p in phrases]
 
 
-#: Words ending in "-ing" that are things, not what something is doing.
-_ING_NOUNS = frozenset((
-    "building", "painting", "drawing", "ceiling", "clothing", "pudding", "icing", "frosting", "swing",
-    "spring", "wedding", "evening", "morning", "lightning", "dumpling", "earring", "thing", "sibling",
-    "duckling", "seedling", "sapling", "railing", "stuffing", "filling", "viking", "ring", "king", "wing",
-))  # fmt: skip
-
-
-def doing(word: str) -> bool:
-    """Whether ``word``, after a noun, says what the noun is doing ("sleeping", "riding", "cooking"), not
-    what it is: such a word is no thing to draw ("sleeping" is no sleeping face, "flying" no flying saucer,
-    "cooking" no frying pan), and the noun before it is still a noun ("a cat sleeping on a sofa" draws the
-    cat, "a chef cooking pasta" the cook)."""
-    w = word.lower()
-    return w.endswith("ing") and len(w) > 5 and w not in _ING_NOUNS
-
-
 def _after_a_noun(phrases: list[Phrase], i: int) -> bool:
     """Whether phrase ``i`` follows a noun ("cat" in "a cat sleeping"), not an article, a number or a
     modifier ("a packing", "two flowing")."""
@@ -157,25 +141,32 @@ def _after_a_noun(phrases: list[Phrase], i: int) -> bool:
     return before.kind == "word" and before.value not in STOPWORDS and before.value.isalpha()
 
 
-#: Words for what holds a thing ("a cup of coffee", "a bowl of fruit", "a glass of milk"): the thing is
-#: drawn (its drawing shows it served), not the holder beside it.
+#: Words for what holds, groups or depicts a thing ("a cup of coffee", "a family of ducks", "a watercolor
+#: painting of a hummingbird"): the things are drawn (a drink's drawing shows it served), not the holder.
 _HOLDERS = frozenset((
     "cup", "glass", "mug", "bowl", "plate", "bottle", "jar", "vase", "slice", "piece", "bunch", "bag", "pot",
     "can", "jug", "pitcher", "box", "bucket", "pile", "stack", "handful", "bouquet", "carton", "tin", "tub",
+    "family", "flock", "herd", "group", "pack", "school", "pod", "swarm", "crowd", "team", "litter", "pride",
+    "painting", "drawing", "photo", "photograph", "picture", "illustration", "image", "portrait", "poster",
 ))  # fmt: skip
 
 
 def _drop_holders(phrases: list[Phrase]) -> list[Phrase]:
     """``phrases`` without "<holder> of" before a thing ("a cup of coffee" is coffee, "two glasses of milk"
-    two glasses of milk); "a cup" alone stays a cup."""
+    two glasses of milk, "a family of ducks" ducks); "a cup" alone stays a cup, and "full of" is "with"."""
     out: list[Phrase] = []
     i = 0
     while i < len(phrases):
         p, rest = phrases[i], phrases[i + 1 : i + 3]
         word = p.text.lower()
         holder = word in _HOLDERS or (word.endswith("s") and (word[:-1] in _HOLDERS or word[:-2] in _HOLDERS))
+        if word == "full" and rest[:1] and rest[0].text.lower() == "of":  # "a basket full of apples"
+            out.append(Phrase("word", "with", "full of"))
+            i += 2
+            continue
         if (
             holder
+            and p.kind in ("word", "concept", "unknown")
             and len(rest) == 2
             and rest[0].text.lower() == "of"
             and rest[1].kind in ("concept", "word", "unknown", "colour")
@@ -226,7 +217,7 @@ def _guess_unknown(phrases: list[Phrase], match: Matcher | None) -> list[Phrase]
         noun_place = before in ("colour", "size", "number", "the") or article
         if not noun_place and after not in ("punct", "relation", "end"):
             continue
-        if match is not None:
+        if match is not None and not modifies:  # "the tall grass": "tall" is no shape
             plural = p.value.endswith("s") and len(p.value) > 4
             guess = match(p.value[:-1] if plural else p.value, "shape")
             if guess:
@@ -238,6 +229,24 @@ def _guess_unknown(phrases: list[Phrase], match: Matcher | None) -> list[Phrase]
             out[i] = near
         elif noun_place and not modifies:
             out[i] = Phrase("unknown", p.value, p.text)
+    return _compound_heads(out, match)
+
+
+def _compound_heads(phrases: list[Phrase], match: Matcher | None) -> list[Phrase]:
+    """A thing named before a noun nothing reads ("a mountain peak", "a flower shop") is that thing: the
+    unread noun stays a word, and the first word, which modified it, is read as the thing it names."""
+    out = list(phrases)
+    for i in range(len(out) - 1):
+        p, q = out[i], out[i + 1]
+        after = out[i + 2] if i + 2 < len(out) else None
+        ends = after is None or after.kind in ("punct", "relation", "position") or after.value in STOPWORDS
+        plain = all(
+            x.kind in ("word", "unknown") and x.value.isalpha() and x.value not in STOPWORDS for x in (p, q)
+        )
+        written = any(x.kind == "says" for x in out[max(0, i - 2) : i])
+        named = p.kind == "word" and plain and is_concept_name(p.value)  # "an old lighthouse": no old man
+        if named and ends and not written and not doing(q.value):
+            out[i] = concept_phrase(p, match, exact_only=True) or p
     return out
 
 

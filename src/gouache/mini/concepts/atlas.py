@@ -60,6 +60,10 @@ ALIASES: dict[str, str] = {
     "skyline": "cityscape",
     "nut": "chestnut",
     "water": "droplet",
+    "fire truck": "fire-engine",
+    "calf": "cow",
+    "vegetable": "carrot",
+    "fireplace": "fire",
 }
 
 
@@ -171,10 +175,12 @@ class Atlas:
         return (concept, score) if score >= SIMILARITY_MIN else None
 
 
-#: People doing something and hands gesturing: reached by their names only, never by a word they list.
-_DOINGS = frozenset((
+#: People doing something, hands gesturing, hearts and emotions: reached by their names only, never by a
+#: word they list ("sky" is no light blue heart).
+_NOT_BY_KEYWORD = frozenset((
     "person-activity", "person-sport", "person-resting", "person-gesture", "person-symbol", "hands",
     "hand-fingers-open", "hand-fingers-partial", "hand-single-finger", "hand-fingers-closed", "hand-prop",
+    "heart", "emotion",
 ))  # fmt: skip
 
 
@@ -186,7 +192,7 @@ def _keyword_fit(text: str, concept: Concept, order: int) -> tuple[float, int, i
     that only lists it, in emoji order ("wizard": mage). A person doing something or a hand's gesture never
     ("river" is no person rowing a boat, "wave" no waving hand), nor a symbol ("room" is no men's room sign):
     those go by their names. A little word is no thing ("out" is no face with crossed-out eyes)."""
-    if concept.group == "symbols" or concept.subgroup in _DOINGS or text in STOPWORDS:
+    if concept.group == "symbols" or concept.subgroup in _NOT_BY_KEYWORD or text in STOPWORDS:
         return (0.0, 0, 0)
     words = [_singular(w) for w in concept.label.replace("\u2019", "'").split()]
     word = _singular(text)

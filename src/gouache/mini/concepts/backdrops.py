@@ -52,7 +52,7 @@ BACKDROPS: dict[str, Backdrop] = {
         ),
         Backdrop(
             "grass",
-            r"\b(?:on|in|across)\s+(?:the\s+|a\s+)?(?:green\s+)?(?:grass|lawn|meadow|field)\b|\bgrassy\b|"
+            r"\b(?:on|in|across)\s+(?:the\s+|a\s+)?(?:[a-z]+\s+)?(?:grass|lawn|meadow|field)\b|\bgrassy\b|"
             r"\b(?:in|at|through)\s+(?:the\s+|a\s+)?(?:park|garden|countryside)\b|"
             r"\bon\s+(?:the\s+|a\s+)?(?:green\s+|grassy\s+)?hills?(?:side)?\b",
             "green",
@@ -62,7 +62,7 @@ BACKDROPS: dict[str, Backdrop] = {
         Backdrop(
             "night",
             r"\bat\s+night\b|\b(?:in|under)\s+the\s+night(?:\s+sky)?\b|\bnight[- ]?time\b|\bstarry\s+night\b|"
-            r"\bin\s+the\s+dark\b",
+            r"\bin\s+the\s+dark\b|\bunder\s+the\s+stars\b",
             "black",
             "at night",
             ((0.0, 0.7, (10, 14, 40), (35, 40, 85)), (0.7, 1.0, (25, 30, 50), (15, 18, 30))),
@@ -81,7 +81,8 @@ BACKDROPS: dict[str, Backdrop] = {
         ),
         Backdrop(
             "sky",
-            r"\bin\s+the\s+(?:blue\s+)?(?:sky|air|clouds)\b|\bacross\s+the\s+sky\b",
+            r"\bin\s+the\s+(?:blue\s+)?(?:sky|air|clouds)\b|\bacross\s+the\s+sky\b|"
+            r"\b(?:under|against|beneath)\s+(?:a\s+|the\s+)?(?:[a-z]+\s+){0,2}sky\b",
             "cyan",
             "in the sky",
             ((0.0, 1.0, (90, 160, 230), (200, 228, 250)),),
@@ -98,8 +99,9 @@ BACKDROPS: dict[str, Backdrop] = {
         ),
         Backdrop(
             "water",
-            r"\b(?:on|across|over|out\s+of|by|near|along)\s+(?:the\s+|a\s+)?(?:calm\s+|still\s+|blue\s+)?"
-            r"(?:lake|pond|river|water|ocean|sea|waves)\b|\b(?:in|into)\s+(?:the\s+|a\s+)?(?:lake|pond|river|water)\b",
+            r"\b(?:on|across|over|out\s+of|by|near|along)\s+(?:the\s+|a\s+)?(?:[a-z]+\s+)?"
+            r"(?:lake|pond|river|water|ocean|seas?|waves)\b|"
+            r"\b(?:in|into)\s+(?:the\s+|a\s+)?(?:lake|pond|river|water)\b",
             "blue",
             "on the water",
             ((0.0, 0.45, _SKY, _SKY_LOW), (0.45, 1.0, (70, 150, 210), (25, 85, 160))),
@@ -145,7 +147,7 @@ _PATTERNS = [(re.compile(b.pattern, re.I), b.name) for b in BACKDROPS.values()]
 
 
 def take_backdrop(caption: str) -> tuple[str, str | None]:
-    """``caption`` without the first setting phrase it names, and that setting's name (or None)."""
+    """``caption`` without the setting phrases it names, and the first one's setting (or None)."""
     best: tuple[int, re.Match[str], str] | None = None
     for pattern, name in _PATTERNS:
         m = pattern.search(caption)
@@ -153,8 +155,9 @@ def take_backdrop(caption: str) -> tuple[str, str | None]:
             best = (m.start(), m, name)
     if best is None:
         return caption, None
-    m = best[1]
-    return f"{caption[: m.start()]} {caption[m.end() :]}".strip(), best[2]
+    for pattern, _ in _PATTERNS:  # the first setting is drawn; the others are taken out too, not read as
+        caption = " ".join(pattern.sub(" ", caption).split())  # things ("under a clear blue sky")
+    return caption, best[2]
 
 
 def backdrop_field(name: str, width: int, height: int) -> np.ndarray:

@@ -17,10 +17,17 @@ from typing import Any
 import numpy as np
 
 from gouache.mini.concepts.atlas import Atlas, default_atlas
-from gouache.mini.phrases import STOPWORDS, Phrase
+from gouache.mini.phrases import STOPWORDS, Phrase, doing
 from gouache.mini.scenes.request import CONCEPT_SHAPE, ObjectRequest
 
-__all__ = ["concept_object", "concept_phrase", "in_concept_name", "is_concept_word", "merge_concepts"]
+__all__ = [
+    "concept_object",
+    "concept_phrase",
+    "in_concept_name",
+    "is_concept_name",
+    "is_concept_word",
+    "merge_concepts",
+]
 
 #: Phrase kinds that may start a two-word concept name ("cherry" is a colour word, "hot" a plain word).
 _FIRST = ("word", "colour", "size", "unknown", "filler")
@@ -105,7 +112,7 @@ def _noun_place(phrases: list[Phrase], i: int) -> bool:
     free = (
         after is None
         or after.kind in ("punct", "relation", "position")
-        or (after.kind == "word" and after.value in STOPWORDS)
+        or (after.kind == "word" and (after.value in STOPWORDS or doing(after.value)))  # "a lemon sliced"
     )
     return led and free
 
@@ -137,6 +144,12 @@ def in_concept_name(words: list[str], i: int, atlas: Atlas | None = None) -> boo
             if atlas.lookup(" ".join(words[j : j + n]), names_only=True) is not None:
                 return True
     return False
+
+
+def is_concept_name(word: str, atlas: Atlas | None = None) -> bool:
+    """Whether ``word`` is a thing's own name (or alias), singular or plural: not only a word it lists."""
+    atlas = atlas or default_atlas()
+    return atlas is not None and word.isalpha() and atlas.lookup(word, names_only=True) is not None
 
 
 def is_concept_word(word: str, atlas: Atlas | None = None) -> bool:
