@@ -257,6 +257,15 @@ def test_ledger_and_costs_after_sdk_calls(ops: Ops) -> None:
         headers=ops.headers("alice"),
     )
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "bucket_width"
+    for params, param in (  # past any datetime: a 400 naming it, never a 500
+        ({"start_time": 2**70}, "start_time"),
+        ({"start_time": start, "end_time": 2**70}, "end_time"),
+        ({"start_time": start, "page": f"page_{2**70}"}, "page"),
+    ):
+        far = httpx.get(
+            f"{ops.server.base_url}/organization/usage/images", params=params, headers=ops.headers("alice")
+        )
+        assert far.status_code == 400 and far.json()["error"]["param"] == param, far.text
     out = gouache(ops.server.data_dir, "usage", "--key", ops.key_id("alice"), "--by", "model")
     assert "gpt-image-2" in out and "gpt-5" in out and f"${round(total, 6):g}"[:6] in out
 

@@ -13,6 +13,8 @@ from gouache.store import ALL_OWNERS, Owner, RequestView, Store
 from gouache.store.models import RequestStatus
 
 MAX_PAGE = 100
+#: The largest offset a page may start at (a signed 64-bit integer, what SQLite and PostgreSQL bind).
+MAX_OFFSET = 2**63 - 1
 #: Endpoint names as recorded, by the short kind the API filters on.
 KINDS = {
     "generation": "images.generations",
@@ -83,8 +85,10 @@ class HistoryService:
                 f"Invalid 'limit': expected a value from 1 to {MAX_PAGE}, but got {limit} instead.",
                 param="limit",
             )
-        if offset < 0:
-            raise InvalidRequest(f"Invalid 'offset': expected a value >= 0, got {offset}.", param="offset")
+        if not 0 <= offset <= MAX_OFFSET:  # past a 64-bit integer no database can bind it
+            raise InvalidRequest(
+                f"Invalid 'offset': expected a value from 0 to {MAX_OFFSET}, got {offset}.", param="offset"
+            )
         if status is not None and status not in _STATUSES:
             raise InvalidRequest(
                 f"Invalid value: '{status}'. Supported values are: {', '.join(_STATUSES)}.", param="status"

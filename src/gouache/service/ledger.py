@@ -112,9 +112,15 @@ def _buckets(query: PageQuery, limits: tuple[int, int]) -> tuple[list[tuple[int,
             param="limit",
             code="invalid_value",
         )
-    if query.start_time < 0:
-        raise InvalidRequest("Invalid 'start_time': must be Unix seconds >= 0.", param="start_time")
+    if not 0 <= query.start_time <= LAST_SECOND:
+        raise InvalidRequest(
+            f"Invalid 'start_time': must be Unix seconds from 0 to {LAST_SECOND}.", param="start_time"
+        )
     end = query.end_time if query.end_time is not None else int(datetime.now(UTC).timestamp())
+    if end > LAST_SECOND:
+        raise InvalidRequest(
+            f"Invalid 'end_time': must be Unix seconds up to {LAST_SECOND}.", param="end_time"
+        )
     if end <= query.start_time:
         raise InvalidRequest("'end_time' must be after 'start_time'.", param="end_time")
     first = query.start_time - query.start_time % width
@@ -123,12 +129,18 @@ def _buckets(query: PageQuery, limits: tuple[int, int]) -> tuple[list[tuple[int,
             first = int(query.page.removeprefix("page_"))
         except ValueError as exc:
             raise InvalidRequest(f"Invalid 'page': {query.page!r}.", param="page") from exc
+        if not 0 <= first <= LAST_SECOND:
+            raise InvalidRequest(f"Invalid 'page': {query.page!r}.", param="page")
     buckets: list[tuple[int, int]] = []
     start = first
     while start < end and len(buckets) < limit:
         buckets.append((start, start + width))
         start += width
     return buckets, (f"page_{start}" if start < end else None)
+
+
+#: The last second a page may reach (3000-01-01; a bucket a day wide past it still fits a datetime).
+LAST_SECOND = 32503680000
 
 
 def _datetime(ts: int) -> datetime:
