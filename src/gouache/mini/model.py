@@ -35,6 +35,7 @@ from diffusers import UNet2DConditionModel
 from transformers import BertModel, BertTokenizer, PreTrainedModel, PreTrainedTokenizerFast
 
 from gouache.mini.grounding import LAYOUT_TOKENS, TOKEN_DIM, LayoutUNet, empty_tokens
+from gouache.quiet import quiet_loading
 
 __all__ = [
     "LATENT_CHANNELS",
@@ -300,9 +301,7 @@ class MiniLMTokenizer(BertTokenizer):
 
 
 def load_text_encoder(grounded: bool = False) -> MiniLMTextEncoder:
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()  # no "Loading weights" bar for 103 tensors read in 30 ms
+    quiet_loading()  # no "Loading weights" bar for 103 tensors read in 30 ms
     cls = GroundedTextEncoder if grounded else MiniLMTextEncoder
     return cls.from_pretrained(minilm_path(), local_files_only=True, dtype=torch.float32)
 

@@ -36,7 +36,6 @@ from gouache.mini.concepts.reader import (
     concept_object,
     concept_phrase,
     in_concept_name,
-    is_concept_name,
     is_concept_word,
     merge_concepts,
 )
@@ -190,9 +189,8 @@ def _guess_unknown(phrases: list[Phrase], match: Matcher | None) -> list[Phrase]
             continue
         after = out[i + 1].kind if i + 1 < len(out) else "end"
         before = out[i - 1].kind if i > 0 else "start"
-        if doing(p.value) and _after_a_noun(
-            out, i
-        ):  # "a cat sleeping": what the cat does ("a packing": a thing)
+        # "a cat sleeping": what the cat does, no thing to draw ("a packing", after an article, is a thing)
+        if doing(p.value) and _after_a_noun(out, i):
             continue
         modifies = after in ("shape", "sign", "background", "letters", "colour", "size", "concept") or (
             after == "word"  # "a fluffy fox": "fluffy" is no noun; "a cat sleeping": "cat" is
@@ -244,7 +242,8 @@ def _compound_heads(phrases: list[Phrase], match: Matcher | None) -> list[Phrase
             x.kind in ("word", "unknown") and x.value.isalpha() and x.value not in STOPWORDS for x in (p, q)
         )
         written = any(x.kind == "says" for x in out[max(0, i - 2) : i])
-        named = p.kind == "word" and plain and is_concept_name(p.value)  # "an old lighthouse": no old man
+        # by its name only: "an old lighthouse" is no old man ("old" is one of his keywords)
+        named = p.kind == "word" and plain and is_concept_word(p.value, names_only=True)
         if named and ends and not written and not doing(q.value):
             out[i] = concept_phrase(p, match, exact_only=True) or p
     return out

@@ -116,23 +116,18 @@ class Atlas:
         for text, i in payload["keys"]:
             if text not in self.words:
                 shared.setdefault(text, []).append(i)
-        for text, owners in shared.items():  # a keyword goes to the thing it names best
-            best = max(owners, key=lambda i: _keyword_fit(text, self.concepts[i], i))
-            if _keyword_fit(text, self.concepts[best], best)[0] > 0:
+        for text, owners in shared.items():  # a keyword goes to the thing it names best, if any
+            fit, best = max((_keyword_fit(text, self.concepts[i], i), i) for i in owners)
+            if fit[0] > 0:
                 self.words[text] = best
         #: Which keys MiniLM may land on: those whose words lead to their concept (a keyword shared by
         #: several things leads to one of them, or to none).
         self.key_open = np.array(
-            [t == self.concepts[i].label or self._keyword_of(t, i) for t, i in payload["keys"]],
-            dtype=bool,
+            [t == self.concepts[i].label or self.words.get(t) == i for t, i in payload["keys"]], dtype=bool
         )
         for word, cid in ALIASES.items():
             if cid in self.by_id:
                 self.words[word] = self.concepts.index(self.by_id[cid])
-
-    def _keyword_of(self, text: str, i: int) -> bool:
-        """Whether keyword ``text`` leads to concept ``i`` (and may be reached by MiniLM)."""
-        return self.words.get(text) == i and _keyword_fit(text, self.concepts[i], i)[0] > 0
 
     def __len__(self) -> int:
         return len(self.concepts)

@@ -20,14 +20,7 @@ from gouache.mini.concepts.atlas import Atlas, default_atlas
 from gouache.mini.phrases import STOPWORDS, Phrase, doing
 from gouache.mini.scenes.request import CONCEPT_SHAPE, ObjectRequest
 
-__all__ = [
-    "concept_object",
-    "concept_phrase",
-    "in_concept_name",
-    "is_concept_name",
-    "is_concept_word",
-    "merge_concepts",
-]
+__all__ = ["concept_object", "concept_phrase", "in_concept_name", "is_concept_word", "merge_concepts"]
 
 #: Phrase kinds that may start a two-word concept name ("cherry" is a colour word, "hot" a plain word).
 _FIRST = ("word", "colour", "size", "unknown", "filler")
@@ -146,16 +139,11 @@ def in_concept_name(words: list[str], i: int, atlas: Atlas | None = None) -> boo
     return False
 
 
-def is_concept_name(word: str, atlas: Atlas | None = None) -> bool:
-    """Whether ``word`` is a thing's own name (or alias), singular or plural: not only a word it lists."""
+def is_concept_word(word: str, atlas: Atlas | None = None, names_only: bool = False) -> bool:
+    """Whether ``word`` names a concept by itself (a name, alias or, unless ``names_only``, a keyword;
+    singular or plural)."""
     atlas = atlas or default_atlas()
-    return atlas is not None and word.isalpha() and atlas.lookup(word, names_only=True) is not None
-
-
-def is_concept_word(word: str, atlas: Atlas | None = None) -> bool:
-    """Whether ``word`` names a concept by itself (a name, alias or keyword, singular or plural)."""
-    atlas = atlas or default_atlas()
-    return atlas is not None and word.isalpha() and atlas.lookup(word) is not None
+    return atlas is not None and word.isalpha() and atlas.lookup(word, names_only=names_only) is not None
 
 
 def concept_object(
