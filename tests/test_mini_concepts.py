@@ -110,7 +110,12 @@ def test_counts_relations_and_positions_apply_to_concepts() -> None:
      ("a rocket launching into space", "space", "a rocket launching"), ("a camel in the desert", "desert",
      "a camel"), ("two penguins on the ice", "snow", "two penguins"),
      ("a candle burning in the dark", "night", "a candle burning"),
-     ("a snowy mountain under a clear blue sky", "snow", "a mountain")],
+     ("a snowy mountain under a clear blue sky", "snow", "a mountain"),
+     ("a deer in a misty forest", "forest", "a deer"), ("a polar bear on an iceberg", "snow", "a polar bear"),
+     ("an airplane above the clouds", "sky", "an airplane"), ("a kite flying over a hill", "grass", "a kite flying"),
+     ("an elephant in the savanna", "grass", "an elephant"), ("a field of sunflowers", "grass", "sunflowers"),
+     ("a lighthouse on a rocky coast", "beach", "a lighthouse"), ("a chef in a kitchen", "table", "a chef"),
+     ("a table with a vase of flowers", "table", "a vase of flowers")],
 )  # fmt: skip
 def test_settings_are_taken_out_as_backdrops(caption: str, backdrop: str | None, rest: str) -> None:
     assert take_backdrop(caption) == (rest, backdrop)
@@ -260,33 +265,59 @@ def test_colour_and_style_words_stay_themselves_before_what_they_modify() -> Non
      ("a cup of coffee", ["hot-beverage"]), ("two glasses of milk", ["glass-of-milk"] * 2),
      ("a whale jumping out of the water", ["whale"]), ("a cup", ["cup-with-straw"]),
      ("a chef cooking pasta", ["cook", "spaghetti"]), ("a red car parked by a house", ["automobile", "house"]),
-     ("a colorful parrot perched on a branch", ["parrot", "empty-nest"]), ("a family of ducks", ["duck"] * 2),
+     ("a colorful parrot perched on a branch", ["parrot"]), ("a family of ducks", ["duck"] * 2),
      ("a watercolor painting of a fox", ["fox"]), ("a basket full of apples", ["basket", "red-apple", "red-apple"]),
      ("a snowy mountain peak", ["mountain"]), ("an old lighthouse", []), ("a tiger in the tall grass", ["tiger"]),
-     ("a lemon sliced", ["lemon"])],
+     ("a lemon sliced", ["lemon"]), ("a watermelon slice", ["watermelon"]), ("a wizard casting a spell",
+     ["person-mage"]), ("a cup of tea on a rainy morning", ["teacup-without-handle"]), ("a panda eating bamboo",
+     ["panda", "pine-decoration"]), ("an old man reading a newspaper", ["old-man", "newspaper"]),
+     ("a man lifting a bench", ["man"]), ("a frog on a lily pad", ["frog", "lotus"])],
 )  # fmt: skip
 def test_what_things_do_and_hold_is_not_drawn_as_more_things(
     match, caption: str, expected: list[str]
 ) -> None:  # type: ignore[no-untyped-def]
     # "sleeping" was a sleeping face drawn in the cat's place, "holding" a face holding back tears, "a cup of
     # coffee" a cup beside a coffee, "out" a face with crossed-out eyes; "parked" hid the car, "tall" was a
-    # square, "old" an old man; a noun nothing reads leaves the thing named before it ("mountain peak").
-    assert [o.concept for o in read_caption(caption, match).objects] == expected
+    # square, "old" an old man; a noun nothing reads leaves the thing named before it ("mountain peak"). A
+    # portion is the thing ("a watermelon slice" was a pizza), a second keyword of a thing already there is
+    # no second thing ("spell" is a mage's keyword, "morning" a hot drink's), "reading a" reads (it wrote
+    # "A"), and "bench" is no flexed biceps.
+    request = read_caption(caption, match)
+    assert [o.concept for o in request.objects] == expected
+    assert request.word is None
 
 
-@pytest.mark.parametrize("caption", ["a river", "a room", "a beach"])
+@pytest.mark.parametrize(
+    "caption", ["a river", "a room", "a beach", "a table", "a lake", "a field", "a branch"]
+)
 def test_a_place_word_is_no_person_doing_something_nor_a_sign(match, caption: str) -> None:  # type: ignore[no-untyped-def]
     # "river" and "lake" were listed by "person rowing boat", "room" by "person in steamy room" and the
-    # restroom signs, "beach" one typo from "peach": none of them is meant, by words or by MiniLM.
+    # restroom signs, "beach" one typo from "peach", "table" by ping pong, "lake" by the speedboat, "field" by
+    # field hockey, "branch" by the empty nest: none of them is meant, by words or by MiniLM.
     assert read_caption(caption, match).objects == ()
 
 
+@pytest.mark.parametrize(
+    ("caption", "said"),
+    [("a stack of books", "some books"), ("a dog wearing sunglasses", "a dog and a pair of sunglasses"),
+     ("a table with a vase of flowers", "two blossoms, on a table"), ("a unicorn in a meadow", "a unicorn, on the grass"),
+     ("three bowls of cherries", "three cherries"), ("a giraffe eating leaves", "a giraffe and two leaves fluttering in wind"),
+     ("a wizard casting a spell", "a mage"), ("a fire burning in a fireplace", "a fire"),
+     ("two pairs of chopsticks", "two pairs of chopsticks"), ("a pair of sunglasses", "a pair of sunglasses"),
+     ("a pair of birds", "two birds")],
+)  # fmt: skip
+def test_revised_prompts_say_things_in_plain_english(match, caption: str, said: str) -> None:  # type: ignore[no-untyped-def]
+    # It said "a books", "a sunglasses", "an unicorn", "a blossom and a blossom", "two leaf fluttering in winds".
+    assert describe(read_caption(caption, match)) == said
+
+
 def test_ordinary_prompts_name_their_main_thing(match) -> None:  # type: ignore[no-untyped-def]
-    # 70 ordinary prompts, each with the thing it names (design note 51: two sets written to be held out, 12/40
-    # and 7/30 before the reader learnt what things do and hold; 64/70 now). The floor keeps what was won.
+    # 197 ordinary prompts, each with the thing it names (design notes 51 and 52: five sets written to be held
+    # out, 12/40 and 7/30 before the reader learnt what things do and hold, then 45/49, 36/40 and 36/39
+    # before the words of note 52; 196/197 now). The floor keeps what was won.
     rows = [
         line.split("\t")
         for line in (Path(__file__).parent / "data" / "everyday_prompts.tsv").read_text().splitlines()
     ]
     misses = [(p, c) for p, c in rows if c not in [o.concept for o in read_caption(p, match).objects]]
-    assert len(rows) == 70 and len(misses) <= 8, misses
+    assert len(rows) == 197 and len(misses) <= 10, misses

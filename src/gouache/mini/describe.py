@@ -6,6 +6,7 @@ it left out ("ignored: 'fox' (not in this model's vocabulary)"). The service ret
 
 from __future__ import annotations
 
+from gouache.mini.phrases import doing
 from gouache.mini.scenes.request import ObjectRequest, SceneRequest
 
 __all__ = ["describe"]
@@ -30,29 +31,82 @@ _STYLES = {
 }
 
 
-def _concept_name(concept: str) -> tuple[str, str]:
-    """A concept's name and its plural (issue 22)."""
+#: Things named in the plural only, said "a pair of" ("a pair of sunglasses"); other plural names are
+#: "some" ("some grapes").
+_PAIRS = frozenset((
+    "glasses", "sunglasses", "goggles", "jeans", "gloves", "socks", "shorts", "briefs", "scissors",
+    "chopsticks", "skis", "ballet shoes",
+))  # fmt: skip
+#: Word starts said with "a" although a vowel letter begins them ("a unicorn", "a one-piece swimsuit").
+_A_BEFORE_VOWEL = ("uni", "use", "usu", "eu", "one", "ufo", "uk")
+
+
+def _concept_name(concept: str) -> tuple[str, str, bool]:
+    """A concept's name, its plural, and whether the name is itself a plural ("books") (issue 22)."""
     from gouache.mini.concepts.atlas import default_atlas
 
     atlas = default_atlas()
     found = atlas.by_id.get(concept) if atlas is not None else None
     name = found.label if found is not None else concept.replace("-", " ")
-    if name.endswith(("s", "x", "ch", "sh")):
-        return name, name + "es"
-    if name.endswith("y") and name[-2:-1] not in "aeiou":
-        return name, name[:-1] + "ies"
-    return name, name + "s"
+    if name in _PAIRS:
+        return f"pair of {name}", f"pairs of {name}", False
+    if found is not None and found.plural_only:
+        return name, name, True
+    # the noun before a link or a doing word is the one made plural ("leaves fluttering in wind")
+    words = name.split()
+    head = next((i for i, w in enumerate(words) if i > 0 and (w in _LINKS or doing(w))), len(words)) - 1
+    return name, " ".join([*words[:head], _plural(words[head]), *words[head + 1 :]]), False
+
+
+_LINKS = ("with", "over", "of", "showing", "in", "on", "at", "and")
+_IRREGULAR = {
+    "leaf": "leaves", "knife": "knives", "wolf": "wolves", "loaf": "loaves", "mouse": "mice", "man": "men",
+    "woman": "women", "person": "people", "goose": "geese", "tooth": "teeth", "foot": "feet",
+    "child": "children", "sheep": "sheep", "fish": "fish", "deer": "deer", "bison": "bison", "moose": "moose",
+}  # fmt: skip
+
+
+def _plural(word: str) -> str:
+    if word in _IRREGULAR:
+        return _IRREGULAR[word]
+    if word.endswith(("s", "x", "ch", "sh")):
+        return word + "es"
+    if word.endswith("y") and word[-2:-1] not in "aeiou":
+        return word[:-1] + "ies"
+    return word + "s"
+
+
+def _article(first: str, plural_name: bool) -> str:
+    """ "a", "an" or, before a thing named in the plural, "some"."""
+    if plural_name:
+        return "some"
+    return "an" if first[0] in "aeiou" and not first.startswith(_A_BEFORE_VOWEL) else "a"
 
 
 def _object(o: ObjectRequest, n: int = 1) -> str:
     shape = _SHAPE_NAMES.get(o.shape, o.shape)
     plural = _PLURALS.get(shape, shape + "s")
+    plural_name = False
     if o.concept is not None:  # concepts (issue 22): a thing, by its name
-        shape, plural = _concept_name(o.concept)
+        shape, plural, plural_name = _concept_name(o.concept)
     colour = o.shade or o.colour
     words = [w for w in (o.size, colour, shape if n == 1 else plural) if w]
-    head = _NUMBERS.get(n, "a") if n > 1 else ("an" if words[0][0] in "aeiou" else "a")
+    head = _NUMBERS.get(n, "a") if n > 1 else _article(words[0], plural_name)
     return " ".join([head, *words])
+
+
+def _grouped(objects: list[ObjectRequest]) -> list[str]:
+    """The objects said in order, a run of the same thing as one ("two blossoms", not "a blossom and a
+    blossom")."""
+    said: list[str] = []
+    i = 0
+    while i < len(objects):
+        n = 1
+        while i + n < len(objects) and objects[i + n] == objects[i] and n < max(_NUMBERS):
+            n += 1
+        said.append(_object(objects[i], n))
+        i += n
+    return said
 
 
 def describe(request: SceneRequest) -> str:
@@ -65,9 +119,9 @@ def describe(request: SceneRequest) -> str:
         a, name, b = request.relation
         rel = {"left of": "to the left of", "right of": "to the right of"}.get(name, name)
         parts.append(f"{_object(objects[a])} {rel} {_object(objects[b])}")
-        parts += [_object(o) for i, o in enumerate(objects) if i not in (a, b)]
+        parts += _grouped([o for i, o in enumerate(objects) if i not in (a, b)])
     else:
-        parts += [_object(o) for o in objects]
+        parts += _grouped(list(objects))
     if request.position is not None and objects and not request.word:
         parts[-1] += ", " + (
             "in the centre" if request.position == "centre" else f"at the {request.position}"

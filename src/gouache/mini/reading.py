@@ -33,11 +33,13 @@ import torch
 
 from gouache.mini.concepts.backdrops import BACKDROPS, take_backdrop
 from gouache.mini.concepts.reader import (
+    concept_label,
     concept_object,
     concept_phrase,
     in_concept_name,
     is_concept_word,
     merge_concepts,
+    named_in_plural,
 )
 from gouache.mini.grounding import empty_tokens, fit_to_region, scene_tokens
 from gouache.mini.phrases import MAX_PHRASE, STOPWORDS, TABLE, Phrase, correct, doing, tidy
@@ -101,7 +103,53 @@ def read_phrases(caption: str, match: Matcher | None = None) -> list[Phrase]:
             i += 1
     # Quotes that the tokenizer split off (MiniLM decodes '"HELLO"' as '" hello "').
     # concepts (issue 22): two-word names of things ("cherry blossoms") before single unknown words.
-    return _guess_unknown(_drop_holders(merge_concepts(_merge_nouns(_join_quotes(out, caption)))), match)
+    phrases = _read_not_written(_join_quotes(out, caption))
+    return _pairs(_drop_echoes(_guess_unknown(_drop_holders(merge_concepts(_merge_nouns(phrases))), match)))
+
+
+def _pairs(phrases: list[Phrase]) -> list[Phrase]:
+    """ "a pair of" before a thing named in the plural is one of it ("a pair of sunglasses"); before
+    others it is two ("a pair of birds")."""
+    out = list(phrases)
+    for i, p in enumerate(out[:-1]):
+        q = out[i + 1]
+        pair = p.kind == "number" and p.text.lower().endswith("pair of")
+        if pair and q.kind == "concept" and named_in_plural(q.value):
+            out[i] = Phrase("word", p.text.lower(), p.text)
+    return out
+
+
+def _read_not_written(phrases: list[Phrase]) -> list[Phrase]:
+    """``phrases`` with a "says" word before an article and a noun read as a plain word: "a man reading a
+    newspaper" reads, "a sign reading OPEN" and "the letter a" write."""
+    out = list(phrases)
+    for i, p in enumerate(out[:-2]):
+        article = out[i + 1].kind == "word" and out[i + 1].text in ("a", "an", "the")
+        if p.kind == "says" and article and out[i + 2].kind not in ("punct", "cue"):
+            out[i] = Phrase("word", p.text.lower(), p.text)
+    return out
+
+
+def _by_its_name(p: Phrase) -> bool:
+    """Whether concept phrase ``p`` names its thing by the thing's own name ("fire", "fires"; not
+    "fireplace", an alias, or "spell", a keyword)."""
+    return concept_label(p.value) in (p.text.lower(), p.text.lower()[:-1], p.text.lower()[:-2])
+
+
+def _drop_echoes(phrases: list[Phrase]) -> list[Phrase]:
+    """``phrases`` without a second mention of a thing reached only by a keyword or by MiniLM ("a wizard
+    casting a spell": one mage, "spell" being one of its keywords; "coffee on a rainy morning": one hot
+    drink; "a fire in a fireplace": one fire): the later word is read as the thing already there. A thing
+    named again by its own name stays ("a cat and a cat")."""
+    seen: set[str] = set()
+    out: list[Phrase] = []
+    for p in phrases:
+        if p.kind == "concept" and p.value in seen and not _by_its_name(p):
+            p = Phrase("word", p.text.lower(), p.text)
+        elif p.kind == "concept":
+            seen.add(p.value)
+        out.append(p)
+    return out
 
 
 def _merge_nouns(phrases: list[Phrase]) -> list[Phrase]:
@@ -145,19 +193,28 @@ def _after_a_noun(phrases: list[Phrase], i: int) -> bool:
 _HOLDERS = frozenset((
     "cup", "glass", "mug", "bowl", "plate", "bottle", "jar", "vase", "slice", "piece", "bunch", "bag", "pot",
     "can", "jug", "pitcher", "box", "bucket", "pile", "stack", "handful", "bouquet", "carton", "tin", "tub",
-    "family", "flock", "herd", "group", "pack", "school", "pod", "swarm", "crowd", "team", "litter", "pride",
+    "pair", "family", "flock", "herd", "group", "pack", "school", "pod", "swarm", "crowd", "team", "litter",
+    "pride",
     "painting", "drawing", "photo", "photograph", "picture", "illustration", "image", "portrait", "poster",
 ))  # fmt: skip
+#: Words for a part of a thing, said after it ("a watermelon slice", "a cake piece"): the thing is drawn.
+_PORTIONS = frozenset(
+    ("slice", "slices", "piece", "pieces", "wedge", "wedges", "chunk", "chunks", "scoop", "scoops")
+)
 
 
 def _drop_holders(phrases: list[Phrase]) -> list[Phrase]:
     """``phrases`` without "<holder> of" before a thing ("a cup of coffee" is coffee, "two glasses of milk"
-    two glasses of milk, "a family of ducks" ducks); "a cup" alone stays a cup, and "full of" is "with"."""
+    two glasses of milk, "a family of ducks" ducks) or a portion after one ("a watermelon slice"); "a cup"
+    alone stays a cup, and "full of" is "with"."""
     out: list[Phrase] = []
     i = 0
     while i < len(phrases):
         p, rest = phrases[i], phrases[i + 1 : i + 3]
         word = p.text.lower()
+        if word in _PORTIONS and out and (out[-1].kind == "concept" or is_concept_word(out[-1].value)):
+            i += 1
+            continue
         holder = word in _HOLDERS or (word.endswith("s") and (word[:-1] in _HOLDERS or word[:-2] in _HOLDERS))
         if word == "full" and rest[:1] and rest[0].text.lower() == "of":  # "a basket full of apples"
             out.append(Phrase("word", "with", "full of"))
@@ -212,7 +269,16 @@ def _guess_unknown(phrases: list[Phrase], match: Matcher | None) -> list[Phrase]
                 out[i] = Phrase("colour", guess[0], p.text)
                 continue
         article = before == "word" and out[i - 1].value in ("a", "an")
-        noun_place = before in ("colour", "size", "number", "the") or article
+        # "a vintage typewriter": a word after an article and a word it does not know, ending a phrase
+        adjective = (
+            before == "word"
+            and i > 1
+            and out[i - 2].kind == "word"
+            and out[i - 2].value in ("a", "an", "the")
+            and out[i - 1].value not in STOPWORDS
+            and after in ("punct", "relation", "end")
+        )
+        noun_place = before in ("colour", "size", "number", "the") or article or adjective
         if not noun_place and after not in ("punct", "relation", "end"):
             continue
         if match is not None and not modifies:  # "the tall grass": "tall" is no shape

@@ -44,7 +44,7 @@ BACKDROPS: dict[str, Backdrop] = {
         Backdrop(
             "snow",
             r"\b(?:in|on|through|across|into)\s+(?:the\s+|a\s+)?(?:deep\s+|fresh\s+)?snow\b|\bsnowy\b|"
-            r"\bon\s+(?:the\s+|a\s+)?ice\b|\bicy\b|"
+            r"\bon\s+(?:the\s+|a\s+|an\s+)?(?:ice|iceberg|ice\s+floe|glacier)\b|\bicy\b|"
             r"\bin\s+(?:the\s+)?winter\b|\bsnow[- ]covered\b",
             "white",
             "in the snow",
@@ -52,9 +52,10 @@ BACKDROPS: dict[str, Backdrop] = {
         ),
         Backdrop(
             "grass",
-            r"\b(?:on|in|across)\s+(?:the\s+|a\s+)?(?:[a-z]+\s+)?(?:grass|lawn|meadow|field)\b|\bgrassy\b|"
+            r"\b(?:on|in|across|over)\s+(?:the\s+|a\s+)?(?:[a-z]+\s+)?(?:grass|lawn|meadow|field)\b|\bgrassy\b|"
             r"\b(?:in|at|through)\s+(?:the\s+|a\s+)?(?:park|garden|countryside)\b|"
-            r"\bon\s+(?:the\s+|a\s+)?(?:green\s+|grassy\s+)?hills?(?:side)?\b",
+            r"\b(?:on|over|across|up|down)\s+(?:the\s+|a\s+)?(?:green\s+|grassy\s+|rolling\s+)?hills?(?:side)?\b|"
+            r"\b(?:in|on|across)\s+(?:the\s+|a\s+)?(?:savannah?|prairie|pasture|farm)\b|\ba\s+field\s+of\b",
             "green",
             "on the grass",
             ((0.0, 0.45, _SKY, _SKY_LOW), (0.45, 1.0, (110, 190, 80), (60, 140, 50))),
@@ -70,7 +71,8 @@ BACKDROPS: dict[str, Backdrop] = {
         ),
         Backdrop(
             "beach",
-            r"\b(?:on|at)\s+(?:the\s+|a\s+)?(?:sandy\s+)?beach\b|\bby\s+the\s+seaside\b|\bon\s+the\s+sand\b",
+            r"\b(?:on|at)\s+(?:the\s+|a\s+)?(?:sandy\s+)?beach\b|\bby\s+the\s+seaside\b|\bon\s+the\s+sand\b|"
+            r"\b(?:on|at|along|by)\s+(?:the\s+|a\s+)?(?:rocky\s+|sandy\s+)?(?:coast|coastline|shore|seashore)\b",
             "yellow",
             "on the beach",
             (
@@ -81,7 +83,7 @@ BACKDROPS: dict[str, Backdrop] = {
         ),
         Backdrop(
             "sky",
-            r"\bin\s+the\s+(?:blue\s+)?(?:sky|air|clouds)\b|\bacross\s+the\s+sky\b|"
+            r"\bin\s+the\s+(?:blue\s+)?(?:sky|air|clouds)\b|\bacross\s+the\s+sky\b|\babove\s+the\s+clouds\b|"
             r"\b(?:under|against|beneath)\s+(?:a\s+|the\s+)?(?:[a-z]+\s+){0,2}sky\b",
             "cyan",
             "in the sky",
@@ -91,7 +93,7 @@ BACKDROPS: dict[str, Backdrop] = {
         Backdrop(
             "sea",
             r"\b(?:under|beneath|below)\s+(?:the\s+)?(?:sea|ocean|water|waves)\b|\bunder\s*water\b|"
-            r"\bin\s+the\s+(?:deep\s+)?(?:sea|ocean)\b|\bon\s+the\s+sea\s*floor\b",
+            r"\bin\s+the\s+(?:[a-z]+\s+){0,2}(?:sea|ocean)\b|\bon\s+the\s+sea\s*floor\b",
             "blue",
             "under the sea",
             ((0.0, 0.85, (40, 130, 200), (15, 60, 130)), (0.85, 1.0, (200, 180, 130), (170, 150, 105))),
@@ -101,7 +103,7 @@ BACKDROPS: dict[str, Backdrop] = {
             "water",
             r"\b(?:on|across|over|out\s+of|by|near|along)\s+(?:the\s+|a\s+)?(?:[a-z]+\s+)?"
             r"(?:lake|pond|river|water|ocean|seas?|waves)\b|"
-            r"\b(?:in|into)\s+(?:the\s+|a\s+)?(?:lake|pond|river|water)\b",
+            r"\b(?:in|into)\s+(?:the\s+|a\s+)?(?:[a-z]+\s+)?(?:lake|pond|river|water)\b",
             "blue",
             "on the water",
             ((0.0, 0.45, _SKY, _SKY_LOW), (0.45, 1.0, (70, 150, 210), (25, 85, 160))),
@@ -109,7 +111,7 @@ BACKDROPS: dict[str, Backdrop] = {
         ),
         Backdrop(
             "forest",
-            r"\b(?:in|through|into)\s+(?:the\s+|a\s+)?(?:dark\s+|deep\s+|green\s+)?(?:woods|forest|jungle)\b",
+            r"\b(?:in|through|into)\s+(?:the\s+|a\s+)?(?:[a-z]+\s+)?(?:woods|forest|jungle|rainforest)\b",
             "green",
             "in the forest",
             (
@@ -120,7 +122,8 @@ BACKDROPS: dict[str, Backdrop] = {
         ),
         Backdrop(
             "desert",
-            r"\b(?:in|across|through)\s+(?:the\s+|a\s+)?(?:sandy\s+|hot\s+)?desert\b",
+            r"\b(?:in|across|through)\s+(?:the\s+|a\s+)?(?:[a-z]+\s+)?desert\b|\bin\s+the\s+outback\b|"
+            r"\b(?:among|through|across|over|on)\s+(?:the\s+)?(?:sand\s+)?dunes\b",
             "yellow",
             "in the desert",
             ((0.0, 0.45, _SKY, _SKY_LOW), (0.45, 1.0, (238, 205, 140), (215, 170, 105))),
@@ -136,7 +139,9 @@ BACKDROPS: dict[str, Backdrop] = {
         ),
         Backdrop(
             "table",
-            r"\bon\s+(?:a|the)\s+(?:wooden\s+|kitchen\s+|dining\s+)?(?:table|desk|counter|tabletop)\b",
+            r"\bon\s+(?:a|the)\s+(?:wooden\s+|kitchen\s+|dining\s+)?(?:table|desk|counter|tabletop)\b|"
+            r"\b(?:a|the)\s+(?:wooden\s+|kitchen\s+|dining\s+)?(?:table|desk)\s+(?:with|holding)\b|"
+            r"\bin\s+(?:a|the)\s+kitchen\b",
             "brown",
             "on a table",
             ((0.0, 0.5, (238, 230, 215), (225, 214, 196)), (0.5, 1.0, (170, 115, 70), (135, 88, 50))),

@@ -20,7 +20,15 @@ from gouache.mini.concepts.atlas import Atlas, default_atlas
 from gouache.mini.phrases import STOPWORDS, Phrase, doing
 from gouache.mini.scenes.request import CONCEPT_SHAPE, ObjectRequest
 
-__all__ = ["concept_object", "concept_phrase", "in_concept_name", "is_concept_word", "merge_concepts"]
+__all__ = [
+    "concept_label",
+    "concept_object",
+    "concept_phrase",
+    "in_concept_name",
+    "is_concept_word",
+    "merge_concepts",
+    "named_in_plural",
+]
 
 #: Phrase kinds that may start a two-word concept name ("cherry" is a colour word, "hot" a plain word).
 _FIRST = ("word", "colour", "size", "unknown", "filler")
@@ -137,6 +145,20 @@ def in_concept_name(words: list[str], i: int, atlas: Atlas | None = None) -> boo
             if atlas.lookup(" ".join(words[j : j + n]), names_only=True) is not None:
                 return True
     return False
+
+
+def concept_label(concept_id: str, atlas: Atlas | None = None) -> str:
+    """The name of the thing ``concept_id`` ("" if there is no atlas)."""
+    atlas = atlas or default_atlas()
+    found = atlas.by_id.get(concept_id) if atlas is not None else None
+    return found.label if found is not None else ""
+
+
+def named_in_plural(concept_id: str, atlas: Atlas | None = None) -> bool:
+    """Whether the thing ``concept_id`` is named in the plural ("sunglasses", "books")."""
+    atlas = atlas or default_atlas()
+    found = atlas.by_id.get(concept_id) if atlas is not None else None
+    return found is not None and found.plural_only
 
 
 def is_concept_word(word: str, atlas: Atlas | None = None, names_only: bool = False) -> bool:
