@@ -243,7 +243,8 @@ def test_names_ending_in_a_shape_word_are_things(
      ("a beer", "beer-mug"), ("a gift", "wrapped-gift"), ("a truck", "pickup-truck"), ("a wave", "water-wave"),
      ("a knife", "kitchen-knife"), ("a glass of milk", "glass-of-milk"), ("a cake", "birthday-cake"),
      ("a moon", "crescent-moon"), ("a phone", "mobile-phone"), ("a wizard", "person-mage"),
-     ("a pencil", "pencil"), ("an orange", "tangerine"), ("a box", "package")],
+     ("a pencil", "pencil"), ("an orange", "tangerine"), ("a box", "package"), ("an ox", "ox"),
+     ("a tv", "television"), ("a red rose", "rose"), ("a sheep", "ewe"), ("a hen", "chicken")],
 )  # fmt: skip
 def test_an_everyday_word_finds_the_thing_it_names(match, caption: str, concept: str) -> None:  # type: ignore[no-untyped-def]
     # An English word is no typo ("sofa" is not "soft": soft ice cream; "clock" is not "block": a square); a
@@ -312,12 +313,12 @@ def test_revised_prompts_say_things_in_plain_english(match, caption: str, said: 
 
 
 def test_ordinary_prompts_name_their_main_thing(match) -> None:  # type: ignore[no-untyped-def]
-    # 197 ordinary prompts, each with the thing it names (design notes 51 and 52: five sets written to be held
-    # out, 12/40 and 7/30 before the reader learnt what things do and hold, then 45/49, 36/40 and 36/39
-    # before the words of note 52; 196/197 now). The floor keeps what was won.
+    # 236 ordinary prompts, each with the thing it names (design notes 51 and 52: six sets written to be held
+    # out, 12/40 and 7/30 before the reader learnt what things do and hold, then 45/49, 36/40, 36/39 and
+    # 31/39 before the words of note 52; 235/236 now). The floor keeps what was won.
     rows = [
         line.split("\t")
         for line in (Path(__file__).parent / "data" / "everyday_prompts.tsv").read_text().splitlines()
     ]
     misses = [(p, c) for p, c in rows if c not in [o.concept for o in read_caption(p, match).objects]]
-    assert len(rows) == 197 and len(misses) <= 10, misses
+    assert len(rows) == 236 and len(misses) <= 12, misses

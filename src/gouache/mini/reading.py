@@ -196,6 +196,7 @@ _HOLDERS = frozenset((
     "pair", "family", "flock", "herd", "group", "pack", "school", "pod", "swarm", "crowd", "team", "litter",
     "pride",
     "painting", "drawing", "photo", "photograph", "picture", "illustration", "image", "portrait", "poster",
+    "watercolor", "watercolour", "cartoon", "render", "rendering", "sketch",
 ))  # fmt: skip
 #: Words for a part of a thing, said after it ("a watermelon slice", "a cake piece"): the thing is drawn.
 _PORTIONS = frozenset(
@@ -242,7 +243,7 @@ def _guess_unknown(phrases: list[Phrase], match: Matcher | None) -> list[Phrase]
         # a hyphenated word ("blu-ray", "jack-o-lantern") is read only as a thing it names exactly (note 49)
         hyphened = "-" in p.value and p.value.replace("-", "").isalpha()
         wordlike = p.value.isalpha() or hyphened
-        if p.kind != "word" or p.value in STOPWORDS or len(p.value) < 3 or not wordlike:
+        if p.kind != "word" or p.value in STOPWORDS or len(p.value) < 2 or not wordlike:
             continue
         after = out[i + 1].kind if i + 1 < len(out) else "end"
         before = out[i - 1].kind if i > 0 else "start"
@@ -258,10 +259,10 @@ def _guess_unknown(phrases: list[Phrase], match: Matcher | None) -> list[Phrase]
         # guesses ("a fox in ...", "a ball"), unless the word modifies what follows ("a baby fox").
         written = any(q.kind == "says" for q in out[max(0, i - 2) : i])  # "a sign saying HOTEL": a word
         exact = None if modifies or written else concept_phrase(p, match, exact_only=True)
-        if exact is not None:
-            out[i] = exact
+        if exact is not None and (len(p.value) > 2 or (before == "word" and out[i - 1].value in ("a", "an"))):
+            out[i] = exact  # a two-letter thing only after an article ("an ox", "a tv")
             continue
-        if hyphened:
+        if hyphened or len(p.value) == 2:
             continue
         if after in ("shape", "sign", "background", "word") and match is not None:
             guess = match(p.value, "colour")

@@ -95,13 +95,26 @@ ALIASES: dict[str, str] = {
     "fall leaves": "fallen-leaf",
     "goldfish": "fish",
     "cornfield": "ear-of-corn",
+    "hummingbird": "bird",
+    "sheep": "ewe",
+    "lamb": "ewe",
+    "race car": "racing-car",
+    "pine tree": "evergreen-tree",
+    "pine": "evergreen-tree",
+    "fir tree": "evergreen-tree",
+    "hen": "chicken",
+    "chick": "baby-chick",
+    "muffin": "cupcake",
+    "spaceship": "rocket",
+    "spacecraft": "rocket",
+    "frisbee": "flying-disc",
 }
 #: Common nouns that name none of the atlas's things, although some thing lists them as a keyword or MiniLM
 #: places them near one ("table": ping pong, "lake": speedboat, "branch": an empty nest): read as unknown
 #: words (left out, and said so), or as a setting where one is named ("on a table", "by the lake").
 UNDRAWN = frozenset((
     "table", "desk", "bench", "lake", "pond", "river", "field", "branch", "pad", "shelf", "street", "kitchen",
-    "straw", "movie", "morning", "evening", "afternoon", "day",
+    "straw", "movie", "sky", "track", "morning", "evening", "afternoon", "day",
 ))  # fmt: skip
 
 

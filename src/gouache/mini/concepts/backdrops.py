@@ -84,7 +84,8 @@ BACKDROPS: dict[str, Backdrop] = {
         Backdrop(
             "sky",
             r"\bin\s+the\s+(?:blue\s+)?(?:sky|air|clouds)\b|\bacross\s+the\s+sky\b|\babove\s+the\s+clouds\b|"
-            r"\b(?:under|against|beneath)\s+(?:a\s+|the\s+)?(?:[a-z]+\s+){0,2}sky\b",
+            r"\b(?:in|into|under|against|beneath)\s+(?:a\s+|the\s+)?(?:[a-z]+\s+){0,2}sky\b(?!-)|"
+            r"^\s*(?:a|the)\s+(?:[a-z]+\s+){0,2}sky\b(?!-)",
             "cyan",
             "in the sky",
             ((0.0, 1.0, (90, 160, 230), (200, 228, 250)),),

@@ -103,13 +103,15 @@ def _merged(phrases: list[Phrase], i: int, atlas: Atlas) -> tuple[Phrase, int] |
 
 
 def _noun_place(phrases: list[Phrase], i: int) -> bool:
-    """Whether phrase ``i`` stands as a noun: after an article, a number, "the" or a size, and not before
-    something it could colour."""
+    """Whether phrase ``i`` stands as a noun: after an article, a number, "the" or a size (or one of those and
+    a colour), and not before something it could colour."""
     before = phrases[i - 1] if i > 0 else None
     after = phrases[i + 1] if i + 1 < len(phrases) else None
     led = before is not None and (
         before.kind in ("number", "the", "size") or (before.kind == "word" and before.value in ("a", "an"))
     )
+    if before is not None and before.kind == "colour" and i > 1:  # "a red rose": the rose, coloured red
+        led = _noun_place(phrases[: i - 1] + phrases[i:], i - 1)
     free = (
         after is None
         or after.kind in ("punct", "relation", "position")
