@@ -95,7 +95,11 @@ def test_a_position_for_the_words_alone_is_where_they_go(
 
 def test_the_images_api_letters_the_words_exactly(client: OpenAI) -> None:
     result = client.images.generate(
-        model="gouache-mini", prompt='a green sign that says "Fresh Bread"', size="1024x1024", quality="low"
+        model="gouache-mini",
+        prompt='a green sign that says "Fresh Bread"',
+        size="1024x1024",
+        quality="low",
+        extra_body={"seed": 5},  # a fixed draw: OCR reads ~99 % of them, and CI must not depend on the rest
     )
     image = Image.open(io.BytesIO(base64.b64decode(result.data[0].b64_json or ""))).convert("RGB")
     assert text_match(read_text(image), "Fresh Bread")[0], read_text(image)
