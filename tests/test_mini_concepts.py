@@ -264,7 +264,7 @@ def test_colour_and_style_words_stay_themselves_before_what_they_modify() -> Non
     [("a cat sleeping on a sofa", ["cat", "couch-and-lamp"]), ("an astronaut riding a horse", ["astronaut", "horse"]),
      ("a robot holding a flower", ["robot", "blossom"]), ("a guitar leaning on a chair", ["guitar", "chair"]),
      ("a cup of coffee", ["hot-beverage"]), ("two glasses of milk", ["glass-of-milk"] * 2),
-     ("a whale jumping out of the water", ["whale"]), ("a cup", ["cup-with-straw"]),
+     ("a whale jumping out of the water", ["whale"]), ("a cup", ["hot-beverage"]),
      ("a chef cooking pasta", ["cook", "spaghetti"]), ("a red car parked by a house", ["automobile", "house"]),
      ("a colorful parrot perched on a branch", ["parrot"]), ("a family of ducks", ["duck"] * 2),
      ("a watercolor painting of a fox", ["fox"]), ("a basket full of apples", ["basket", "red-apple", "red-apple"]),
@@ -272,7 +272,9 @@ def test_colour_and_style_words_stay_themselves_before_what_they_modify() -> Non
      ("a lemon sliced", ["lemon"]), ("a watermelon slice", ["watermelon"]), ("a wizard casting a spell",
      ["person-mage"]), ("a cup of tea on a rainy morning", ["teacup-without-handle"]), ("a panda eating bamboo",
      ["panda", "pine-decoration"]), ("an old man reading a newspaper", ["old-man", "newspaper"]),
-     ("a man lifting a bench", ["man"]), ("a frog on a lily pad", ["frog", "lotus"])],
+     ("a man lifting a bench", ["man"]), ("a frog on a lily pad", ["frog", "lotus"]),
+     ("a bakery with fresh bread", ["bread"]), ("a kitten and a cat", ["cat", "cat"]),
+     ("a teapot and two cups", ["teapot", "hot-beverage", "hot-beverage"])],
 )  # fmt: skip
 def test_what_things_do_and_hold_is_not_drawn_as_more_things(
     match, caption: str, expected: list[str]
@@ -313,12 +315,12 @@ def test_revised_prompts_say_things_in_plain_english(match, caption: str, said: 
 
 
 def test_ordinary_prompts_name_their_main_thing(match) -> None:  # type: ignore[no-untyped-def]
-    # 236 ordinary prompts, each with the thing it names (design notes 51 and 52: six sets written to be held
-    # out, 12/40 and 7/30 before the reader learnt what things do and hold, then 45/49, 36/40, 36/39 and
-    # 31/39 before the words of note 52; 235/236 now). The floor keeps what was won.
+    # 263 ordinary prompts, each with the thing it names (design notes 51 and 52: seven sets written to be
+    # held out, 12/40 and 7/30 before the reader learnt what things do and hold, then 45/49, 36/40, 36/39,
+    # 31/39 and 23/27 before the words of note 52; 260/263 now). The floor keeps what was won.
     rows = [
         line.split("\t")
         for line in (Path(__file__).parent / "data" / "everyday_prompts.tsv").read_text().splitlines()
     ]
     misses = [(p, c) for p, c in rows if c not in [o.concept for o in read_caption(p, match).objects]]
-    assert len(rows) == 236 and len(misses) <= 12, misses
+    assert len(rows) == 263 and len(misses) <= 12, misses

@@ -137,19 +137,32 @@ def _by_its_name(p: Phrase) -> bool:
 
 
 def _drop_echoes(phrases: list[Phrase]) -> list[Phrase]:
-    """``phrases`` without a second mention of a thing reached only by a keyword or by MiniLM ("a wizard
-    casting a spell": one mage, "spell" being one of its keywords; "coffee on a rainy morning": one hot
-    drink; "a fire in a fireplace": one fire): the later word is read as the thing already there. A thing
-    named again by its own name stays ("a cat and a cat")."""
-    seen: set[str] = set()
+    """``phrases`` without a second mention of a thing already there, when one of the two words is not the
+    thing's own name (a keyword, an alias or MiniLM's guess) and the two are not listed together: "a wizard
+    casting a spell" is one mage ("spell" is one of its keywords), "coffee on a rainy morning" one hot drink,
+    "a fire in a fireplace" one fire, "a bakery with fresh bread" one bread; the later word is read as the
+    thing already there. "a cat and a cat", "a kitten and a cat" and "a dog, a puppy" stay two."""
+    named: dict[str, bool] = {}  # the things mentioned, and whether by their own name
     out: list[Phrase] = []
-    for p in phrases:
-        if p.kind == "concept" and p.value in seen and not _by_its_name(p):
-            p = Phrase("word", p.text.lower(), p.text)
+    for i, p in enumerate(phrases):
+        if p.kind == "concept" and p.value in named:
+            both_named = named[p.value] and _by_its_name(p)
+            if not both_named and not _listed(phrases, i):
+                p = Phrase("word", p.text.lower(), p.text)
         elif p.kind == "concept":
-            seen.add(p.value)
+            named[p.value] = _by_its_name(p)
         out.append(p)
     return out
+
+
+def _listed(phrases: list[Phrase], i: int) -> bool:
+    """Whether the noun at ``i`` follows "and" or a comma, past its article, number, colour and size."""
+    j = i - 1
+    while j >= 0 and (
+        phrases[j].kind in ("number", "colour", "size", "the") or phrases[j].value in ("a", "an")
+    ):
+        j -= 1
+    return j >= 0 and (phrases[j].value == "and" or phrases[j].text == ",")
 
 
 def _merge_nouns(phrases: list[Phrase]) -> list[Phrase]:

@@ -108,13 +108,22 @@ ALIASES: dict[str, str] = {
     "spaceship": "rocket",
     "spacecraft": "rocket",
     "frisbee": "flying-disc",
+    "coffee shop": "hot-beverage",
+    "cafe": "hot-beverage",
+    "mug": "hot-beverage",
+    "coffee mug": "hot-beverage",
+    "coffee cup": "hot-beverage",
+    "cup": "hot-beverage",
+    "bakery": "bread",
+    "gift box": "wrapped-gift",
+    "lemonade": "lemon",
 }
 #: Common nouns that name none of the atlas's things, although some thing lists them as a keyword or MiniLM
 #: places them near one ("table": ping pong, "lake": speedboat, "branch": an empty nest): read as unknown
 #: words (left out, and said so), or as a setting where one is named ("on a table", "by the lake").
 UNDRAWN = frozenset((
     "table", "desk", "bench", "lake", "pond", "river", "field", "branch", "pad", "shelf", "street", "kitchen",
-    "straw", "movie", "sky", "track", "morning", "evening", "afternoon", "day",
+    "straw", "movie", "sky", "track", "travel", "hero", "cover", "morning", "evening", "afternoon", "day",
 ))  # fmt: skip
 
 
