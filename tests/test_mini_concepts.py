@@ -48,9 +48,16 @@ def test_atlas_holds_a_thousand_concepts_small_and_licensed(atlas) -> None:  # t
     assert sum(f.stat().st_size for f in Path(ATLAS_DIR).iterdir()) < 80 * 1024**2
     assert atlas.vectors.shape == (len(atlas.key_texts), 384)
     for source in atlas.sources.values():  # every shipped source: licence, attribution, checksum
-        assert source["licence"].startswith("MIT") and source["attribution"]
+        assert source["licence"].split()[0] in ("MIT", "Apache-2.0", "CC-BY-4.0") and source["attribution"]
         assert len(source["sha256"]) == 64
     assert all(c.svg.startswith("<") for c in atlas.concepts)
+    # Fluent flat draws what it can; Noto the families and the swan, Twemoji the country flags
+    assert set(atlas.sources) == {"fluent", "noto-svg", "twemoji-svg", "emojibase"}
+    assert {"swan", "family", "flag-france", "flag-japan"} <= set(atlas.by_id)
+    assert (
+        "CC-BY" in atlas.sources["twemoji-svg"]["licence"]
+        and "Twitter" in atlas.sources["twemoji-svg"]["attribution"]
+    )
 
 
 @pytest.mark.parametrize(

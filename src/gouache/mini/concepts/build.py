@@ -2,12 +2,13 @@
 --concepts-only``, also the first step of ``gouache train-mini``).
 
 The atlas is derived data, committed as package data (it is part of the model, like the UNet's weights);
-its sources stay in the cache (:mod:`gouache.mini.concepts.sources`). For each emoji that has a Fluent flat
-drawing it keeps: the drawing (SVG body), emojibase's label (the name), its tags and emoji-datasource's short
-names (keywords: what a caption may call it), its group and subgroup, its dominant colour among the twelve
-the planner knows (for choosing a background far from it), and whether a colour word may recolour it (not
-animals, plants, food, faces or people: "a red fox" keeps the fox's colours). MiniLM embeddings of every
-name and keyword are stored as float16, so reading a caption embeds only the caption's unknown noun.
+its sources stay in the cache (:mod:`gouache.mini.concepts.sources`). For each emoji that has a drawing
+(Fluent flat, else Noto, else Twemoji: :data:`DRAWINGS`) it keeps: the drawing (an SVG body on a 32-unit
+canvas), emojibase's label (the name), its tags and emoji-datasource's short names (keywords: what a caption
+may call it), its group and subgroup, its dominant colour among the twelve the planner knows (for choosing a
+background far from it), and whether a colour word may recolour it (not animals, plants, food, faces or
+people: "a red fox" keeps the fox's colours). MiniLM embeddings of every name and keyword are stored as
+float16, so reading a caption embeds only the caption's unknown noun.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 
 from gouache.mini.concepts.sources import SOURCES, cache_dir, fetch_all
 
-__all__ = ["ATLAS_DIR", "GENERIC_KEYWORD", "build_atlas", "concept_records"]
+__all__ = ["ATLAS_DIR", "DRAWINGS", "GENERIC_KEYWORD", "build_atlas", "concept_records"]
 
 ATLAS_DIR = Path(__file__).parent / "atlas"
 #: Groups whose concepts keep their own colours when a colour word names them.
@@ -39,8 +40,17 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def _svg(icons: dict[str, Any], name: str, size: int) -> str | None:
-    """The complete SVG of Iconify icon ``name`` (aliases resolved, flips applied)."""
+#: The drawing sets, in the order a thing's drawing is taken from: Fluent flat for everything it draws, Noto
+#: for what Fluent lacks (families, couples, kisses, the swan, Emoji 16), Twemoji for the country flags.
+DRAWINGS = ("fluent", "noto-svg", "twemoji-svg")
+#: The atlas's drawing canvas (Fluent flat's): every drawing is scaled onto it.
+CANVAS = 32
+
+
+def _svg(icons: dict[str, Any], name: str) -> str | None:
+    """The body of Iconify icon ``name`` (aliases resolved, flips applied), on a :data:`CANVAS`-unit
+    square: a set drawn on another grid (Noto: 128, Twemoji: 36) or an icon of other proportions (Fluent's
+    swan is 32 x 33) is scaled to fit and centred."""
     flip = False
     aliases = icons.get("aliases", {})
     while name in aliases:
@@ -49,22 +59,33 @@ def _svg(icons: dict[str, Any], name: str, size: int) -> str | None:
     icon = icons["icons"].get(name)
     if icon is None:
         return None
-    w, h = icon.get("width", size), icon.get("height", size)
+    default = icons.get("width", CANVAS), icons.get("height", CANVAS)
+    w, h = icon.get("width", default[0]), icon.get("height", default[1])
     body = icon["body"]
     if flip:
         body = f'<g transform="translate({w} 0) scale(-1 1)">{body}</g>'
-    return body if (w, h) == (size, size) else None
+    if (w, h) == (CANVAS, CANVAS):
+        return body
+    scale = CANVAS / max(w, h)
+    dx, dy = (CANVAS - w * scale) / 2, (CANVAS - h * scale) / 2
+    return f'<g transform="translate({dx:g} {dy:g}) scale({scale:g})">{body}</g>'
+
+
+def _keywords_of_flag(label: str) -> list[str]:
+    """ "flag of france" and "france flag" for the flag labelled "flag: France": how a caption names it."""
+    country = label.removeprefix("flag:").strip().replace("&", "and")
+    return [f"flag of {country}", f"{country} flag"] if label.startswith("flag:") else []
 
 
 def concept_records(paths: dict[str, Path]) -> list[dict[str, Any]]:
-    """One record per concept (emojibase entry with a Fluent flat drawing), in emojibase's order."""
-    fluent = json.loads((paths["fluent"] / "icons.json").read_text())
-    chars = json.loads((paths["fluent"] / "chars.json").read_text())
+    """One record per concept (emojibase entry with a drawing in one of :data:`DRAWINGS`), in emojibase's
+    order; ``source`` says which set drew it."""
+    sets = {k: json.loads((paths[k] / "icons.json").read_text()) for k in DRAWINGS if k in paths}
+    chars = {k: json.loads((paths[k] / "chars.json").read_text()) for k in sets}
     emojibase = json.loads((paths["emojibase"] / "en" / "data.json").read_text())
     meta = json.loads((paths["emojibase"] / "meta" / "groups.json").read_text())
     datasource = json.loads((paths["noto"] / "emoji.json").read_text())
     short_names = {e["unified"].lower(): e["short_names"] for e in datasource}
-    size = int(fluent.get("width", 32))
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
     for e in emojibase:
@@ -72,15 +93,20 @@ def concept_records(paths: dict[str, Path]) -> list[dict[str, Any]]:
         group = meta["groups"].get(str(e.get("group")), "")
         if group in SKIPPED_GROUPS or "group" not in e:
             continue
-        name = chars.get(hexcode) or chars.get(hexcode.replace("-fe0f", "")) or _slug(e["label"])
-        if name in seen:
+        drawn = None
+        for key, icons in sets.items():
+            names = chars[key]
+            name = names.get(hexcode) or names.get(hexcode.replace("-fe0f", "")) or _slug(e["label"])
+            body = None if name in seen else _svg(icons, name)
+            if body is not None:
+                drawn = (name, body, key)
+                break
+        if drawn is None:
             continue
-        body = _svg(fluent, name, size)
-        if body is None:
-            continue
+        name, body, key = drawn
         seen.add(name)
         label = e["label"].lower()
-        words = [t.lower() for t in e.get("tags", [])]
+        words = [t.lower() for t in e.get("tags", [])] + _keywords_of_flag(label)
         words += [
             s.replace("_", " ").lower()
             for s in short_names.get(hexcode, short_names.get(hexcode.replace("-fe0f", ""), []))
@@ -95,6 +121,7 @@ def concept_records(paths: dict[str, Path]) -> list[dict[str, Any]]:
                 "subgroup": meta["subgroups"].get(str(e.get("subgroup")), ""),
                 "hexcode": hexcode,
                 "svg": body,
+                "source": key,
             }
         )
     return out
@@ -123,9 +150,10 @@ def build_atlas(cache: Path | None = None, out: Path = ATLAS_DIR, log: Any = pri
     from gouache.mini.model import load_text_encoder
 
     cache = cache or cache_dir()
-    paths = fetch_all(cache, ("fluent", "emojibase", "noto"))
+    paths = fetch_all(cache, (*DRAWINGS, "emojibase", "noto"))
     records = concept_records(paths)
-    log(f"{len(records)} concepts with a Fluent flat drawing")
+    drawn = {k: sum(r["source"] == k for r in records) for k in DRAWINGS}
+    log(f"{len(records)} concepts: " + ", ".join(f"{n} drawn by {k}" for k, n in drawn.items()))
     _colours(records)
     counts: dict[str, int] = {}
     for r in records:
@@ -145,7 +173,7 @@ def build_atlas(cache: Path | None = None, out: Path = ATLAS_DIR, log: Any = pri
     sources = {
         k: {"package": s.spec, "licence": s.licence, "attribution": s.attribution}
         for k, s in SOURCES.items()
-        if k in ("fluent", "emojibase")
+        if k == "emojibase" or drawn.get(k)
     }
     checksums = json.loads((cache / "checksums.json").read_text())
     for k, v in sources.items():
@@ -157,6 +185,6 @@ def build_atlas(cache: Path | None = None, out: Path = ATLAS_DIR, log: Any = pri
     np.save(buf, matrix)
     (out / "keys.npy.gz").write_bytes(gzip.compress(buf.getvalue(), compresslevel=9, mtime=0))
     size = sum(f.stat().st_size for f in out.iterdir())
-    summary = {"concepts": len(records), "keys": len(keys), "bytes": size}
+    summary = {"concepts": len(records), "keys": len(keys), "bytes": size, "drawn": drawn}
     log(f"atlas: {summary}")
     return summary

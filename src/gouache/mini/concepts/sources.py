@@ -4,9 +4,10 @@ Every source is fetched with the registry's own client (``npm pack``, which only
 tarball) into a cache directory outside the repository, its sha256 recorded beside it, and unpacked there.
 Nothing of a source is committed to git: the concept atlas built from them
 (:mod:`gouache.mini.concepts.build`) is the shipped, derived data. Share-alike and GPL sets (OpenMoji
-CC-BY-SA, Tux Paint stamps GPL-2) are not used, so the shipped atlas carries MIT terms (Fluent's drawings,
-emojibase's labels) only; Noto (Apache-2.0) and Twemoji (CC-BY-4.0) drawings train and test the evaluator's
-classifier and are never shipped.
+CC-BY-SA, Tux Paint stamps GPL-2) are not used. The shipped atlas draws each thing from Fluent flat (MIT)
+where it has one, else from Noto's SVGs (Apache-2.0), else from Twemoji's (CC-BY-4.0: the country flags),
+with emojibase's names (MIT); every source it uses is recorded in it with its licence, attribution and
+checksum. Noto's and Twemoji's 64-pixel PNGs (emoji-datasource) train and test the evaluator's classifier.
 """
 
 from __future__ import annotations
@@ -55,6 +56,25 @@ SOURCES: dict[str, Source] = {
             "MIT",
             "shipped: the drawings (SVG) the finish stage draws",
             "Fluent Emoji by Microsoft Corporation (MIT), via Iconify",
+            ("package/icons.json", "package/chars.json", "package/info.json", "package/package.json"),
+        ),
+        Source(
+            "noto-svg",
+            "@iconify-json/noto",
+            "1.2.9",
+            "Apache-2.0",
+            "shipped: drawings (SVG) of the things Fluent flat lacks (families, couples, the swan, Emoji 16)",
+            "Noto Emoji by Google Inc. (Apache-2.0, https://github.com/googlefonts/noto-emoji), via Iconify",
+            ("package/icons.json", "package/chars.json", "package/info.json", "package/package.json"),
+        ),
+        Source(
+            "twemoji-svg",
+            "@iconify-json/twemoji",
+            "1.2.5",
+            "CC-BY-4.0",
+            "shipped: drawings (SVG) of the flags Fluent flat and Noto lack",
+            "Twemoji graphics by Twitter, Inc. and other contributors, licensed under CC-BY 4.0 "
+            "(https://creativecommons.org/licenses/by/4.0/), via Iconify",
             ("package/icons.json", "package/chars.json", "package/info.json", "package/package.json"),
         ),
         Source(
