@@ -48,6 +48,12 @@ def _concept_name(concept: str) -> tuple[str, str, bool]:
     atlas = default_atlas()
     found = atlas.by_id.get(concept) if atlas is not None else None
     name = found.label if found is not None else concept.replace("-", " ")
+    if name.startswith("flag: "):  # "flag: france" is said "flag of France", "flag: united states" "flag of
+        words = name[6:].split()  # the United States"
+        country = " ".join(w if w in ("and", "of", "the") else w.capitalize() for w in words)
+        if words[0] == "united" or words[-1] in _PLURAL_COUNTRIES or "republic" in words:
+            country = f"the {country}"
+        return f"flag of {country}", f"flags of {country}", False
     if name in _PAIRS:
         return f"pair of {name}", f"pairs of {name}", False
     if found is not None and found.plural_only:
@@ -58,6 +64,7 @@ def _concept_name(concept: str) -> tuple[str, str, bool]:
     return name, " ".join([*words[:head], _plural(words[head]), *words[head + 1 :]]), False
 
 
+_PLURAL_COUNTRIES = ("islands", "states", "emirates", "netherlands", "bahamas", "philippines", "maldives")
 _LINKS = ("with", "over", "of", "showing", "in", "on", "at", "and")
 _IRREGULAR = {
     "leaf": "leaves", "knife": "knives", "wolf": "wolves", "loaf": "loaves", "mouse": "mice", "man": "men",

@@ -118,6 +118,19 @@ ALIASES: dict[str, str] = {
     "gift box": "wrapped-gift",
     "lemonade": "lemon",
 }
+#: Flags as people name them by the country's adjective ("an american flag"): the atlas knows "flag of X"
+#: and "X flag" (note 53).
+_DEMONYMS = {
+    "american": "united-states", "us": "united-states", "usa": "united-states",
+    "british": "united-kingdom", "uk": "united-kingdom", "english": "england", "scottish": "scotland",
+    "welsh": "wales", "irish": "ireland", "french": "france", "german": "germany", "italian": "italy",
+    "spanish": "spain", "dutch": "netherlands", "swedish": "sweden", "greek": "greece", "russian": "russia",
+    "ukrainian": "ukraine", "canadian": "canada", "mexican": "mexico", "brazilian": "brazil",
+    "chinese": "china", "japanese": "japan", "indian": "india", "korean": "south-korea",
+    "australian": "australia", "european": "european-union",
+}  # fmt: skip
+ALIASES.update({f"{adjective} flag": f"flag-{country}" for adjective, country in _DEMONYMS.items()})
+ALIASES["union jack"] = "flag-united-kingdom"
 #: Common nouns that name none of the atlas's things, although some thing lists them as a keyword or MiniLM
 #: places them near one ("table": ping pong, "lake": speedboat, "branch": an empty nest): read as unknown
 #: words (left out, and said so), or as a setting where one is named ("on a table", "by the lake").
