@@ -1,4 +1,4 @@
-"""Rebuild docs/concepts.png (sixteen everyday scenes) and docs/fox.png (the README's first example) with
+"""Rebuild docs/concepts.png (twenty everyday scenes) and docs/fox.png (the README's first example) with
 gouache-mini through Gouache's own image service, in one process (the model loads once).
 
     .venv/bin/python docs/make_concept_samples.py
@@ -30,6 +30,10 @@ PROMPTS = [
     "an astronaut riding a horse in space",
     "a sailboat on a calm lake",
     "a camel walking in the desert",
+    "a swan gliding on a pond",
+    "the flag of Japan in the snow",
+    "a happy family on the beach",
+    "a treasure chest on the beach",
 ]
 TILE = 200
 HERE = Path(__file__).parent

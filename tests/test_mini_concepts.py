@@ -314,7 +314,9 @@ def test_a_place_word_is_no_person_doing_something_nor_a_sign(match, caption: st
      ("three bowls of cherries", "three cherries"), ("a giraffe eating leaves", "a giraffe and two leaves fluttering in wind"),
      ("a wizard casting a spell", "a mage"), ("a fire burning in a fireplace", "a fire"),
      ("two pairs of chopsticks", "two pairs of chopsticks"), ("a pair of sunglasses", "a pair of sunglasses"),
-     ("a pair of birds", "two birds")],
+     ("a pair of birds", "two birds"), ("the flag of France", "the flag of France"),
+     ("an american flag in the snow", "the flag of the United States, in the snow"),
+     ("two japanese flags", "two flags of Japan"), ("a happy family on the beach", "a family, on the beach")],
 )  # fmt: skip
 def test_revised_prompts_say_things_in_plain_english(match, caption: str, said: str) -> None:  # type: ignore[no-untyped-def]
     # It said "a books", "a sunglasses", "an unicorn", "a blossom and a blossom", "two leaf fluttering in winds".

@@ -99,6 +99,8 @@ def _object(o: ObjectRequest, n: int = 1) -> str:
     colour = o.shade or o.colour
     words = [w for w in (o.size, colour, shape if n == 1 else plural) if w]
     head = _NUMBERS.get(n, "a") if n > 1 else _article(words[0], plural_name)
+    if n == 1 and words[0].startswith("flag of "):  # "the flag of Japan"
+        head = "the"
     return " ".join([head, *words])
 
 
