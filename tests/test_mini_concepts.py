@@ -122,7 +122,10 @@ def test_counts_relations_and_positions_apply_to_concepts() -> None:
      ("an airplane above the clouds", "sky", "an airplane"), ("a kite flying over a hill", "grass", "a kite flying"),
      ("an elephant in the savanna", "grass", "an elephant"), ("a field of sunflowers", "grass", "sunflowers"),
      ("a lighthouse on a rocky coast", "beach", "a lighthouse"), ("a chef in a kitchen", "table", "a chef"),
-     ("a table with a vase of flowers", "table", "a vase of flowers")],
+     ("a table with a vase of flowers", "table", "a vase of flowers"),
+     ("a hot air balloon over the desert", "desert", "a hot air balloon"),
+     ("a mountain at sunset", "sunset", "a mountain"), ("a lighthouse at dusk", "sunset", "a lighthouse"),
+     ("a sailboat on a calm lake at sunset", "water", "a sailboat")],
 )  # fmt: skip
 def test_settings_are_taken_out_as_backdrops(caption: str, backdrop: str | None, rest: str) -> None:
     assert take_backdrop(caption) == (rest, backdrop)
@@ -160,7 +163,7 @@ def test_backdrops_replace_the_planned_colour_only() -> None:
     assert tuple(out[30, 30]) == COLOURS["red"]  # a shape the model painted stays
     assert tuple(out[2, 2]) != COLOURS["green"] and out[2, 2, 2] > out[2, 2, 0]  # sky where green was
     assert set(BACKDROPS) == {
-        "snow", "grass", "night", "beach", "sky", "sea", "water", "forest", "desert", "space", "table"
+        "snow", "grass", "night", "beach", "sky", "sea", "water", "forest", "desert", "space", "sunset", "table"
     }  # fmt: skip
 
 
@@ -251,7 +254,8 @@ def test_names_ending_in_a_shape_word_are_things(
      ("a knife", "kitchen-knife"), ("a glass of milk", "glass-of-milk"), ("a cake", "birthday-cake"),
      ("a moon", "crescent-moon"), ("a phone", "mobile-phone"), ("a wizard", "person-mage"),
      ("a pencil", "pencil"), ("an orange", "tangerine"), ("a box", "package"), ("an ox", "ox"),
-     ("a tv", "television"), ("a red rose", "rose"), ("a sheep", "ewe"), ("a hen", "chicken")],
+     ("a tv", "television"), ("a red rose", "rose"), ("a sheep", "ewe"), ("a hen", "chicken"),
+     ("a red armchair", "chair")],
 )  # fmt: skip
 def test_an_everyday_word_finds_the_thing_it_names(match, caption: str, concept: str) -> None:  # type: ignore[no-untyped-def]
     # An English word is no typo ("sofa" is not "soft": soft ice cream; "clock" is not "block": a square); a

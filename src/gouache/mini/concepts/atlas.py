@@ -117,6 +117,7 @@ ALIASES: dict[str, str] = {
     "bakery": "bread",
     "gift box": "wrapped-gift",
     "lemonade": "lemon",
+    "armchair": "chair",
 }
 #: Flags as people name them by the country's adjective ("an american flag"): the atlas knows "flag of X"
 #: and "X flag" (note 53).

@@ -1,5 +1,5 @@
 """Backdrops named by a setting: "in the snow", "on the grass", "at night", "on the beach", "in the sky",
-"under the sea", "on the water", "in the forest", "in the desert", "in space", "on a table".
+"under the sea", "on the water", "in the forest", "in the desert", "in space", "at sunset", "on a table".
 
 A setting is planned like a background colour: the reader takes the phrase out of the caption
 (:func:`take_backdrop`) and plans the backdrop's main colour (snow: white, grass: green, ...), which the
@@ -123,7 +123,7 @@ BACKDROPS: dict[str, Backdrop] = {
         ),
         Backdrop(
             "desert",
-            r"\b(?:in|across|through)\s+(?:the\s+|a\s+)?(?:[a-z]+\s+)?desert\b|\bin\s+the\s+outback\b|"
+            r"\b(?:in|across|through|over)\s+(?:the\s+|a\s+)?(?:[a-z]+\s+)?desert\b|\bin\s+the\s+outback\b|"
             r"\b(?:among|through|across|over|on)\s+(?:the\s+)?(?:sand\s+)?dunes\b",
             "yellow",
             "in the desert",
@@ -137,6 +137,17 @@ BACKDROPS: dict[str, Backdrop] = {
             ((0.0, 1.0, (6, 8, 28), (22, 18, 52)),),
             ground=False,
             stars=True,
+        ),
+        Backdrop(
+            "sunset",
+            r"\b(?:at|during|in\s+the|against\s+the|against\s+a|under\s+the)\s+(?:[a-z]+\s+)?"
+            r"(?:sunset|sundown|dusk|twilight|sunrise|dawn|golden\s+hour)\b",
+            "orange",
+            "at sunset",
+            (
+                (0.0, 0.62, (245, 110, 85), (255, 195, 110)),
+                (0.62, 1.0, (95, 62, 78), (48, 34, 50)),
+            ),
         ),
         Backdrop(
             "table",
