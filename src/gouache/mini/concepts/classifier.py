@@ -224,13 +224,17 @@ def _train(
 
 def _key(concepts: Sequence[Concept], sources: dict[str, Path], plan: TrainPlan) -> str:
     """A hash of what the judge is trained from and how: the concepts (ids and drawings), the source
-    folders' package versions, the plan (less its time box) and :data:`VERSION`."""
+    folders' package versions, the settings' colour fields it sees drawings on, the plan (less its time box)
+    and :data:`VERSION`."""
+    from gouache.mini.concepts.backdrops import BACKDROPS
+
     body = {k: v for k, v in asdict(plan).items() if k not in ("minutes", "threads")}
     parts = [
         VERSION,
         body,
         [[c.id, c.svg] for c in concepts],
         sorted((k, p.parent.name) for k, p in sources.items()),
+        [[b.name, b.bands] for b in BACKDROPS.values()],
     ]
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
