@@ -59,11 +59,10 @@ def scene_mask(truth: SceneTruth, width: int, height: int) -> Image.Image:
 def _concept_coverage(canvas: Image.Image, concept_id: str, cx: float, cy: float, radius: float) -> None:
     from PIL import ImageChops
 
-    from gouache.mini.concepts.atlas import default_atlas
     from gouache.mini.concepts.drawing import render_concept
+    from gouache.mini.concepts.reader import find_concept
 
-    atlas = default_atlas()
-    concept = atlas.by_id.get(concept_id) if atlas is not None else None
+    concept = find_concept(concept_id)
     if concept is None:
         return
     side = max(4, round(2 * radius))

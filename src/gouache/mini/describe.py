@@ -43,10 +43,9 @@ _A_BEFORE_VOWEL = ("uni", "use", "usu", "eu", "one", "ufo", "uk")
 
 def _concept_name(concept: str) -> tuple[str, str, bool]:
     """A concept's name, its plural, and whether the name is itself a plural ("books") (issue 22)."""
-    from gouache.mini.concepts.atlas import default_atlas
+    from gouache.mini.concepts.reader import find_concept
 
-    atlas = default_atlas()
-    found = atlas.by_id.get(concept) if atlas is not None else None
+    found = find_concept(concept)
     name = found.label if found is not None else concept.replace("-", " ")
     if name.startswith("flag: "):  # "flag: france" is said "flag of France", "flag: united states" "flag of
         words = name[6:].split()  # the United States"
@@ -84,9 +83,12 @@ def _plural(word: str) -> str:
 
 
 def _article(first: str, plural_name: bool) -> str:
-    """ "a", "an" or, before a thing named in the plural, "some"."""
+    """ "a", "an", "the" before a flag ("the flag of Japan") or, before a thing named in the plural,
+    "some"."""
     if plural_name:
         return "some"
+    if first.startswith("flag of "):
+        return "the"
     return "an" if first[0] in "aeiou" and not first.startswith(_A_BEFORE_VOWEL) else "a"
 
 
@@ -99,8 +101,6 @@ def _object(o: ObjectRequest, n: int = 1) -> str:
     colour = o.shade or o.colour
     words = [w for w in (o.size, colour, shape if n == 1 else plural) if w]
     head = _NUMBERS.get(n, "a") if n > 1 else _article(words[0], plural_name)
-    if n == 1 and words[0].startswith("flag of "):  # "the flag of Japan"
-        head = "the"
     return " ".join([head, *words])
 
 

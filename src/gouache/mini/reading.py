@@ -33,13 +33,12 @@ import torch
 
 from gouache.mini.concepts.backdrops import BACKDROPS, take_backdrop
 from gouache.mini.concepts.reader import (
-    concept_label,
     concept_object,
     concept_phrase,
+    find_concept,
     in_concept_name,
     is_concept_word,
     merge_concepts,
-    named_in_plural,
 )
 from gouache.mini.grounding import empty_tokens, fit_to_region, scene_tokens
 from gouache.mini.phrases import MAX_PHRASE, STOPWORDS, TABLE, Phrase, correct, doing, tidy
@@ -114,7 +113,8 @@ def _pairs(phrases: list[Phrase]) -> list[Phrase]:
     for i, p in enumerate(out[:-1]):
         q = out[i + 1]
         pair = p.kind == "number" and p.text.lower().endswith("pair of")
-        if pair and q.kind == "concept" and named_in_plural(q.value):
+        thing = find_concept(q.value) if pair and q.kind == "concept" else None
+        if thing is not None and thing.plural_only:
             out[i] = Phrase("word", p.text.lower(), p.text)
     return out
 
@@ -133,7 +133,8 @@ def _read_not_written(phrases: list[Phrase]) -> list[Phrase]:
 def _by_its_name(p: Phrase) -> bool:
     """Whether concept phrase ``p`` names its thing by the thing's own name ("fire", "fires"; not
     "fireplace", an alias, or "spell", a keyword)."""
-    return concept_label(p.value) in (p.text.lower(), p.text.lower()[:-1], p.text.lower()[:-2])
+    thing, text = find_concept(p.value), p.text.lower()
+    return thing is not None and thing.label in (text, text[:-1], text[:-2])
 
 
 def _drop_echoes(phrases: list[Phrase]) -> list[Phrase]:

@@ -16,18 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from gouache.mini.concepts.atlas import Atlas, default_atlas
+from gouache.mini.concepts.atlas import Atlas, Concept, default_atlas
 from gouache.mini.phrases import STOPWORDS, Phrase, doing
 from gouache.mini.scenes.request import CONCEPT_SHAPE, ObjectRequest
 
 __all__ = [
-    "concept_label",
     "concept_object",
     "concept_phrase",
+    "find_concept",
     "in_concept_name",
     "is_concept_word",
     "merge_concepts",
-    "named_in_plural",
 ]
 
 #: Phrase kinds that may start a two-word concept name ("cherry" is a colour word, "hot" a plain word).
@@ -149,18 +148,10 @@ def in_concept_name(words: list[str], i: int, atlas: Atlas | None = None) -> boo
     return False
 
 
-def concept_label(concept_id: str, atlas: Atlas | None = None) -> str:
-    """The name of the thing ``concept_id`` ("" if there is no atlas)."""
+def find_concept(concept_id: str, atlas: Atlas | None = None) -> Concept | None:
+    """The thing ``concept_id`` names in the atlas (None if there is no atlas or no such thing)."""
     atlas = atlas or default_atlas()
-    found = atlas.by_id.get(concept_id) if atlas is not None else None
-    return found.label if found is not None else ""
-
-
-def named_in_plural(concept_id: str, atlas: Atlas | None = None) -> bool:
-    """Whether the thing ``concept_id`` is named in the plural ("sunglasses", "books")."""
-    atlas = atlas or default_atlas()
-    found = atlas.by_id.get(concept_id) if atlas is not None else None
-    return found is not None and found.plural_only
+    return atlas.by_id.get(concept_id) if atlas is not None else None
 
 
 def is_concept_word(word: str, atlas: Atlas | None = None, names_only: bool = False) -> bool:
@@ -174,8 +165,7 @@ def concept_object(
     concept_id: str, colour: str | None, size: str | None, shade: str | None, atlas: Atlas | None = None
 ) -> ObjectRequest:
     """The object request for a concept mention (colour and shade dropped where the concept keeps its own)."""
-    atlas = atlas or default_atlas()
-    concept = atlas.by_id.get(concept_id) if atlas is not None else None
+    concept = find_concept(concept_id, atlas)
     keep = concept is not None and concept.recolour
     return ObjectRequest(
         CONCEPT_SHAPE, colour if keep else None, size, shade if keep else None, concept=concept_id
