@@ -196,7 +196,7 @@ class Atlas:
             self.words.setdefault(c.label, i)
         shared: dict[str, list[int]] = {}
         for text, i in payload["keys"]:
-            if text not in self.words:
+            if text not in self.words and text not in UNDRAWN:  # a noun no drawing is of leads nowhere
                 shared.setdefault(text, []).append(i)
         for text, owners in shared.items():  # a keyword goes to the thing it names best, if any
             fit, best = max((_keyword_fit(text, self.concepts[i], i), i) for i in owners)
@@ -210,9 +210,6 @@ class Atlas:
         for word, cid in ALIASES.items():
             if cid in self.by_id:
                 self.words[word] = self.concepts.index(self.by_id[cid])
-        for word in UNDRAWN:
-            self.words.pop(word, None)
-        self.key_open &= np.array([t not in UNDRAWN for t in self.key_texts], dtype=bool)
 
     def __len__(self) -> int:
         return len(self.concepts)
